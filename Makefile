@@ -1,0 +1,48 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_PIN := torch==2.13.0
+
+.PHONY: venv install install-dev demo test lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade "pip>=24,<27"
+
+# torch first, as the CPU build that pip resolves for the pin (never the CUDA wheels).
+$(VENV)/.torch: | $(PY)
+	$(PIP) install "$(TORCH_PIN)"
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
+	$(PIP) install -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+venv: $(PY)
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# Trains the default task with its preset, then evaluates the run and prints the table.
+DEMO_ALGO ?= sac
+DEMO_ENV ?= Pendulum-v1
+DEMO_RUN ?= runs/demo
+demo: install
+	$(VENV)/bin/smoothrl train --algo $(DEMO_ALGO) --env $(DEMO_ENV) --run-dir $(DEMO_RUN) --overwrite
+	$(VENV)/bin/smoothrl eval $(DEMO_RUN) --episodes 10
+
+test: install-dev
+	$(VENV)/bin/ruff check smoothrl tests scripts
+	$(PY) -m pytest
+
+lint: install-dev
+	$(VENV)/bin/ruff check smoothrl tests scripts
+	$(VENV)/bin/ruff format --check smoothrl tests scripts
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,223 @@
+"""``smoothrl``: the command line. Thin: parses, then calls ``smoothrl.training`` and friends."""
+
+from __future__ import annotations
+
+import functools
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from smoothrl.errors import SmoothRLError, TrainingInterrupted
+
+app = typer.Typer(
+    help="smoothrl: smooth, robust, deployable RL control on Stable-Baselines3.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+console = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(func: F) -> F:
+    """Turn a :class:`SmoothRLError` into one line on stderr and exit code 2 (130 when interrupted)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TrainingInterrupted as e:
+            typer.echo(f"interrupted: {e}", err=True)
+            raise typer.Exit(130) from None
+        except SmoothRLError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if value != value else f"{value:.4g}"
+    return str(value)
+
+
+def print_summary(summary: dict[str, Any], title: str) -> None:
+    """
+    Print an evaluation summary as a table.
+
+    :param summary: from :func:`smoothrl.training.evaluate`
+    :param title: table title
+    """
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("return", f"{summary['mean_return']:.2f} ± {summary['std_return']:.2f}")
+    table.add_row("episodes", str(summary["episodes"]))
+    table.add_row("continuity cost (x100)", _fmt(summary["continuity_cost"]))
+    table.add_row("jerk RMS", _fmt(summary["jerk_rms"]))
+    table.add_row("Sm", _fmt(summary["smoothness_sm"]))
+    skip = {
+        "mean_return",
+        "std_return",
+        "episodes",
+        "continuity_cost",
+        "jerk_rms",
+        "smoothness_sm",
+        "env",
+        "deterministic",
+        "seed",
+    }
+    for key, value in summary.items():
+        if key not in skip:
+            table.add_row(key, _fmt(value))
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def train(
+    algo: Annotated[str | None, typer.Option(help="Algorithm (see `smoothrl list`).")] = None,
+    env: Annotated[str | None, typer.Option(help="Environment id.")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Preset entry of agents/<algo>.yaml (default: the env id).")
+    ] = None,
+    timesteps: Annotated[int | None, typer.Option(help="Training budget in env steps (default: the preset's).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    n_envs: Annotated[int | None, typer.Option(help="Parallel environments.")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<algo>/<env>_<n>).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override one hyperparameter: key=value.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --run-dir from its latest checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a run already in --run-dir.")] = False,
+    device: Annotated[str | None, typer.Option(help="Torch device: auto, cpu, cuda.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train an agent and write a run directory (model, config, TensorBoard logs, checkpoints, eval)."""
+    from smoothrl import training
+    from smoothrl.config import resolve_config
+    from smoothrl.rundir import next_free_run_dir
+
+    if resume:
+        if run_dir is None:
+            raise SmoothRLError("--resume needs --run-dir, the run to continue")
+        if resume and overwrite:
+            raise SmoothRLError("--resume and --overwrite exclude each other; pick one")
+        given = {
+            "--algo": algo,
+            "--env": env,
+            "--preset": preset,
+            "--seed": seed,
+            "--n-envs": n_envs,
+            "--set": set_ or None,
+            "--device": device,
+        }
+        extra = [flag for flag, value in given.items() if value is not None]
+        if extra:
+            raise SmoothRLError(
+                f"--resume uses the run's saved config; drop {', '.join(extra)} (only --timesteps may change)"
+            )
+        path = training.resume(run_dir, n_timesteps=timesteps, progress_bar=progress)
+    else:
+        if algo is None or env is None:
+            raise SmoothRLError("train needs --algo and --env (or --resume --run-dir DIR); see `smoothrl list`")
+        config = resolve_config(
+            algo, env, preset, set_ or [], n_timesteps=timesteps, seed=seed, n_envs=n_envs, device=device
+        )
+        if run_dir is None:
+            run_dir = next_free_run_dir(Path("runs") / config.algo, config.env.replace("/", "-"))
+        console.print(f"training {config.algo} on {config.env} for {config.n_timesteps} steps -> {run_dir}")
+        path = training.train(config, run_dir, overwrite=overwrite, progress_bar=progress)
+    summary = json.loads((path / "eval.json").read_text())
+    print_summary(summary, f"{path} (deterministic, {summary['episodes']} episodes)")
+
+
+@app.command("eval")
+@user_errors
+def eval_(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `smoothrl train`.")],
+    episodes: Annotated[int | None, typer.Option(help="Episodes to play (default: the run's eval_episodes).")] = None,
+    env: Annotated[str | None, typer.Option(help="Evaluate on another env with the same spaces.")] = None,
+    deterministic: Annotated[bool, typer.Option("--deterministic/--stochastic", help="Action selection.")] = True,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: run seed + 10000).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    """Evaluate a run on its exact training pipeline: return, smoothness metrics and env KPIs."""
+    from smoothrl.rundir import json_safe
+    from smoothrl.training import evaluate
+
+    summary, _ = evaluate(run_dir, episodes=episodes, env_id=env, deterministic=deterministic, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(json_safe(summary)))
+    else:
+        mode = "deterministic" if deterministic else "stochastic"
+        print_summary(summary, f"{run_dir} on {summary['env']} ({mode}, {summary['episodes']} episodes)")
+
+
+@app.command("list")
+@user_errors
+def list_(
+    params: Annotated[str | None, typer.Option(help="List the hyperparameters one algorithm takes.")] = None,
+) -> None:
+    """List algorithms, environment ids and presets."""
+    from smoothrl.agents import ALGOS
+    from smoothrl.config import DICT_KEYS, NOISE_KEYS, RunConfig, constructor_params
+    from smoothrl.envs import list_env_ids
+    from smoothrl.presets import agent_presets
+
+    if params is not None:
+        algo = params.lower()
+        keys = [
+            k
+            for k in constructor_params(algo)
+            if k not in ("env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model", "action_noise")
+        ]
+        typer.echo(f"{algo} hyperparameters: {', '.join(keys)}")
+        typer.echo(
+            f"rl-zoo3 keys: {', '.join(NOISE_KEYS)}; run keys: "
+            f"{', '.join(k for k in RunConfig.model_fields if k not in ('algo', 'env', 'preset', 'hyperparams'))}"
+        )
+        typer.echo(f"dict keys reachable with key.sub=value: {', '.join(DICT_KEYS)}")
+        return
+    table = Table(title="algorithms")
+    table.add_column("algo")
+    table.add_column("class")
+    table.add_column("presets (agents/<algo>.yaml)")
+    for name, cls in ALGOS.items():
+        table.add_row(name, f"{cls.__module__}.{cls.__name__}", ", ".join(agent_presets(name)) or "-")
+    console.print(table)
+    envs = Table(title="environment ids")
+    envs.add_column("group")
+    envs.add_column("ids")
+    for group, ids in list_env_ids().items():
+        envs.add_row(group, ", ".join(ids) or "-")
+    console.print(envs)
+
+
+@app.command()
+@user_errors
+def plot(
+    run_dirs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],
+    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("smoothrl.png"),
+    seed: Annotated[int | None, typer.Option(help="Seed of the evaluation episode.")] = None,
+) -> None:
+    """Plot learning curves, and action traces with their spectrum from one evaluation episode."""
+    from smoothrl.plotting import plot_runs
+
+    path = plot_runs(list(run_dirs), out, seed=seed)
+    typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    """Entry point of the ``smoothrl`` command."""
+    warnings.filterwarnings("ignore", message=".*rich is experimental.*")
+    app()
+
+
+if __name__ == "__main__":
+    main()

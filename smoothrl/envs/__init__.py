@@ -1,0 +1,115 @@
+"""Environments: id lookup across gymnasium, PyBullet and smoothrl's own ids.
+
+Importing this package registers every ``smoothrl/*`` id with gymnasium. PyBullet ids
+(``HalfCheetahBulletEnv-v0``, ...) come from ``pybullet_envs_gymnasium``, imported on first use
+with pybullet's C-level banner kept off stdout (so ``--json`` output stays clean).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+import sys
+from collections.abc import Iterator
+
+import gymnasium as gym
+
+from smoothrl.errors import SmoothRLError
+
+#: PyBullet locomotion and control tasks smoothrl supports (rl-zoo3 presets exist for them).
+BULLET_IDS = (
+    "HalfCheetahBulletEnv-v0",
+    "AntBulletEnv-v0",
+    "HopperBulletEnv-v0",
+    "Walker2DBulletEnv-v0",
+    "ReacherBulletEnv-v0",
+    "InvertedPendulumSwingupBulletEnv-v0",
+)
+
+#: gymnasium's classic-control tasks.
+CLASSIC_CONTROL_IDS = (
+    "Pendulum-v1",
+    "CartPole-v1",
+    "MountainCarContinuous-v0",
+    "MountainCar-v0",
+    "Acrobot-v1",
+)
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Send file descriptor 1 (including output of C extensions such as pybullet) to /dev/null."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (some embedded runners): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _import_bullet() -> None:
+    if "pybullet_envs_gymnasium" not in sys.modules:
+        with quiet_stdout():
+            import pybullet_envs_gymnasium  # noqa: F401  (registers the *BulletEnv-v0 ids)
+
+
+def is_bullet(env_id: str) -> bool:
+    """
+    :param env_id: a gymnasium id
+    :return: whether it is a PyBullet task (whose constructor prints to C-level stdout)
+    """
+    return "Bullet" in env_id
+
+
+def check_env_id(env_id: str) -> None:
+    """
+    Make sure ``env_id`` is registered, importing the package that provides it.
+
+    :param env_id: a gymnasium id
+    :raises SmoothRLError: for an unknown id, with the closest known ids
+    """
+    if is_bullet(env_id):
+        _import_bullet()
+    if env_id in gym.registry:
+        return
+    _import_bullet()
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise SmoothRLError(f"unknown environment id '{env_id}'; {hint}run `smoothrl list` for the available ids")
+
+
+def make_base_env(env_id: str, **kwargs) -> gym.Env:
+    """
+    ``gymnasium.make`` for any supported id, with PyBullet's stdout banner silenced.
+
+    :param env_id: a gymnasium id
+    :param kwargs: passed to ``gymnasium.make``
+    :return: the environment
+    """
+    check_env_id(env_id)
+    if is_bullet(env_id):
+        with quiet_stdout():
+            return gym.make(env_id, **kwargs)
+    return gym.make(env_id, **kwargs)
+
+
+def list_env_ids() -> dict[str, list[str]]:
+    """
+    The ids smoothrl supports, grouped.
+
+    :return: ``{"smoothrl": [...], "pybullet": [...], "classic control": [...]}``
+    """
+    return {
+        "smoothrl": sorted(k for k in gym.registry if k.startswith("smoothrl/")),
+        "pybullet": list(BULLET_IDS),
+        "classic control": list(CLASSIC_CONTROL_IDS),
+    }

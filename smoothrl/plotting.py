@@ -1,0 +1,86 @@
+"""``smoothrl plot``: learning curves from TensorBoard, action traces and their spectrum."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from smoothrl import rundir
+from smoothrl.errors import SmoothRLError
+from smoothrl.metrics import amplitude_spectrum
+
+#: Learning-curve tags drawn, in order of preference.
+CURVE_TAGS = ("rollout/ep_rew_mean", "eval/mean_reward")
+
+
+def read_scalars(run_dir: str | Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """
+    One scalar series from a run's TensorBoard logs (all ``tb/run_*`` folders, by step).
+
+    :param run_dir: the run directory
+    :param tag: e.g. ``"smooth/jerk_rms"``
+    :return: ``(steps, values)``, empty when the tag was never logged
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    points: dict[int, float] = {}
+    for folder in sorted((Path(run_dir) / rundir.TB).glob(f"{rundir.TB_RUN_NAME}_*")):
+        acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        acc.Reload()
+        if tag in acc.Tags().get("scalars", []):
+            points.update({e.step: e.value for e in acc.Scalars(tag)})
+    steps = np.array(sorted(points), dtype=np.int64)
+    return steps, np.array([points[s] for s in steps], dtype=np.float64)
+
+
+def plot_runs(run_dirs: list[str | Path], out: str | Path, seed: int | None = None) -> Path:
+    """
+    Draw, for each run, its learning curves and, from one deterministic evaluation episode,
+    its action traces (normalized units) and their single-sided amplitude spectrum.
+
+    :param run_dirs: run directories
+    :param out: the PNG to write (atomically)
+    :param seed: seed of the evaluation episode
+    :return: the PNG path
+    :raises SmoothRLError: for a bad run directory or output path
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from smoothrl.training import evaluate, load_run
+
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise SmoothRLError(f"--out must name a .png file, got {out}")
+    runs = [load_run(d) for d in run_dirs]
+    fig, (ax_curve, ax_trace, ax_spec) = plt.subplots(3, 1, figsize=(9, 10))
+    for run in runs:
+        label = run.path.name
+        for tag, style in zip(CURVE_TAGS, ("-", "--"), strict=True):
+            steps, values = read_scalars(run.path, tag)
+            if len(steps):
+                ax_curve.plot(steps, values, style, label=f"{label} {tag}")
+        _, episodes = evaluate(run, episodes=1, seed=seed)
+        actions = episodes[0].actions
+        for j in range(actions.shape[1]):
+            ax_trace.plot(actions[:, j], lw=1, label=f"{label} a[{j}]" if actions.shape[1] > 1 else label)
+        f, mag = amplitude_spectrum(actions)
+        ax_spec.semilogy(f[1:], np.maximum(mag[1:].mean(axis=1), 1e-12), lw=1, label=label)
+    ax_curve.set(title="Learning curves", xlabel="environment steps", ylabel="return")
+    ax_trace.set(title="Actions of one evaluation episode", xlabel="step", ylabel="action (normalized, 0..1)")
+    ax_spec.set(
+        title="Amplitude spectrum of the actions (mean over dimensions)",
+        xlabel="frequency (cycles/step)",
+        ylabel="amplitude",
+    )
+    for ax in (ax_curve, ax_trace, ax_spec):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    rundir.atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110))
+    plt.close(fig)
+    return out

@@ -1,0 +1,402 @@
+"""The pipeline: ``make_env`` -> ``make_model`` -> ``train`` -> RUN DIR -> ``load_run`` / ``evaluate``.
+
+The CLI only calls these functions, and every later stage (eval, attack, certify, export,
+deploy, plot) rebuilds the observation pipeline through ``make_env`` from the run's
+``config.yaml`` and frozen ``vecnormalize.pkl``, so it sees exactly what training saw.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+
+from smoothrl import rundir
+from smoothrl.agents import get_algo, is_off_policy
+from smoothrl.callbacks import AtomicCheckpointCallback, SmoothEvalCallback, SmoothnessCallback, save_checkpoint
+from smoothrl.config import NOISE_KEYS, RunConfig, build_hyperparam, load_config
+from smoothrl.envs import check_env_id, make_base_env
+from smoothrl.envs.wrappers import ActionTrace
+from smoothrl.episodes import Episode, run_episodes, summarize
+from smoothrl.errors import SmoothRLError, TrainingInterrupted
+
+#: Evaluation envs are seeded with the run's seed plus this offset, so they never replay the
+#: training envs' initial states.
+EVAL_SEED_OFFSET = 10_000
+
+
+def _describe(space: gym.Space) -> str:
+    return f"{type(space).__name__}{getattr(space, 'shape', '')}" + (
+        f" n={space.n}" if isinstance(space, gym.spaces.Discrete) else ""
+    )
+
+
+def _same_space(a: gym.Space, b: gym.Space) -> bool:
+    if type(a) is not type(b) or a.shape != b.shape:
+        return False
+    if isinstance(a, gym.spaces.Discrete):
+        return int(a.n) == int(b.n)  # type: ignore[attr-defined]
+    return True
+
+
+def make_env(
+    config: RunConfig,
+    *,
+    n_envs: int | None = None,
+    training: bool = True,
+    seed: int | None = None,
+    vecnormalize_path: str | Path | None = None,
+    env_id: str | None = None,
+    model: BaseAlgorithm | None = None,
+) -> VecEnv:
+    """
+    Build the vectorized env of a run: ``gymnasium.make`` + ``ActionTrace`` + ``Monitor``, then
+    ``VecNormalize`` when the config normalizes. The same function serves training,
+    evaluation and every later stage.
+
+    :param config: the run config
+    :param n_envs: parallel envs (default: ``config.n_envs``)
+    :param training: ``False`` freezes the normalization statistics and reports raw rewards
+    :param seed: seed of the first env (default: ``config.seed``)
+    :param vecnormalize_path: load normalization statistics from this file instead of starting fresh
+    :param env_id: another env to run the run's pipeline on (default: ``config.env``); it gets
+        the run's ``env_kwargs`` only when it is the run's own env
+    :param model: when given, the env's spaces must match the model's
+    :return: the vectorized env
+    :raises SmoothRLError: for an unknown id, bad ``env_kwargs`` or spaces that do not match
+    """
+    env_id = env_id or config.env
+    env_kwargs = config.env_kwargs if env_id == config.env else {}
+    check_env_id(env_id)
+
+    def factory(**kwargs: Any) -> gym.Env:
+        return ActionTrace(make_base_env(env_id, **kwargs))
+
+    try:
+        venv = make_vec_env(
+            factory,
+            n_envs=n_envs or config.n_envs,
+            seed=config.seed if seed is None else seed,
+            env_kwargs=env_kwargs,
+            vec_env_cls=DummyVecEnv,
+        )
+    except TypeError as e:
+        raise SmoothRLError(f"{env_id} does not accept env_kwargs {env_kwargs} ({e}); fix env_kwargs") from None
+    if model is not None:
+        for what in ("observation_space", "action_space"):
+            theirs, ours = getattr(venv, what), getattr(model, what)
+            if not _same_space(theirs, ours):
+                venv.close()
+                raise SmoothRLError(
+                    f"{env_id} has {what.replace('_', ' ')} {_describe(theirs)} but the model expects "
+                    f"{_describe(ours)}; evaluate on an env with the same spaces as {config.env}"
+                )
+    normalize = config.normalize_kwargs
+    if normalize is None:
+        return venv
+    if vecnormalize_path is not None:
+        try:
+            venv = VecNormalize.load(str(vecnormalize_path), venv)
+        except Exception as e:
+            raise SmoothRLError(
+                f"cannot load normalization statistics {vecnormalize_path} ({type(e).__name__}); restore it or retrain"
+            ) from None
+    else:
+        venv = VecNormalize(venv, **normalize)
+    if not training:
+        venv.training = False
+        venv.norm_reward = False
+    return venv
+
+
+def make_model(config: RunConfig, env: VecEnv, tensorboard_log: str | Path | None = None) -> BaseAlgorithm:
+    """
+    Build the algorithm of a run from its config.
+
+    :param config: the run config
+    :param env: the training env from :func:`make_env`
+    :param tensorboard_log: TensorBoard folder (``None``: no logging)
+    :return: the untrained model
+    :raises SmoothRLError: when the algorithm cannot work with the env (e.g. DQN on a Box action space)
+    """
+    cls = get_algo(config.algo)
+    kwargs = {k: build_hyperparam(k, v) for k, v in config.hyperparams.items() if k not in NOISE_KEYS}
+    noise_type = config.hyperparams.get("noise_type")
+    if noise_type is not None:
+        if not isinstance(env.action_space, gym.spaces.Box):
+            raise SmoothRLError(f"noise_type needs a continuous action space, {config.env} has {env.action_space}")
+        n = int(np.prod(env.action_space.shape))
+        sigma = float(config.hyperparams.get("noise_std", 0.1)) * np.ones(n)
+        noise_cls = NormalActionNoise if noise_type == "normal" else OrnsteinUhlenbeckActionNoise
+        kwargs["action_noise"] = noise_cls(mean=np.zeros(n), sigma=sigma)
+    try:
+        return cls(
+            config.policy,
+            env,
+            seed=config.seed,
+            device=config.device,
+            tensorboard_log=None if tensorboard_log is None else str(tensorboard_log),
+            verbose=0,
+            **kwargs,
+        )
+    except (AssertionError, ValueError, KeyError) as e:
+        message = str(e).replace("\n", " ")
+        raise SmoothRLError(
+            f"{config.algo} cannot train on {config.env}: {message}; pick another algorithm or preset"
+        ) from None
+
+
+@dataclass
+class Run:
+    """
+    A finished run loaded from its directory.
+
+    :param path: the run directory
+    :param config: its config
+    :param model: the trained model
+    """
+
+    path: Path
+    config: RunConfig
+    model: BaseAlgorithm
+
+    @property
+    def vecnormalize_path(self) -> Path | None:
+        """The frozen normalization statistics, or ``None`` when the run does not normalize."""
+        return self.path / rundir.VECNORMALIZE if self.config.normalize_kwargs is not None else None
+
+
+def _load_model(cls: type[BaseAlgorithm], path: Path, **kwargs: Any) -> BaseAlgorithm:
+    try:
+        return cls.load(str(path), **kwargs)
+    except Exception as e:
+        raise SmoothRLError(
+            f"{path} is corrupt or not a {cls.__name__} model ({type(e).__name__}); restore it or retrain"
+        ) from None
+
+
+def read_config(run_dir: str | Path) -> RunConfig:
+    """
+    :param run_dir: a run directory
+    :return: its config
+    :raises SmoothRLError: when the folder or its ``config.yaml`` is missing or invalid
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise SmoothRLError(f"run directory {path} does not exist; pass a folder written by `smoothrl train`")
+    if not (path / rundir.CONFIG).is_file():
+        raise SmoothRLError(
+            f"{path} has no {rundir.CONFIG}, so it is not a smoothrl run; pass a folder written by `smoothrl train`"
+        )
+    return load_config(str(path / rundir.CONFIG))
+
+
+def load_run(run_dir: str | Path, device: str = "auto") -> Run:
+    """
+    Load a finished run: its config, model and (checked) normalization statistics.
+
+    :param run_dir: the run directory
+    :param device: torch device for the model
+    :return: the run
+    :raises SmoothRLError: when a file is missing or corrupt, with what to do about it
+    """
+    path = Path(run_dir)
+    config = read_config(path)
+    model_path = path / rundir.MODEL
+    if not model_path.is_file():
+        if rundir.latest_checkpoint(path) is not None:
+            raise SmoothRLError(
+                f"{path} has no {rundir.MODEL}: training did not finish; "
+                f"continue it with `smoothrl train --resume --run-dir {path}`"
+            )
+        raise SmoothRLError(f"{path} has no {rundir.MODEL}; retrain with `smoothrl train --run-dir {path} --overwrite`")
+    if config.normalize_kwargs is not None and not (path / rundir.VECNORMALIZE).is_file():
+        raise SmoothRLError(
+            f"{path} has no {rundir.VECNORMALIZE} but the run normalizes observations; restore it or retrain"
+        )
+    model = _load_model(get_algo(config.algo), model_path, device=device)
+    return Run(path, config, model)
+
+
+def evaluate(
+    run: Run | str | Path,
+    episodes: int | None = None,
+    env_id: str | None = None,
+    deterministic: bool = True,
+    seed: int | None = None,
+) -> tuple[dict[str, Any], list[Episode]]:
+    """
+    Evaluate a run on its own observation pipeline (frozen normalization), or on another env
+    with the same spaces.
+
+    :param run: a loaded run or its directory
+    :param episodes: episodes to play (default: the run's ``eval_episodes``)
+    :param env_id: evaluate on this env instead of the run's
+    :param deterministic: deterministic or sampled actions
+    :param seed: seed of the env and of the action sampling (default: run seed + 10000)
+    :return: the summary (``mean_return``, ``std_return``, ``episodes``, the smoothness metrics,
+        the env's KPIs) and the episodes themselves
+    :raises SmoothRLError: for bad input
+    """
+    if not isinstance(run, Run):
+        run = load_run(run)
+    n = run.config.eval_episodes if episodes is None else episodes
+    if n < 1:
+        raise SmoothRLError(f"--episodes must be at least 1, got {n}")
+    seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
+    env = make_env(
+        run.config,
+        n_envs=1,
+        training=False,
+        seed=seed,
+        vecnormalize_path=run.vecnormalize_path,
+        env_id=env_id,
+        model=run.model,
+    )
+    set_random_seed(seed)
+    try:
+        played = run_episodes(run.model, env, n, deterministic)
+    finally:
+        env.close()
+    summary = summarize(played)
+    summary["env"] = env_id or run.config.env
+    summary["deterministic"] = deterministic
+    summary["seed"] = seed
+    return summary, played
+
+
+def _check_fresh_run_dir(run_dir: Path, overwrite: bool) -> None:
+    if not rundir.is_empty_dir(run_dir) and not overwrite:
+        raise SmoothRLError(f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SmoothRLError(f"{run_dir} is a file, not a folder; pass another --run-dir")
+
+
+def _learn(
+    model: BaseAlgorithm,
+    config: RunConfig,
+    run_dir: Path,
+    callbacks: list[BaseCallback],
+    progress_bar: bool,
+    reset: bool,
+) -> None:
+    try:
+        model.learn(
+            total_timesteps=config.n_timesteps - (0 if reset else model.num_timesteps),
+            callback=CallbackList(callbacks),
+            tb_log_name=rundir.TB_RUN_NAME,
+            reset_num_timesteps=reset,
+            progress_bar=progress_bar,
+        )
+    except KeyboardInterrupt:
+        steps = save_checkpoint(model, run_dir)
+        raise TrainingInterrupted(
+            f"training interrupted at {steps} steps; checkpoint saved, continue with "
+            f"`smoothrl train --resume --run-dir {run_dir}`"
+        ) from None
+
+
+def train(
+    config: RunConfig,
+    run_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    progress_bar: bool = True,
+    callbacks: list[BaseCallback] | None = None,
+) -> Path:
+    """
+    Train a new run and write its directory (``model.zip``, ``config.yaml``,
+    ``vecnormalize.pkl``, ``tb/``, ``checkpoints/``, ``eval.json``).
+
+    :param config: the run config (from :func:`smoothrl.config.resolve_config`)
+    :param run_dir: where to write; must be new or empty unless ``overwrite``
+    :param overwrite: replace a run already there
+    :param progress_bar: show a progress bar
+    :param callbacks: extra SB3 callbacks
+    :return: the run directory
+    :raises SmoothRLError: for bad input; :class:`TrainingInterrupted` on Ctrl-C (after checkpointing)
+    """
+    run_dir = Path(run_dir)
+    _check_fresh_run_dir(run_dir, overwrite)
+    env = make_env(config, training=True)
+    model = make_model(config, env, tensorboard_log=run_dir / rundir.TB)
+    if run_dir.exists():  # only now, once the new run is known to build, is the old one removed
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    rundir.atomic_write_text(run_dir / rundir.CONFIG, config.to_yaml())
+    _learn(model, config, run_dir, _callbacks(config, run_dir) + list(callbacks or []), progress_bar, reset=True)
+    return _finish(model, config, run_dir)
+
+
+def resume(
+    run_dir: str | Path,
+    *,
+    n_timesteps: int | None = None,
+    progress_bar: bool = True,
+    callbacks: list[BaseCallback] | None = None,
+) -> Path:
+    """
+    Continue a run from its latest checkpoint with its saved config; steps already done count.
+
+    :param run_dir: the run directory
+    :param n_timesteps: a new total budget (to train a finished run further)
+    :param progress_bar: show a progress bar
+    :param callbacks: extra SB3 callbacks
+    :return: the run directory
+    :raises SmoothRLError: when there is nothing to resume
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    if n_timesteps is not None:
+        config = config.model_copy(update={"n_timesteps": n_timesteps})
+        RunConfig.model_validate(config.model_dump())
+    ckpt = rundir.latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise SmoothRLError(f"{run_dir} has no checkpoint to resume from; start it again with --overwrite")
+    if ckpt.steps >= config.n_timesteps:
+        raise SmoothRLError(
+            f"{run_dir} is already trained for {ckpt.steps} steps; pass --timesteps with a larger total to continue"
+        )
+    vecnormalize = ckpt.vecnormalize if config.normalize_kwargs is not None else None
+    if vecnormalize is not None and not vecnormalize.is_file():
+        raise SmoothRLError(f"{vecnormalize} is missing, so {ckpt.model.name} cannot be resumed; restore it or retrain")
+    env = make_env(config, training=True, vecnormalize_path=vecnormalize)
+    cls = get_algo(config.algo)
+    model = _load_model(cls, ckpt.model, env=env, device=config.device, tensorboard_log=str(run_dir / rundir.TB))
+    if is_off_policy(cls) and ckpt.replay_buffer.is_file():
+        model.load_replay_buffer(str(ckpt.replay_buffer))  # type: ignore[attr-defined]
+    rundir.atomic_write_text(run_dir / rundir.CONFIG, config.to_yaml())
+    _learn(model, config, run_dir, _callbacks(config, run_dir) + list(callbacks or []), progress_bar, reset=False)
+    return _finish(model, config, run_dir)
+
+
+def _callbacks(config: RunConfig, run_dir: Path) -> list[BaseCallback]:
+    callbacks: list[BaseCallback] = [SmoothnessCallback()]
+    if config.checkpoint_freq > 0:
+        callbacks.append(AtomicCheckpointCallback(run_dir, config.checkpoint_freq))
+    if config.eval_freq > 0:
+        eval_env = make_env(config, n_envs=1, training=False, seed=config.seed + EVAL_SEED_OFFSET)
+        callbacks.append(SmoothEvalCallback(eval_env, config.eval_freq, config.eval_episodes))
+    return callbacks
+
+
+def _finish(model: BaseAlgorithm, config: RunConfig, run_dir: Path) -> Path:
+    save_checkpoint(model, run_dir)
+    vec_normalize = model.get_vec_normalize_env()
+    if vec_normalize is not None:
+        rundir.atomic_write(run_dir / rundir.VECNORMALIZE, vec_normalize.save)
+    rundir.atomic_write(run_dir / rundir.MODEL, model.save)
+    summary, _ = evaluate(Run(run_dir, config, model), config.eval_episodes)
+    rundir.atomic_write_json(run_dir / rundir.EVAL, summary)
+    model.get_env().close()
+    return run_dir
