@@ -38,7 +38,7 @@ demo: install
 
 test: install-dev
 	$(VENV)/bin/ruff check smoothrl tests scripts
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 lint: install-dev
 	$(VENV)/bin/ruff check smoothrl tests scripts

@@ -106,7 +106,7 @@ def train(
     if resume:
         if run_dir is None:
             raise SmoothRLError("--resume needs --run-dir, the run to continue")
-        if resume and overwrite:
+        if overwrite:
             raise SmoothRLError("--resume and --overwrite exclude each other; pick one")
         given = {
             "--algo": algo,

@@ -119,6 +119,27 @@ def make_env(
     return venv
 
 
+def model_kwargs(config: RunConfig, env: VecEnv) -> dict[str, Any]:
+    """
+    The constructor keywords of a run's algorithm (everything but policy, env, seed, device, logging).
+
+    :param config: the run config
+    :param env: the training env (sets the action noise's dimension)
+    :return: keyword arguments, with schedules, torch classes and ``action_noise`` built
+    :raises SmoothRLError: when ``noise_type`` is set for a non-continuous action space
+    """
+    kwargs = {k: build_hyperparam(k, v) for k, v in config.hyperparams.items() if k not in NOISE_KEYS}
+    noise_type = config.hyperparams.get("noise_type")
+    if noise_type is not None:
+        if not isinstance(env.action_space, gym.spaces.Box):
+            raise SmoothRLError(f"noise_type needs a continuous action space, {config.env} has {env.action_space}")
+        n = int(np.prod(env.action_space.shape))
+        sigma = float(config.hyperparams.get("noise_std", 0.1)) * np.ones(n)
+        noise_cls = NormalActionNoise if noise_type == "normal" else OrnsteinUhlenbeckActionNoise
+        kwargs["action_noise"] = noise_cls(mean=np.zeros(n), sigma=sigma)
+    return kwargs
+
+
 def make_model(config: RunConfig, env: VecEnv, tensorboard_log: str | Path | None = None) -> BaseAlgorithm:
     """
     Build the algorithm of a run from its config.
@@ -130,15 +151,7 @@ def make_model(config: RunConfig, env: VecEnv, tensorboard_log: str | Path | Non
     :raises SmoothRLError: when the algorithm cannot work with the env (e.g. DQN on a Box action space)
     """
     cls = get_algo(config.algo)
-    kwargs = {k: build_hyperparam(k, v) for k, v in config.hyperparams.items() if k not in NOISE_KEYS}
-    noise_type = config.hyperparams.get("noise_type")
-    if noise_type is not None:
-        if not isinstance(env.action_space, gym.spaces.Box):
-            raise SmoothRLError(f"noise_type needs a continuous action space, {config.env} has {env.action_space}")
-        n = int(np.prod(env.action_space.shape))
-        sigma = float(config.hyperparams.get("noise_std", 0.1)) * np.ones(n)
-        noise_cls = NormalActionNoise if noise_type == "normal" else OrnsteinUhlenbeckActionNoise
-        kwargs["action_noise"] = noise_cls(mean=np.zeros(n), sigma=sigma)
+    kwargs = model_kwargs(config, env)
     try:
         return cls(
             config.policy,

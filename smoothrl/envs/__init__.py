@@ -87,9 +87,22 @@ def check_env_id(env_id: str) -> None:
     raise SmoothRLError(f"unknown environment id '{env_id}'; {hint}run `smoothrl list` for the available ids")
 
 
+class QuietReset(gym.Wrapper):
+    """
+    Run ``reset`` with C-level stdout silenced: PyBullet envs connect to the physics server on
+    their first reset and print ``argv[0]=`` there.
+
+    :param env: the environment
+    """
+
+    def reset(self, **kwargs):  # type: ignore[override]
+        with quiet_stdout():
+            return self.env.reset(**kwargs)
+
+
 def make_base_env(env_id: str, **kwargs) -> gym.Env:
     """
-    ``gymnasium.make`` for any supported id, with PyBullet's stdout banner silenced.
+    ``gymnasium.make`` for any supported id, with PyBullet's stdout output silenced.
 
     :param env_id: a gymnasium id
     :param kwargs: passed to ``gymnasium.make``
@@ -98,7 +111,7 @@ def make_base_env(env_id: str, **kwargs) -> gym.Env:
     check_env_id(env_id)
     if is_bullet(env_id):
         with quiet_stdout():
-            return gym.make(env_id, **kwargs)
+            return QuietReset(gym.make(env_id, **kwargs))
     return gym.make(env_id, **kwargs)
 
 

@@ -1,0 +1,167 @@
+"""The CLI: every bad input ends with exit code 2 and one line; the commands work end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from smoothrl.cli import app
+
+runner = CliRunner()
+
+
+def run_cli(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_user_error(result, *fragments: str) -> None:
+    """Exit code 2, one line on stderr naming the problem, nothing else, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture
+def broken_copy(sac_run: Path, tmp_path: Path) -> Path:
+    """A copy of a finished run the test may damage."""
+    return Path(shutil.copytree(sac_run, tmp_path / "run"))
+
+
+BAD_TRAIN = [  # "RUN" stands for a fresh run directory
+    (["--algo", "sax", "--env", "Pendulum-v1"], ["unknown algorithm 'sax'", "ppo"]),
+    (["--algo", "sac", "--env", "Pendulum-v9"], ["unknown environment id 'Pendulum-v9'", "Pendulum-v1"]),
+    (["--algo", "sac", "--env", "Pendulum-v1", "--preset", "nope"], ["no preset 'nope'", "smoke"]),
+    (["--algo", "sac", "--env", "Pendulum-v1", "--set", "gama=0.9"], ["'gama' is not a parameter", "gamma"]),
+    (["--algo", "sac", "--env", "Pendulum-v1", "--set", "batch_size=big"], ["batch_size='big' has the wrong type"]),
+    (["--algo", "sac", "--env", "Pendulum-v1", "--set", "use_sde=maybe"], ["use_sde='maybe' has the wrong type"]),
+    (["--algo", "dqn", "--env", "Pendulum-v1", "--timesteps", "100"], ["dqn cannot train on Pendulum-v1"]),
+    (["--algo", "sac"], ["train needs --algo and --env"]),
+    (["--algo", "sac", "--env", "Pendulum-v1", "--resume", "--overwrite"], ["exclude each other"]),
+]
+
+
+@pytest.mark.parametrize(("args", "fragments"), BAD_TRAIN)
+def test_train_bad_input(args, fragments, tmp_path: Path):
+    target = tmp_path / "r"
+    assert_user_error(run_cli("train", *args, "--run-dir", target, "--no-progress"), *fragments)
+    assert not target.exists(), "a failed train writes nothing"
+
+
+def test_train_refuses_an_existing_run(broken_copy: Path):
+    before = (broken_copy / "model.zip").read_bytes()
+    result = run_cli("train", "--algo", "sac", "--env", "Pendulum-v1", "--preset", "smoke", "--run-dir", broken_copy)
+    assert_user_error(result, "already holds a run", "--resume", "--overwrite")
+    assert (broken_copy / "model.zip").read_bytes() == before
+
+
+def test_resume_rejects_config_changes_and_missing_checkpoints(broken_copy: Path, tmp_path: Path):
+    assert_user_error(run_cli("train", "--resume"), "--resume needs --run-dir")
+    assert_user_error(run_cli("train", "--resume", "--run-dir", broken_copy, "--algo", "ppo"), "drop --algo")
+    assert_user_error(run_cli("train", "--resume", "--run-dir", broken_copy), "already trained for 600 steps")
+    shutil.rmtree(broken_copy / "checkpoints")
+    assert_user_error(run_cli("train", "--resume", "--run-dir", broken_copy), "no checkpoint to resume from")
+    assert_user_error(run_cli("train", "--resume", "--run-dir", tmp_path / "nowhere"), "does not exist")
+
+
+def test_eval_bad_run_directories(broken_copy: Path, tmp_path: Path):
+    assert_user_error(run_cli("eval", tmp_path / "missing"), "does not exist")
+    (tmp_path / "empty").mkdir()
+    assert_user_error(run_cli("eval", tmp_path / "empty"), "no config.yaml", "not a smoothrl run")
+    (broken_copy / "model.zip").write_bytes(b"this is not a zip file")
+    assert_user_error(run_cli("eval", broken_copy), "model.zip is corrupt", "retrain")
+    (broken_copy / "model.zip").unlink()
+    assert_user_error(run_cli("eval", broken_copy), "no model.zip", "training did not finish", "--resume")
+    (broken_copy / "config.yaml").write_text("algo: [unclosed\n")
+    assert_user_error(run_cli("eval", broken_copy), "config.yaml is not valid YAML")
+    (broken_copy / "config.yaml").write_text("algo: sac\n")
+    assert_user_error(run_cli("eval", broken_copy), "not a valid run config")
+
+
+def test_eval_bad_options(sac_run: Path):
+    assert_user_error(
+        run_cli("eval", sac_run, "--env", "MountainCarContinuous-v0"), "observation space Box(2,)", "expects Box(3,)"
+    )
+    assert_user_error(run_cli("eval", sac_run, "--env", "CartPole-v9"), "unknown environment id")
+    assert_user_error(run_cli("eval", sac_run, "--episodes", "0"), "--episodes must be at least 1")
+
+
+def test_eval_missing_normalization_statistics(ppo_norm_run: Path, tmp_path: Path):
+    copy = Path(shutil.copytree(ppo_norm_run, tmp_path / "norm"))
+    (copy / "vecnormalize.pkl").write_bytes(b"garbage")
+    assert_user_error(run_cli("eval", copy), "cannot load normalization statistics")
+    (copy / "vecnormalize.pkl").unlink()
+    assert_user_error(run_cli("eval", copy), "no vecnormalize.pkl")
+
+
+def test_eval_json_and_table(sac_run: Path):
+    result = run_cli("eval", sac_run, "--episodes", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in ("mean_return", "std_return", "episodes", "continuity_cost", "jerk_rms", "smoothness_sm"):
+        assert key in data
+    assert data["episodes"] == 2
+    table = run_cli("eval", sac_run, "--episodes", "1", "--stochastic")
+    assert table.exit_code == 0 and "jerk RMS" in table.stdout and "stochastic" in table.stdout
+
+
+def test_help_and_list():
+    result = run_cli("--help")
+    for command in ("train", "eval", "list", "plot"):
+        assert command in result.stdout
+    listing = run_cli("list")
+    assert listing.exit_code == 0
+    for name in ("sac", "dqn", "HalfCheetahBulletEnv-v0", "Pendulum-v1", "smoke"):
+        assert name in listing.stdout
+    params = run_cli("list", "--params", "sac")
+    assert "learning_rate" in params.stdout and "noise_type" in params.stdout
+    assert_user_error(run_cli("list", "--params", "sax"), "unknown algorithm")
+
+
+def test_plot_writes_a_png(sac_run: Path, ppo_norm_run: Path, tmp_path: Path):
+    out = tmp_path / "curves.png"
+    result = run_cli("plot", sac_run, ppo_norm_run, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_user_error(run_cli("plot", sac_run, "--out", tmp_path / "x.pdf"), "--out must name a .png")
+
+
+def test_train_cli_default_run_dir_and_bullet_json_is_clean(tmp_path: Path):
+    """Trains through the real entry point; pybullet's C-level prints must not reach --json output."""
+    cmd = [sys.executable, "-m", "smoothrl.cli"]
+    args = [
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "ReacherBulletEnv-v0",
+        "--preset",
+        "smoke",
+        "--timesteps",
+        "256",
+        "--set",
+        "eval_freq=0",
+        "--set",
+        "eval_episodes=1",
+        "--no-progress",
+    ]
+    done = subprocess.run(cmd + args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    run_dir = tmp_path / "runs" / "ppo" / "ReacherBulletEnv-v0_1"
+    assert (run_dir / "model.zip").is_file()
+    again = subprocess.run(cmd + args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and (tmp_path / "runs" / "ppo" / "ReacherBulletEnv-v0_2").is_dir()
+    ev = subprocess.run(
+        cmd + ["eval", str(run_dir), "--episodes", "1", "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(ev.stdout)["env"] == "ReacherBulletEnv-v0"
