@@ -28,13 +28,14 @@ venv: $(PY)
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# Trains the default task with its preset, then evaluates the run and prints the table.
+# Trains the default task with its preset, evaluates the run (table) and plots it (PNG).
 DEMO_ALGO ?= sac
 DEMO_ENV ?= Pendulum-v1
 DEMO_RUN ?= runs/demo
 demo: install
 	$(VENV)/bin/smoothrl train --algo $(DEMO_ALGO) --env $(DEMO_ENV) --run-dir $(DEMO_RUN) --overwrite
 	$(VENV)/bin/smoothrl eval $(DEMO_RUN) --episodes 10
+	$(VENV)/bin/smoothrl plot $(DEMO_RUN) --out $(DEMO_RUN)/demo.png
 
 test: install-dev
 	$(VENV)/bin/ruff check smoothrl tests scripts

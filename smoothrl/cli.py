@@ -53,9 +53,12 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
     Print an evaluation summary as a table.
 
     :param summary: from :func:`smoothrl.training.evaluate`
-    :param title: table title
+    :param title: table title (the run directory)
     """
-    table = Table(title=title)
+    mode = "deterministic" if summary["deterministic"] else "stochastic"
+    table = Table(
+        title=title, caption=f"{summary['env']}, {mode}, {summary['episodes']} episodes, seed {summary['seed']}"
+    )
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("return", f"{summary['mean_return']:.2f} ± {summary['std_return']:.2f}")
@@ -134,7 +137,7 @@ def train(
         console.print(f"training {config.algo} on {config.env} for {config.n_timesteps} steps -> {run_dir}")
         path = training.train(config, run_dir, overwrite=overwrite, progress_bar=progress)
     summary = json.loads((path / "eval.json").read_text())
-    print_summary(summary, f"{path} (deterministic, {summary['episodes']} episodes)")
+    print_summary(summary, f"eval: {path}")
 
 
 @app.command("eval")
@@ -155,8 +158,7 @@ def eval_(
     if as_json:
         typer.echo(json.dumps(json_safe(summary)))
     else:
-        mode = "deterministic" if deterministic else "stochastic"
-        print_summary(summary, f"{run_dir} on {summary['env']} ({mode}, {summary['episodes']} episodes)")
+        print_summary(summary, f"eval: {run_dir}")
 
 
 @app.command("list")
