@@ -143,22 +143,52 @@ def train(
 @app.command("eval")
 @user_errors
 def eval_(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `smoothrl train`.")],
+    run_dir: Annotated[Path | None, typer.Argument(help="A run directory written by `smoothrl train`.")] = None,
     episodes: Annotated[int | None, typer.Option(help="Episodes to play (default: the run's eval_episodes).")] = None,
     env: Annotated[str | None, typer.Option(help="Evaluate on another env with the same spaces.")] = None,
     deterministic: Annotated[bool, typer.Option("--deterministic/--stochastic", help="Action selection.")] = True,
     seed: Annotated[int | None, typer.Option(help="Seed (default: run seed + 10000).")] = None,
+    split: Annotated[str | None, typer.Option(help="HVAC days: train or test (default: test).")] = None,
+    controller: Annotated[
+        str | None, typer.Option(help="Evaluate a rule-based HVAC baseline instead of a run: thermostat or pi.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="With --controller: env_kwargs.key=value for the env.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
-    """Evaluate a run on its exact training pipeline: return, smoothness metrics and env KPIs."""
+    """Evaluate a run (or an HVAC baseline) on its exact pipeline: return, smoothness metrics and env KPIs."""
+    from smoothrl.config import parse_overrides
     from smoothrl.rundir import json_safe
-    from smoothrl.training import evaluate
+    from smoothrl.training import EVAL_SEED_OFFSET, evaluate, evaluate_controller
 
-    summary, _ = evaluate(run_dir, episodes=episodes, env_id=env, deterministic=deterministic, seed=seed)
+    if controller is not None:
+        if run_dir is not None:
+            raise SmoothRLError("give either RUN_DIR or --controller, not both")
+        if env is None:
+            raise SmoothRLError("--controller needs --env, e.g. --env smoothrl/HVAC-v0")
+        env_kwargs = {}
+        for key, value in parse_overrides(set_ or []):
+            if not key.startswith("env_kwargs."):
+                raise SmoothRLError(f"with --controller, --set takes env_kwargs.KEY=VALUE, not '{key}'")
+            env_kwargs[key.removeprefix("env_kwargs.")] = value
+        summary, _ = evaluate_controller(
+            controller, env, env_kwargs, episodes or 5, EVAL_SEED_OFFSET if seed is None else seed, split
+        )
+        title = f"eval: {controller} controller"
+    else:
+        if run_dir is None:
+            raise SmoothRLError("eval needs RUN_DIR (a folder written by `smoothrl train`) or --controller")
+        if set_:
+            raise SmoothRLError("--set applies to --controller only; a run uses its saved config")
+        summary, _ = evaluate(
+            run_dir, episodes=episodes, env_id=env, deterministic=deterministic, seed=seed, split=split
+        )
+        title = f"eval: {run_dir}"
     if as_json:
         typer.echo(json.dumps(json_safe(summary)))
     else:
-        print_summary(summary, f"eval: {run_dir}")
+        print_summary(summary, title)
 
 
 @app.command("list")
@@ -170,6 +200,7 @@ def list_(
     from smoothrl.agents import ALGOS
     from smoothrl.config import DICT_KEYS, NOISE_KEYS, RunConfig, constructor_params
     from smoothrl.envs import list_env_ids
+    from smoothrl.envs.hvac.spec import available_presets
     from smoothrl.presets import agent_presets
 
     if params is not None:
@@ -198,6 +229,7 @@ def list_(
     envs.add_column("ids")
     for group, ids in list_env_ids().items():
         envs.add_row(group, ", ".join(ids) or "-")
+    envs.add_row("HVAC presets (env_kwargs.preset)", ", ".join(available_presets()))
     console.print(envs)
 
 

@@ -19,13 +19,14 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, VecNormalize
 
 from smoothrl import rundir
 from smoothrl.agents import get_algo, is_off_policy
 from smoothrl.callbacks import AtomicCheckpointCallback, SmoothEvalCallback, SmoothnessCallback, save_checkpoint
 from smoothrl.config import NOISE_KEYS, RunConfig, build_hyperparam, load_config
 from smoothrl.envs import check_env_id, make_base_env
+from smoothrl.envs.hvac import HVAC_IDS, make_hvac_vec_env
 from smoothrl.envs.wrappers import ActionTrace
 from smoothrl.episodes import Episode, run_episodes, summarize
 from smoothrl.errors import SmoothRLError, TrainingInterrupted
@@ -49,6 +50,34 @@ def _same_space(a: gym.Space, b: gym.Space) -> bool:
     return True
 
 
+def make_raw_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any]) -> VecEnv:
+    """
+    The vectorized env of an id, before normalization: HVAC ids use their batched simulator
+    (``VecMonitor`` on top), every other id ``gymnasium.make`` + ``ActionTrace`` + ``Monitor``.
+
+    :param env_id: a gymnasium id
+    :param n_envs: parallel envs
+    :param seed: seed of the first env (env ``i`` gets ``seed + i``)
+    :param env_kwargs: keyword arguments of the env
+    :return: the vectorized env
+    :raises SmoothRLError: for an unknown id or bad ``env_kwargs``
+    """
+    check_env_id(env_id)
+    if env_id in HVAC_IDS:
+        try:
+            return VecMonitor(make_hvac_vec_env(env_id, n_envs, seed, **env_kwargs))
+        except TypeError as e:
+            raise SmoothRLError(f"{env_id} does not accept env_kwargs {env_kwargs} ({e}); fix env_kwargs") from None
+
+    def factory(**kwargs: Any) -> gym.Env:
+        return ActionTrace(make_base_env(env_id, **kwargs))
+
+    try:
+        return make_vec_env(factory, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv)
+    except TypeError as e:
+        raise SmoothRLError(f"{env_id} does not accept env_kwargs {env_kwargs} ({e}); fix env_kwargs") from None
+
+
 def make_env(
     config: RunConfig,
     *,
@@ -57,12 +86,12 @@ def make_env(
     seed: int | None = None,
     vecnormalize_path: str | Path | None = None,
     env_id: str | None = None,
+    env_overrides: dict[str, Any] | None = None,
     model: BaseAlgorithm | None = None,
 ) -> VecEnv:
     """
-    Build the vectorized env of a run: ``gymnasium.make`` + ``ActionTrace`` + ``Monitor``, then
-    ``VecNormalize`` when the config normalizes. The same function serves training,
-    evaluation and every later stage.
+    Build the vectorized env of a run (:func:`make_raw_env`), then ``VecNormalize`` when the
+    config normalizes. The same function serves training, evaluation and every later stage.
 
     :param config: the run config
     :param n_envs: parallel envs (default: ``config.n_envs``)
@@ -71,27 +100,14 @@ def make_env(
     :param vecnormalize_path: load normalization statistics from this file instead of starting fresh
     :param env_id: another env to run the run's pipeline on (default: ``config.env``); it gets
         the run's ``env_kwargs`` only when it is the run's own env
+    :param env_overrides: env keyword arguments to change (e.g. ``{"split": "test"}``)
     :param model: when given, the env's spaces must match the model's
     :return: the vectorized env
     :raises SmoothRLError: for an unknown id, bad ``env_kwargs`` or spaces that do not match
     """
     env_id = env_id or config.env
-    env_kwargs = config.env_kwargs if env_id == config.env else {}
-    check_env_id(env_id)
-
-    def factory(**kwargs: Any) -> gym.Env:
-        return ActionTrace(make_base_env(env_id, **kwargs))
-
-    try:
-        venv = make_vec_env(
-            factory,
-            n_envs=n_envs or config.n_envs,
-            seed=config.seed if seed is None else seed,
-            env_kwargs=env_kwargs,
-            vec_env_cls=DummyVecEnv,
-        )
-    except TypeError as e:
-        raise SmoothRLError(f"{env_id} does not accept env_kwargs {env_kwargs} ({e}); fix env_kwargs") from None
+    env_kwargs = {**(config.env_kwargs if env_id == config.env else {}), **(env_overrides or {})}
+    venv = make_raw_env(env_id, n_envs or config.n_envs, config.seed if seed is None else seed, env_kwargs)
     if model is not None:
         for what in ("observation_space", "action_space"):
             theirs, ours = getattr(venv, what), getattr(model, what)
@@ -247,25 +263,25 @@ def evaluate(
     env_id: str | None = None,
     deterministic: bool = True,
     seed: int | None = None,
+    split: str | None = None,
 ) -> tuple[dict[str, Any], list[Episode]]:
     """
     Evaluate a run on its own observation pipeline (frozen normalization), or on another env
-    with the same spaces.
+    with the same spaces. HVAC envs are evaluated on their test days unless ``split`` says otherwise.
 
     :param run: a loaded run or its directory
     :param episodes: episodes to play (default: the run's ``eval_episodes``)
     :param env_id: evaluate on this env instead of the run's
     :param deterministic: deterministic or sampled actions
     :param seed: seed of the env and of the action sampling (default: run seed + 10000)
+    :param split: HVAC days to evaluate on (default ``"test"``); an error for other envs
     :return: the summary (``mean_return``, ``std_return``, ``episodes``, the smoothness metrics,
         the env's KPIs) and the episodes themselves
     :raises SmoothRLError: for bad input
     """
     if not isinstance(run, Run):
         run = load_run(run)
-    n = run.config.eval_episodes if episodes is None else episodes
-    if n < 1:
-        raise SmoothRLError(f"--episodes must be at least 1, got {n}")
+    env_id = env_id or run.config.env
     seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
     env = make_env(
         run.config,
@@ -274,18 +290,73 @@ def evaluate(
         seed=seed,
         vecnormalize_path=run.vecnormalize_path,
         env_id=env_id,
+        env_overrides=_split_overrides(env_id, split),
         model=run.model,
     )
+    return _play(
+        run.model, env, run.config.eval_episodes if episodes is None else episodes, deterministic, seed, env_id
+    )
+
+
+def _split_overrides(env_id: str, split: str | None) -> dict[str, Any]:
+    if env_id in HVAC_IDS:
+        return {"split": split or "test"}
+    if split is not None:
+        raise SmoothRLError(f"--split applies to the HVAC envs only, not to {env_id}; drop it")
+    return {}
+
+
+def _play(
+    policy: Any, env: VecEnv, episodes: int, deterministic: bool, seed: int, env_id: str
+) -> tuple[dict[str, Any], list[Episode]]:
+    if episodes < 1:
+        env.close()
+        raise SmoothRLError(f"--episodes must be at least 1, got {episodes}")
     set_random_seed(seed)
     try:
-        played = run_episodes(run.model, env, n, deterministic)
+        played = run_episodes(policy, env, episodes, deterministic)
     finally:
         env.close()
     summary = summarize(played)
-    summary["env"] = env_id or run.config.env
+    summary["env"] = env_id
     summary["deterministic"] = deterministic
     summary["seed"] = seed
     return summary, played
+
+
+def evaluate_controller(
+    name: str,
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
+    episodes: int = 5,
+    seed: int = EVAL_SEED_OFFSET,
+    split: str | None = None,
+) -> tuple[dict[str, Any], list[Episode]]:
+    """
+    Evaluate a rule-based HVAC baseline (``thermostat`` or ``pi``) with the same episode runner,
+    metrics and KPIs as a trained run.
+
+    :param name: the controller
+    :param env_id: an HVAC id
+    :param env_kwargs: env keyword arguments (e.g. ``{"preset": "house_denver"}``)
+    :param episodes: episodes to play
+    :param seed: env seed
+    :param split: HVAC days (default ``"test"``)
+    :return: the summary and the episodes
+    :raises SmoothRLError: for a non-HVAC env or an unknown controller
+    """
+    from smoothrl.envs.hvac.controllers import make_controller
+
+    if env_id not in HVAC_IDS:
+        raise SmoothRLError(f"--controller needs an HVAC env ({', '.join(HVAC_IDS)}), got {env_id}")
+    env = make_raw_env(env_id, 1, seed, {**(env_kwargs or {}), **_split_overrides(env_id, split)})
+    sim = env.get_attr("sim")[0]
+    try:
+        controller = make_controller(name, sim.spec, sim.discrete)
+    except SmoothRLError:
+        env.close()
+        raise
+    return _play(controller, env, episodes, True, seed, env_id)
 
 
 def _check_fresh_run_dir(run_dir: Path, overwrite: bool) -> None:
@@ -398,7 +469,13 @@ def _callbacks(config: RunConfig, run_dir: Path) -> list[BaseCallback]:
     if config.checkpoint_freq > 0:
         callbacks.append(AtomicCheckpointCallback(run_dir, config.checkpoint_freq))
     if config.eval_freq > 0:
-        eval_env = make_env(config, n_envs=1, training=False, seed=config.seed + EVAL_SEED_OFFSET)
+        eval_env = make_env(
+            config,
+            n_envs=1,
+            training=False,
+            seed=config.seed + EVAL_SEED_OFFSET,
+            env_overrides=_split_overrides(config.env, None),
+        )
         callbacks.append(SmoothEvalCallback(eval_env, config.eval_freq, config.eval_episodes))
     return callbacks
 

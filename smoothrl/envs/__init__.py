@@ -15,7 +15,10 @@ from collections.abc import Iterator
 
 import gymnasium as gym
 
+from smoothrl.envs.hvac import register_ids
 from smoothrl.errors import SmoothRLError
+
+register_ids()
 
 #: PyBullet locomotion and control tasks smoothrl supports (rl-zoo3 presets exist for them).
 BULLET_IDS = (

@@ -1,0 +1,47 @@
+"""HVAC building simulator: fast grey-box thermal model on real weather, BOPTEST-style KPIs.
+
+Ids (``gymnasium.make(id, preset=..., split="train"|"test", **overrides)``):
+
+- ``smoothrl/HVAC-v0``: modulating heat pump (continuous action), single-zone office by default;
+- ``smoothrl/HVACDiscrete-v0``: staged on/off heat pump (discrete action);
+- ``smoothrl/HVACMultiZone-v0``: modulating heat pumps in the 5-zone office.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3.common.vec_env import VecEnv
+
+ENTRY_POINT = "smoothrl.envs.hvac.env:HVACEnv"
+#: id -> constructor keywords fixed by the id (the user may still pass ``preset``).
+HVAC_IDS: dict[str, dict[str, Any]] = {
+    "smoothrl/HVAC-v0": {"discrete": False},
+    "smoothrl/HVACDiscrete-v0": {"discrete": True},
+    "smoothrl/HVACMultiZone-v0": {"discrete": False, "preset": "office_5zone_chicago"},
+}
+
+
+def register_ids() -> None:
+    """Register the HVAC ids with gymnasium (idempotent)."""
+    for env_id, kwargs in HVAC_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=ENTRY_POINT, kwargs=kwargs)
+
+
+def make_hvac_vec_env(env_id: str, n_envs: int, seed: int | None, **kwargs: Any) -> VecEnv:
+    """
+    The batched SB3 VecEnv of an HVAC id (what ``smoothrl train`` uses for any ``--n-envs``).
+
+    :param env_id: one of ``HVAC_IDS``
+    :param n_envs: buildings simulated together
+    :param seed: seed of building 0 (building i gets ``seed + i``)
+    :param kwargs: as for ``gymnasium.make``
+    :return: the VecEnv
+    """
+    from smoothrl.envs.hvac.env import HVACVecEnv, HVACVectorEnv
+
+    venv = HVACVecEnv(HVACVectorEnv(n_envs, **{**HVAC_IDS[env_id], **kwargs}))
+    venv.seed(seed)
+    return venv

@@ -1,0 +1,233 @@
+"""The batched HVAC simulator: many buildings of one type stepped together with numpy.
+
+Both the gymnasium env (a batch of one) and the vector env use it, so they compute the same
+thing. Buildings share the spec (and so the discretized thermal model) and differ in their
+episode start day and state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from smoothrl.envs.hvac.plant import HeatPumps
+from smoothrl.envs.hvac.schedules import profiles
+from smoothrl.envs.hvac.spec import FACADE_NAMES, HVACSpec
+from smoothrl.envs.hvac.thermal import ThermalModel
+from smoothrl.envs.hvac.weather import read_epw
+from smoothrl.errors import SmoothRLError
+
+#: Shares of the gains reaching the air node (the rest reaches the mass node).
+INTERNAL_TO_AIR = 0.5
+SOLAR_TO_AIR = 0.1
+#: Weeks of the weather year are split into train and test: every fourth week is a test week.
+TEST_WEEK_EVERY = 4
+SPLITS = ("train", "test")
+KPI_NAMES = (
+    "tdis_tot",
+    "ener_tot",
+    "cost_tot",
+    "pele_tot",
+    "switches_per_day",
+    "min_onoff_violations_requested",
+    "atvl_tot",
+    "actions_clipped",
+)
+
+
+def split_start_days(split: str, episode_days: int) -> np.ndarray:
+    """
+    Days an episode may start on so that it stays inside one week of its split.
+
+    Weeks 0..51 of the year; week ``w`` is a test week when ``w % 4 == 3`` (13 weeks spread over
+    the seasons), a train week otherwise (39 weeks). Train and test days never overlap.
+
+    :param split: ``"train"`` or ``"test"``
+    :param episode_days: 1 to 7
+    :return: day-of-year indices (0-based)
+    """
+    weeks = np.arange(52)
+    test = weeks % TEST_WEEK_EVERY == TEST_WEEK_EVERY - 1
+    chosen = weeks[test] if split == "test" else weeks[~test]
+    return (chosen[:, None] * 7 + np.arange(7 - episode_days + 1)[None, :]).ravel()
+
+
+class HVACSimulator:
+    """
+    ``batch`` buildings described by ``spec``.
+
+    :param spec: the HVAC spec
+    :param batch: number of buildings
+    :param discrete: staged compressors instead of modulating ones
+    :param split: ``"train"`` or ``"test"`` days
+    """
+
+    def __init__(self, spec: HVACSpec, batch: int, discrete: bool, split: str = "train") -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        self.spec, self.batch, self.discrete, self.split = spec, batch, discrete, split
+        self.z = len(spec.zones)
+        weather = read_epw(spec.weather)
+        self.profiles = profiles(spec, weather.resample(spec.step_minutes), weather.start_weekday)
+        self.n_year = len(self.profiles["t_out"])
+        self.steps_per_day = 24 * 60 // spec.step_minutes
+        self.steps_per_hour = 60 / spec.step_minutes
+        self.episode_steps = spec.episode_days * self.steps_per_day
+        self.dt_h = spec.step_minutes / 60.0
+        self.thermal = ThermalModel.from_spec(spec)
+        self.plant = HeatPumps(spec.plant, batch, self.z, spec.step_minutes, discrete)
+        self.area = np.array([zn.floor_area for zn in spec.zones])
+        window = np.array([[zn.window_area.get(f, 0.0) * zn.shgc for f in FACADE_NAMES] for zn in spec.zones])
+        self.solar = window @ self.profiles["facade"]  # (Z, n_year) W into each zone
+        self.start_days = split_start_days(split, spec.episode_days)
+        self.forecast_offsets = np.array([round(h * self.steps_per_hour) for h in spec.forecast_hours], dtype=int)
+        self.x = np.zeros((batch, 2 * self.z))
+        self.k = np.zeros(batch, dtype=np.int64)
+        self.t = np.zeros(batch, dtype=np.int64)
+        self.kpi = {
+            name: np.zeros(batch)
+            for name in ("tdis", "energy", "cost", "peak", "switches", "refused", "atvl", "clipped")
+        }
+        self.last_inputs = np.zeros((batch, 1 + 2 * self.z))
+        self.obs_names = self._obs_names()
+
+    def _obs_names(self) -> list[str]:
+        zones = [zn.name for zn in self.spec.zones]
+        return (
+            [f"t_zone[{n}]" for n in zones]
+            + ["t_out", "ghi_kw", "tod_sin", "tod_cos", "dow_sin", "dow_cos", "occupied", "price"]
+            + [f"t_out_in_{h:g}h" for h in self.spec.forecast_hours]
+            + [f"price_in_{h:g}h" for h in self.spec.forecast_hours]
+            + [f"hvac_signal[{n}]" for n in zones]
+            + [f"hvac_locked[{n}]" for n in zones]
+        )
+
+    @property
+    def t_zone(self) -> np.ndarray:
+        """Zone air temperatures ``(batch, Z)``."""
+        return self.x[:, : self.z]
+
+    def reset(self, mask: np.ndarray, rngs: list[np.random.Generator], start_day: int | None = None) -> None:
+        """
+        Start new episodes in the masked buildings: a random day of the split (or ``start_day``),
+        random initial temperatures (air and mass equal), plant off.
+
+        :param mask: ``(batch,)`` bool
+        :param rngs: one generator per building
+        :param start_day: day of the year (0-based) to start on instead of a random day of the split
+        """
+        if start_day is not None and not 0 <= start_day <= 365 - self.spec.episode_days:
+            raise SmoothRLError(f"start_day must be in 0..{365 - self.spec.episode_days}, got {start_day}")
+        low, high = self.spec.initial_temperature
+        for i in np.flatnonzero(mask):
+            rng = rngs[i]
+            day = int(rng.choice(self.start_days)) if start_day is None else start_day
+            self.k[i] = day * self.steps_per_day
+            self.x[i] = rng.uniform(low, high)
+        self.t[mask] = 0
+        self.plant.reset(mask)
+        for acc in self.kpi.values():
+            acc[mask] = 0.0
+
+    def observation(self) -> np.ndarray:
+        """:return: observations ``(batch, obs_dim)``, float32, laid out as ``obs_names``"""
+        p, k = self.profiles, self.k
+        tod = 2 * np.pi * p["hour"][k] / 24.0
+        dow = 2 * np.pi * (p["weekday"][k] + p["hour"][k] / 24.0) / 7.0
+        ahead = (k[:, None] + self.forecast_offsets[None, :]) % self.n_year
+        return np.concatenate(
+            [
+                self.t_zone,
+                np.stack(
+                    [
+                        p["t_out"][k],
+                        p["ghi"][k] / 1000.0,
+                        np.sin(tod),
+                        np.cos(tod),
+                        np.sin(dow),
+                        np.cos(dow),
+                        p["occupied"][k],
+                        p["price"][k],
+                    ],
+                    axis=1,
+                ),
+                p["t_out"][ahead],
+                p["price"][ahead],
+                self.plant.signal,
+                self.plant.locked().astype(np.float64),
+            ],
+            axis=1,
+        ).astype(np.float32)
+
+    def step(self, request: np.ndarray, clipped: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """
+        Advance every building by one control step.
+
+        :param request: HVAC signals ``(batch, Z)`` in ``[-1, 1]``
+        :param clipped: ``(batch,)`` how many action entries were clipped into bounds this step
+        :return: ``reward`` ``(batch,)``, ``truncated`` ``(batch,)`` and per-step values (``power_kw``,
+            ``cost``, ``discomfort_kh``, ``heat`` per zone in W)
+        """
+        p, k, z = self.profiles, self.k, self.z
+        t_out = p["t_out"][k]
+        before = self.plant.signal
+        events = self.plant.apply(request)
+        power = self.plant.power(self.t_zone, t_out)
+        internal = p["gains"][k][:, None] * self.area[None, :]
+        solar = self.solar[:, k].T
+        u = np.empty((self.batch, 1 + 2 * z))
+        u[:, 0] = t_out
+        u[:, 1 : 1 + z] = power["heat"] + INTERNAL_TO_AIR * internal + SOLAR_TO_AIR * solar
+        u[:, 1 + z :] = (1 - INTERNAL_TO_AIR) * internal + (1 - SOLAR_TO_AIR) * solar
+        self.last_inputs = u
+        x1 = self.thermal.step(self.x, u)
+        low, high = p["comfort_low"][k][:, None], p["comfort_high"][k][:, None]
+
+        def deviation(t_air: np.ndarray) -> np.ndarray:
+            return np.maximum(low - t_air, 0.0) + np.maximum(t_air - high, 0.0)
+
+        discomfort = 0.5 * (deviation(self.x[:, :z]) + deviation(x1[:, :z])).sum(axis=1) * self.dt_h
+        power_kw = power["electric"].sum(axis=1) / 1000.0
+        energy = power_kw * self.dt_h
+        cost = energy * p["price"][k]
+        reward = -(cost + self.spec.comfort_weight * discomfort)
+        kpi = self.kpi
+        kpi["tdis"] += discomfort
+        kpi["energy"] += energy
+        kpi["cost"] += cost
+        np.maximum(kpi["peak"], power_kw, out=kpi["peak"])
+        kpi["switches"] += events["switched"].sum(axis=1)
+        kpi["refused"] += events["refused"].sum(axis=1)
+        kpi["atvl"] += 0.5 * np.abs(self.plant.signal - before).mean(axis=1)
+        kpi["clipped"] += clipped
+        self.x = x1
+        self.k = (k + 1) % self.n_year
+        self.t += 1
+        truncated = self.t >= self.episode_steps
+        return (
+            reward,
+            truncated,
+            {"power_kw": power_kw, "cost": cost, "discomfort_kh": discomfort, "heat": power["heat"]},
+        )
+
+    def kpis(self, i: int) -> dict[str, float]:
+        """
+        The KPIs of building ``i`` over its episode so far (BOPTEST definitions).
+
+        :param i: building index
+        :return: ``tdis_tot`` (K h per zone), ``ener_tot`` (kWh/m2), ``cost_tot`` ($/m2),
+            ``pele_tot`` (peak electric power, kW/m2), ``switches_per_day`` (on/off transitions
+            per compressor per day), ``min_onoff_violations_requested`` (switches the protection
+            refused), ``atvl_tot`` (actuator travel, normalized units), ``actions_clipped``
+        """
+        kpi, area = self.kpi, self.spec.floor_area
+        days = max(int(self.t[i]), 1) * self.dt_h / 24.0
+        return {
+            "tdis_tot": float(kpi["tdis"][i] / self.z),
+            "ener_tot": float(kpi["energy"][i] / area),
+            "cost_tot": float(kpi["cost"][i] / area),
+            "pele_tot": float(kpi["peak"][i] / area),
+            "switches_per_day": float(kpi["switches"][i] / self.z / days),
+            "min_onoff_violations_requested": float(kpi["refused"][i]),
+            "atvl_tot": float(kpi["atvl"][i]),
+            "actions_clipped": float(kpi["clipped"][i]),
+        }
