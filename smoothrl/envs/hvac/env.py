@@ -68,7 +68,7 @@ class ActionCodec:
         a = a.astype(np.float64)
         if np.isnan(a).any():
             raise SmoothRLError("HVAC action contains NaN")
-        clipped = np.clip(a, -1.0, 1.0)
+        clipped = np.minimum(np.maximum(a, -1.0), 1.0)
         return clipped, (clipped != a).sum(axis=1).astype(np.float64), (clipped + 1.0) / 2.0
 
 

@@ -80,6 +80,7 @@ class HVACSimulator:
         self.solar = window @ self.profiles["facade"]  # (Z, n_year) W into each zone
         self.start_days = split_start_days(split, spec.episode_days)
         self.forecast_offsets = np.array([round(h * self.steps_per_hour) for h in spec.forecast_hours], dtype=int)
+        self._tables()
         self.x = np.zeros((batch, 2 * self.z))
         self.k = np.zeros(batch, dtype=np.int64)
         self.t = np.zeros(batch, dtype=np.int64)
@@ -89,6 +90,29 @@ class HVACSimulator:
         }
         self.last_inputs = np.zeros((batch, 1 + 2 * self.z))
         self.obs_names = self._obs_names()
+
+    def _tables(self) -> None:
+        """Everything exogenous, per step of the year, so a step only indexes rows."""
+        p, z = self.profiles, self.z
+        tod = 2 * np.pi * p["hour"] / 24.0
+        dow = 2 * np.pi * (p["weekday"] + p["hour"] / 24.0) / 7.0
+        ahead = (np.arange(self.n_year)[:, None] + self.forecast_offsets[None, :]) % self.n_year
+        self.exo_obs = np.concatenate(
+            [
+                np.stack([p["t_out"], p["ghi"] / 1000.0, np.sin(tod), np.cos(tod), np.sin(dow), np.cos(dow),
+                          p["occupied"], p["price"]], axis=1),
+                p["t_out"][ahead],
+                p["price"][ahead],
+            ],
+            axis=1,
+        )
+        internal = p["gains"][:, None] * self.area[None, :]
+        solar = self.solar.T
+        self.exo_inputs = np.concatenate(
+            [p["t_out"][:, None], INTERNAL_TO_AIR * internal + SOLAR_TO_AIR * solar,
+             (1 - INTERNAL_TO_AIR) * internal + (1 - SOLAR_TO_AIR) * solar], axis=1
+        )  # u without the HVAC heat: (n_year, 1 + 2Z)
+        self.exo_band = np.stack([p["comfort_low"], p["comfort_high"], p["price"]], axis=1)
 
     def _obs_names(self) -> list[str]:
         zones = [zn.name for zn in self.spec.zones]
@@ -130,33 +154,10 @@ class HVACSimulator:
 
     def observation(self) -> np.ndarray:
         """:return: observations ``(batch, obs_dim)``, float32, laid out as ``obs_names``"""
-        p, k = self.profiles, self.k
-        tod = 2 * np.pi * p["hour"][k] / 24.0
-        dow = 2 * np.pi * (p["weekday"][k] + p["hour"][k] / 24.0) / 7.0
-        ahead = (k[:, None] + self.forecast_offsets[None, :]) % self.n_year
+        plant = self.plant
         return np.concatenate(
-            [
-                self.t_zone,
-                np.stack(
-                    [
-                        p["t_out"][k],
-                        p["ghi"][k] / 1000.0,
-                        np.sin(tod),
-                        np.cos(tod),
-                        np.sin(dow),
-                        np.cos(dow),
-                        p["occupied"][k],
-                        p["price"][k],
-                    ],
-                    axis=1,
-                ),
-                p["t_out"][ahead],
-                p["price"][ahead],
-                self.plant.signal,
-                self.plant.locked().astype(np.float64),
-            ],
-            axis=1,
-        ).astype(np.float32)
+            [self.t_zone, self.exo_obs[self.k], plant.signal, plant.locked()], axis=1, dtype=np.float32
+        )
 
     def step(self, request: np.ndarray, clipped: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """
@@ -167,37 +168,32 @@ class HVACSimulator:
         :return: ``reward`` ``(batch,)``, ``truncated`` ``(batch,)`` and per-step values (``power_kw``,
             ``cost``, ``discomfort_kh``, ``heat`` per zone in W)
         """
-        p, k, z = self.profiles, self.k, self.z
-        t_out = p["t_out"][k]
+        k, z = self.k, self.z
         before = self.plant.signal
         events = self.plant.apply(request)
-        power = self.plant.power(self.t_zone, t_out)
-        internal = p["gains"][k][:, None] * self.area[None, :]
-        solar = self.solar[:, k].T
-        u = np.empty((self.batch, 1 + 2 * z))
-        u[:, 0] = t_out
-        u[:, 1 : 1 + z] = power["heat"] + INTERNAL_TO_AIR * internal + SOLAR_TO_AIR * solar
-        u[:, 1 + z :] = (1 - INTERNAL_TO_AIR) * internal + (1 - SOLAR_TO_AIR) * solar
+        u = self.exo_inputs[k]  # fancy indexing copies: safe to add to
+        power = self.plant.power(self.t_zone, u[:, 0])
+        u[:, 1 : 1 + z] += power["heat"]
         self.last_inputs = u
         x1 = self.thermal.step(self.x, u)
-        low, high = p["comfort_low"][k][:, None], p["comfort_high"][k][:, None]
-
-        def deviation(t_air: np.ndarray) -> np.ndarray:
-            return np.maximum(low - t_air, 0.0) + np.maximum(t_air - high, 0.0)
-
-        discomfort = 0.5 * (deviation(self.x[:, :z]) + deviation(x1[:, :z])).sum(axis=1) * self.dt_h
+        band = self.exo_band[k]
+        low, high = band[:, :1], band[:, 1:2]
+        t0, t1 = self.x[:, :z], x1[:, :z]
+        deviation = np.maximum(low - t0, 0.0) + np.maximum(t0 - high, 0.0)
+        deviation += np.maximum(low - t1, 0.0) + np.maximum(t1 - high, 0.0)
+        discomfort = 0.5 * self.dt_h * deviation.sum(axis=1)
         power_kw = power["electric"].sum(axis=1) / 1000.0
         energy = power_kw * self.dt_h
-        cost = energy * p["price"][k]
+        cost = energy * band[:, 2]
         reward = -(cost + self.spec.comfort_weight * discomfort)
         kpi = self.kpi
         kpi["tdis"] += discomfort
         kpi["energy"] += energy
         kpi["cost"] += cost
         np.maximum(kpi["peak"], power_kw, out=kpi["peak"])
-        kpi["switches"] += events["switched"].sum(axis=1)
-        kpi["refused"] += events["refused"].sum(axis=1)
-        kpi["atvl"] += 0.5 * np.abs(self.plant.signal - before).mean(axis=1)
+        kpi["switches"] += np.count_nonzero(events["switched"], axis=1)
+        kpi["refused"] += np.count_nonzero(events["refused"], axis=1)
+        kpi["atvl"] += np.abs(self.plant.signal - before).sum(axis=1) * (0.5 / z)
         kpi["clipped"] += clipped
         self.x = x1
         self.k = (k + 1) % self.n_year
