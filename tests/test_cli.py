@@ -165,3 +165,48 @@ def test_train_cli_default_run_dir_and_bullet_json_is_clean(tmp_path: Path):
     )
     assert ev.returncode == 0, ev.stderr
     assert json.loads(ev.stdout)["env"] == "ReacherBulletEnv-v0"
+
+
+def test_eval_controller_baselines():
+    result = run_cli(
+        "eval",
+        "--controller",
+        "thermostat",
+        "--env",
+        "smoothrl/HVACDiscrete-v0",
+        "--episodes",
+        "1",
+        "--set",
+        "env_kwargs.episode_days=1",
+        "--set",
+        "env_kwargs.preset=house_chicago",
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["episodes"] == 1 and data["mean_length"] == 96
+    for kpi in (
+        "tdis_tot",
+        "ener_tot",
+        "cost_tot",
+        "pele_tot",
+        "switches_per_day",
+        "min_onoff_violations_requested",
+        "atvl_tot",
+    ):
+        assert kpi in data
+
+
+def test_eval_controller_bad_input(sac_run: Path):
+    hvac = ["--env", "smoothrl/HVAC-v0"]
+    assert_user_error(run_cli("eval", "--controller", "pi", "--env", "smoothrl/HVACDiscrete-v0"), "modulating plant")
+    assert_user_error(run_cli("eval", "--controller", "mpc", *hvac), "unknown controller 'mpc'")
+    assert_user_error(run_cli("eval", "--controller", "pi"), "--controller needs --env")
+    assert_user_error(run_cli("eval", "--controller", "pi", "--env", "Pendulum-v1"), "needs an HVAC env")
+    assert_user_error(run_cli("eval", sac_run, "--controller", "pi", *hvac), "either RUN_DIR or --controller")
+    assert_user_error(run_cli("eval", "--controller", "pi", *hvac, "--set", "gamma=1"), "env_kwargs.KEY=VALUE")
+    assert_user_error(
+        run_cli("eval", "--controller", "pi", *hvac, "--set", "env_kwargs.preset=tower"), "unknown HVAC preset 'tower'"
+    )
+    assert_user_error(run_cli("eval", sac_run, "--split", "test"), "--split applies to the HVAC envs only")
+    assert_user_error(run_cli("eval"), "eval needs RUN_DIR")

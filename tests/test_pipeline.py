@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -182,3 +183,30 @@ def test_plain_smoothrl_algorithms_act_like_sb3(algo: str):
         np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
     obs = make_env(config).reset()
     np.testing.assert_array_equal(ours.predict(obs, deterministic=True)[0], theirs.predict(obs, deterministic=True)[0])
+
+
+def test_hvac_training_uses_the_batched_env_and_reports_kpis(tmp_path: Path):
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from smoothrl.envs.hvac.env import HVACVecEnv
+
+    overrides = [
+        "n_envs=4",
+        "normalize=true",
+        "env_kwargs.episode_days=1",
+        "n_timesteps=1024",
+        "eval_freq=512",
+        "eval_episodes=1",
+    ]
+    config = resolve_config("ppo", "smoothrl/HVAC-v0", "smoke", overrides)
+    venv = make_env(config).venv
+    assert isinstance(venv, VecMonitor) and isinstance(venv.venv, HVACVecEnv) and venv.num_envs == 4
+    run_dir = train(config, tmp_path / "hvac", progress_bar=False)
+    summary = json.loads((run_dir / "eval.json").read_text())
+    assert summary["mean_length"] == 96 and summary["tdis_tot"] >= 0 and summary["ener_tot"] >= 0
+    scalars = _scalars(run_dir)
+    for tag in ("eval/tdis_tot", "eval/switches_per_day", "smooth/jerk_rms", "eval/sm"):
+        assert tag in scalars, tag
+    test_split, _ = evaluate(run_dir, episodes=1)
+    train_split, _ = evaluate(run_dir, episodes=1, split="train")
+    assert test_split["mean_return"] != train_split["mean_return"]  # other days

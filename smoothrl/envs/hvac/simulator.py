@@ -93,7 +93,7 @@ class HVACSimulator:
 
     def _tables(self) -> None:
         """Everything exogenous, per step of the year, so a step only indexes rows."""
-        p, z = self.profiles, self.z
+        p = self.profiles
         tod = 2 * np.pi * p["hour"] / 24.0
         dow = 2 * np.pi * (p["weekday"] + p["hour"] / 24.0) / 7.0
         ahead = (np.arange(self.n_year)[:, None] + self.forecast_offsets[None, :]) % self.n_year
