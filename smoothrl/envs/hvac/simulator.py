@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from smoothrl.envs.hvac import kernels
 from smoothrl.envs.hvac.plant import HeatPumps
 from smoothrl.envs.hvac.schedules import profiles
 from smoothrl.envs.hvac.spec import FACADE_NAMES, HVACSpec
@@ -84,11 +85,10 @@ class HVACSimulator:
         self.x = np.zeros((batch, 2 * self.z))
         self.k = np.zeros(batch, dtype=np.int64)
         self.t = np.zeros(batch, dtype=np.int64)
-        self.kpi = {
-            name: np.zeros(batch)
-            for name in ("tdis", "energy", "cost", "peak", "switches", "refused", "atvl", "clipped")
-        }
-        self.last_inputs = np.zeros((batch, 1 + 2 * self.z))
+        self.kpi = np.zeros((batch, 8))  # accumulators, columns kernels.K_*
+        self.last_inputs = np.zeros((batch, 1 + 2 * self.z))  # u of the last step
+        self._out = {name: np.zeros(batch) for name in ("reward", "power_kw", "cost", "discomfort_kh")}
+        self._heat = np.zeros((batch, self.z))
         self.obs_names = self._obs_names()
 
     def _tables(self) -> None:
@@ -99,8 +99,19 @@ class HVACSimulator:
         ahead = (np.arange(self.n_year)[:, None] + self.forecast_offsets[None, :]) % self.n_year
         self.exo_obs = np.concatenate(
             [
-                np.stack([p["t_out"], p["ghi"] / 1000.0, np.sin(tod), np.cos(tod), np.sin(dow), np.cos(dow),
-                          p["occupied"], p["price"]], axis=1),
+                np.stack(
+                    [
+                        p["t_out"],
+                        p["ghi"] / 1000.0,
+                        np.sin(tod),
+                        np.cos(tod),
+                        np.sin(dow),
+                        np.cos(dow),
+                        p["occupied"],
+                        p["price"],
+                    ],
+                    axis=1,
+                ),
                 p["t_out"][ahead],
                 p["price"][ahead],
             ],
@@ -109,8 +120,12 @@ class HVACSimulator:
         internal = p["gains"][:, None] * self.area[None, :]
         solar = self.solar.T
         self.exo_inputs = np.concatenate(
-            [p["t_out"][:, None], INTERNAL_TO_AIR * internal + SOLAR_TO_AIR * solar,
-             (1 - INTERNAL_TO_AIR) * internal + (1 - SOLAR_TO_AIR) * solar], axis=1
+            [
+                p["t_out"][:, None],
+                INTERNAL_TO_AIR * internal + SOLAR_TO_AIR * solar,
+                (1 - INTERNAL_TO_AIR) * internal + (1 - SOLAR_TO_AIR) * solar,
+            ],
+            axis=1,
         )  # u without the HVAC heat: (n_year, 1 + 2Z)
         self.exo_band = np.stack([p["comfort_low"], p["comfort_high"], p["price"]], axis=1)
 
@@ -149,8 +164,7 @@ class HVACSimulator:
             self.x[i] = rng.uniform(low, high)
         self.t[mask] = 0
         self.plant.reset(mask)
-        for acc in self.kpi.values():
-            acc[mask] = 0.0
+        self.kpi[mask] = 0.0
 
     def observation(self) -> np.ndarray:
         """:return: observations ``(batch, obs_dim)``, float32, laid out as ``obs_names``"""
@@ -168,42 +182,35 @@ class HVACSimulator:
         :return: ``reward`` ``(batch,)``, ``truncated`` ``(batch,)`` and per-step values (``power_kw``,
             ``cost``, ``discomfort_kh``, ``heat`` per zone in W)
         """
-        k, z = self.k, self.z
-        before = self.plant.signal
-        events = self.plant.apply(request)
-        u = self.exo_inputs[k]  # fancy indexing copies: safe to add to
-        power = self.plant.power(self.t_zone, u[:, 0])
-        u[:, 1 : 1 + z] += power["heat"]
-        self.last_inputs = u
-        x1 = self.thermal.step(self.x, u)
-        band = self.exo_band[k]
-        low, high = band[:, :1], band[:, 1:2]
-        t0, t1 = self.x[:, :z], x1[:, :z]
-        deviation = np.maximum(low - t0, 0.0) + np.maximum(t0 - high, 0.0)
-        deviation += np.maximum(low - t1, 0.0) + np.maximum(t1 - high, 0.0)
-        discomfort = 0.5 * self.dt_h * deviation.sum(axis=1)
-        power_kw = power["electric"].sum(axis=1) / 1000.0
-        energy = power_kw * self.dt_h
-        cost = energy * band[:, 2]
-        reward = -(cost + self.spec.comfort_weight * discomfort)
-        kpi = self.kpi
-        kpi["tdis"] += discomfort
-        kpi["energy"] += energy
-        kpi["cost"] += cost
-        np.maximum(kpi["peak"], power_kw, out=kpi["peak"])
-        kpi["switches"] += np.count_nonzero(events["switched"], axis=1)
-        kpi["refused"] += np.count_nonzero(events["refused"], axis=1)
-        kpi["atvl"] += np.abs(self.plant.signal - before).sum(axis=1) * (0.5 / z)
-        kpi["clipped"] += clipped
-        self.x = x1
-        self.k = (k + 1) % self.n_year
-        self.t += 1
-        truncated = self.t >= self.episode_steps
-        return (
-            reward,
-            truncated,
-            {"power_kw": power_kw, "cost": cost, "discomfort_kh": discomfort, "heat": power["heat"]},
+        plant, out = self.plant, self._out
+        kernels.step(
+            self.x,
+            self.k,
+            np.asarray(request, dtype=np.float64),
+            np.asarray(clipped, dtype=np.float64),
+            plant.mode,
+            plant.level,
+            plant.timer,
+            plant.signal,
+            self.exo_inputs,
+            self.exo_band,
+            self.thermal.ad,
+            self.thermal.bd,
+            plant.params,
+            self.dt_h,
+            self.spec.comfort_weight,
+            self.kpi,
+            out["reward"],
+            out["power_kw"],
+            out["cost"],
+            out["discomfort_kh"],
+            self._heat,
+            self.last_inputs,
         )
+        self.t += 1
+        values = {name: out[name].copy() for name in ("power_kw", "cost", "discomfort_kh")}  # buffers are reused
+        values["heat"] = self._heat.copy()
+        return out["reward"].copy(), self.t >= self.episode_steps, values
 
     def kpis(self, i: int) -> dict[str, float]:
         """
@@ -215,15 +222,15 @@ class HVACSimulator:
             per compressor per day), ``min_onoff_violations_requested`` (switches the protection
             refused), ``atvl_tot`` (actuator travel, normalized units), ``actions_clipped``
         """
-        kpi, area = self.kpi, self.spec.floor_area
+        kpi, area = self.kpi[i], self.spec.floor_area
         days = max(int(self.t[i]), 1) * self.dt_h / 24.0
         return {
-            "tdis_tot": float(kpi["tdis"][i] / self.z),
-            "ener_tot": float(kpi["energy"][i] / area),
-            "cost_tot": float(kpi["cost"][i] / area),
-            "pele_tot": float(kpi["peak"][i] / area),
-            "switches_per_day": float(kpi["switches"][i] / self.z / days),
-            "min_onoff_violations_requested": float(kpi["refused"][i]),
-            "atvl_tot": float(kpi["atvl"][i]),
-            "actions_clipped": float(kpi["clipped"][i]),
+            "tdis_tot": float(kpi[kernels.K_TDIS] / self.z),
+            "ener_tot": float(kpi[kernels.K_ENERGY] / area),
+            "cost_tot": float(kpi[kernels.K_COST] / area),
+            "pele_tot": float(kpi[kernels.K_PEAK] / area),
+            "switches_per_day": float(kpi[kernels.K_SWITCHES] / self.z / days),
+            "min_onoff_violations_requested": float(kpi[kernels.K_REFUSED]),
+            "atvl_tot": float(kpi[kernels.K_ATVL]),
+            "actions_clipped": float(kpi[kernels.K_CLIPPED]),
         }
