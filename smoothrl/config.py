@@ -16,7 +16,7 @@ import sys
 import typing
 from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 import torch as th
 import yaml
@@ -42,7 +42,7 @@ RESERVED = {
 NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
 NOISE_KEYS = ("noise_type", "noise_std")
 #: Keys whose value is a dict that ``--set key.sub=value`` can reach into.
-DICT_KEYS = ("env_kwargs", "policy_kwargs", "normalize")
+DICT_KEYS = ("env_kwargs", "policy_kwargs", "normalize", "smooth_reward")
 #: rl-zoo3 keys smoothrl does not implement.
 UNSUPPORTED = ("env_wrapper", "vec_env_wrapper", "frame_stack", "callback", "normalize_kwargs", "config")
 _SCHEDULE_PREFIX = "lin_"
@@ -67,6 +67,8 @@ class RunConfig(BaseModel):
     :param eval_freq: evaluate every this many steps during training (0: never)
     :param eval_episodes: episodes per evaluation, and for ``eval.json`` at the end
     :param checkpoint_freq: checkpoint every this many steps (0: only when interrupted)
+    :param smooth_reward: reward shaping, weight per action-derivative order (1 velocity,
+        2 acceleration, 3 jerk), e.g. ``{3: 0.1}``; the last actions join the observation
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -85,6 +87,7 @@ class RunConfig(BaseModel):
     eval_freq: int = Field(ge=0)
     eval_episodes: int = Field(5, ge=1)
     checkpoint_freq: int = Field(ge=0)
+    smooth_reward: dict[Annotated[int, Field(ge=1, le=3)], Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
 
     @property
     def normalize_kwargs(self) -> dict[str, Any] | None:

@@ -27,7 +27,8 @@ from smoothrl.callbacks import AtomicCheckpointCallback, SmoothEvalCallback, Smo
 from smoothrl.config import NOISE_KEYS, RunConfig, build_hyperparam, load_config
 from smoothrl.envs import check_env_id, make_base_env
 from smoothrl.envs.hvac import HVAC_IDS, make_hvac_vec_env
-from smoothrl.envs.wrappers import ActionTrace
+from smoothrl.envs.vec_wrappers import VecActionSmoothnessReward
+from smoothrl.envs.wrappers import ActionSmoothnessReward, ActionTrace
 from smoothrl.episodes import Episode, run_episodes, summarize
 from smoothrl.errors import SmoothRLError, TrainingInterrupted
 
@@ -50,32 +51,44 @@ def _same_space(a: gym.Space, b: gym.Space) -> bool:
     return True
 
 
-def make_raw_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any]) -> VecEnv:
+def make_raw_env(
+    env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any], smooth_reward: dict[int, float] | None = None
+) -> VecEnv:
     """
     The vectorized env of an id, before normalization: HVAC ids use their batched simulator
     (``VecMonitor`` on top), every other id ``gymnasium.make`` + ``ActionTrace`` + ``Monitor``.
+    Reward shaping, when asked for, wraps outside the monitor (episode returns stay the env's own).
 
     :param env_id: a gymnasium id
     :param n_envs: parallel envs
     :param seed: seed of the first env (env ``i`` gets ``seed + i``)
     :param env_kwargs: keyword arguments of the env
+    :param smooth_reward: action-derivative penalty weights per order (``RunConfig.smooth_reward``)
     :return: the vectorized env
     :raises SmoothRLError: for an unknown id or bad ``env_kwargs``
     """
     check_env_id(env_id)
-    if env_id in HVAC_IDS:
-        try:
-            return VecMonitor(make_hvac_vec_env(env_id, n_envs, seed, **env_kwargs))
-        except TypeError as e:
-            raise SmoothRLError(f"{env_id} does not accept env_kwargs {env_kwargs} ({e}); fix env_kwargs") from None
-
-    def factory(**kwargs: Any) -> gym.Env:
-        return ActionTrace(make_base_env(env_id, **kwargs))
-
     try:
-        return make_vec_env(factory, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv)
+        if env_id in HVAC_IDS:
+            venv: VecEnv = VecMonitor(make_hvac_vec_env(env_id, n_envs, seed, **env_kwargs))
+            return VecActionSmoothnessReward(venv, smooth_reward) if smooth_reward else venv
+
+        def factory(**kwargs: Any) -> gym.Env:
+            return ActionTrace(make_base_env(env_id, **kwargs))
+
+        return make_vec_env(
+            factory,
+            n_envs=n_envs,
+            seed=seed,
+            env_kwargs=env_kwargs,
+            vec_env_cls=DummyVecEnv,
+            wrapper_class=ActionSmoothnessReward if smooth_reward else None,
+            wrapper_kwargs={"weights": smooth_reward} if smooth_reward else None,
+        )
     except TypeError as e:
         raise SmoothRLError(f"{env_id} does not accept env_kwargs {env_kwargs} ({e}); fix env_kwargs") from None
+    except ValueError as e:  # a wrapper that cannot apply to this env's spaces
+        raise SmoothRLError(f"smooth_reward cannot apply to {env_id}: {e}") from None
 
 
 def make_env(
@@ -107,7 +120,9 @@ def make_env(
     """
     env_id = env_id or config.env
     env_kwargs = {**(config.env_kwargs if env_id == config.env else {}), **(env_overrides or {})}
-    venv = make_raw_env(env_id, n_envs or config.n_envs, config.seed if seed is None else seed, env_kwargs)
+    venv = make_raw_env(
+        env_id, n_envs or config.n_envs, config.seed if seed is None else seed, env_kwargs, config.smooth_reward
+    )
     if model is not None:
         for what in ("observation_space", "action_space"):
             theirs, ours = getattr(venv, what), getattr(model, what)

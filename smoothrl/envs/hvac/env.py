@@ -12,7 +12,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from smoothrl.envs.hvac.simulator import HVACSimulator
 from smoothrl.envs.hvac.spec import HVACSpec, load_spec
-from smoothrl.envs.wrappers import ACTION_INFO_KEY, action_bounds
+from smoothrl.envs.wrappers import ACTION_INFO_KEY
 from smoothrl.episodes import KPI_INFO_KEY
 from smoothrl.errors import SmoothRLError
 
@@ -43,14 +43,14 @@ class ActionCodec:
         else:
             self.space = spaces.MultiDiscrete([n] * zones)
         self.levels = np.r_[0.0, np.arange(1, stages + 1) / stages, -np.arange(1, stages + 1) / stages]
-        low, high = action_bounds(self.space)
-        self._low, self._span = low, high - low
 
     def decode(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """
         :param actions: ``(batch, Z)`` (or ``(batch,)`` for one discrete zone)
         :return: signals ``(batch, Z)``, entries clipped per row ``(batch,)``, and the actions
-            as received in normalized units ``(batch, Z)``
+            as received in normalized units ``(batch, Z)``: the requested signal mapped to
+            ``[0, 1]`` (cooling 0, off 0.5, heating 1), for discrete actions too, so that
+            smoothness is measured on the physical signal, not on action indices
         :raises SmoothRLError: for NaN, a wrong shape or a discrete action outside the space
         """
         a = np.asarray(actions)
@@ -64,7 +64,8 @@ class ActionCodec:
             idx = a.astype(np.int64)
             if idx.min() < 0 or idx.max() >= len(self.levels):
                 raise SmoothRLError(f"action {idx.ravel().tolist()} is outside {self.space}")
-            return self.levels[idx], np.zeros(batch), (idx - self._low) / self._span
+            signal = self.levels[idx]
+            return signal, np.zeros(batch), (signal + 1.0) / 2.0
         a = a.astype(np.float64)
         if np.isnan(a).any():
             raise SmoothRLError("HVAC action contains NaN")
