@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter measurements (about 15 s)")
     parser.add_argument("--out", type=Path, default=Path("results/bench_hvac.json"))
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=150)
     steps = 10_000 if args.quick else 50_000
     seconds = 0.5 if args.quick else 2.0
     week_zone_steps = 5 * 7 * 96

@@ -42,7 +42,7 @@ RESERVED = {
 NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
 NOISE_KEYS = ("noise_type", "noise_std")
 #: Keys whose value is a dict that ``--set key.sub=value`` can reach into.
-DICT_KEYS = ("env_kwargs", "policy_kwargs", "normalize", "smooth_reward")
+DICT_KEYS = ("env_kwargs", "policy_kwargs", "normalize", "smooth_reward", "action_reg")
 #: rl-zoo3 keys smoothrl does not implement.
 UNSUPPORTED = ("env_wrapper", "vec_env_wrapper", "frame_stack", "callback", "normalize_kwargs", "config")
 _SCHEDULE_PREFIX = "lin_"
@@ -228,8 +228,18 @@ def constructor_params(algo: str) -> dict[str, inspect.Parameter]:
     :param algo: algorithm name
     :return: the keywords its constructor takes (smoothrl's own and SB3's)
     """
-    cls = get_algo(algo)
-    return {k: p for k, p in inspect.signature(cls.__init__).parameters.items() if k not in ("self", "policy")}
+    params: dict[str, inspect.Parameter] = {}
+    for klass in get_algo(algo).__mro__:  # a subclass taking **kwargs passes them on to its base
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        signature = inspect.signature(init).parameters
+        for name, param in signature.items():
+            if param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD) and name not in ("self", "policy"):
+                params.setdefault(name, param)
+        if not any(p.kind == p.VAR_KEYWORD for p in signature.values()):
+            break
+    return params
 
 
 def _annotation(algo: str, key: str) -> tuple[Any, dict[str, Any]] | None:
@@ -279,6 +289,14 @@ def check_hyperparam(algo: str, key: str, value: Any) -> None:
             raise SmoothRLError(f"noise_std must be a positive number, got {value!r}")
         return
     params = constructor_params(algo)
+    if key == "action_reg" and key in params:
+        from smoothrl.agents.regularizers import as_action_reg
+
+        try:
+            as_action_reg(value)
+        except (TypeError, ValueError) as e:
+            raise SmoothRLError(f"action_reg {value!r}: {e}; e.g. action_reg.order=3 action_reg.weight=0.1") from None
+        return
     if key not in params:
         close = difflib.get_close_matches(key, list(params) + list(NOISE_KEYS) + list(RunConfig.model_fields), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
