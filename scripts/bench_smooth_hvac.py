@@ -1,18 +1,21 @@
-"""Do action-derivative penalties make HVAC control smooth at little cost? (reward-shaping form)
+"""Do action-derivative penalties make HVAC control smooth at little cost? Both forms, PPO.
 
 Trains PPO on ``smoothrl/HVAC-v0`` (modulating heat pump) and ``smoothrl/HVACDiscrete-v0``
-(on/off heat pump) with no penalty and with a 1st-, 2nd- or 3rd-order action penalty
-(``smooth_reward``), evaluates every run on the 13 test weeks' seeded episodes, and compares
-with the thermostat and PI baselines. The claim under test (published for HVAC): third-order
-(jerk) penalties give the smoothest control and cut equipment switching by about 60% while
-the return stays competitive.
+(on/off heat pump) with no penalty and with a 1st-, 2nd- or 3rd-order action penalty, in both
+forms: reward shaping (``smooth_reward``: the penalty on the actions sent, history in the
+observation) and a policy-loss term (``action_reg``: the penalty on the policy's deterministic
+action along consecutive rollout states). Every run is evaluated on the test weeks and
+compared with the thermostat and PI baselines. The claim under test (published for HVAC):
+third-order (jerk) penalties give the smoothest control and cut equipment switching by about
+60% while the return stays competitive.
 
 Penalty weights: ``w_j = w * 2 / ||c_j||^2`` with ``c_j`` the coefficients of the order-j
 difference (``||c||^2`` = 2, 6, 20), so every order costs the same on white-noise actions
-(otherwise jerk would simply be a 10x stronger penalty than velocity).
+(otherwise jerk would simply be a 10x stronger penalty than velocity). ``w`` is
+``--weight`` (reward form, in reward units) and ``--loss-weight`` (loss form).
 
-Budget: ``--quick`` 1 seed x 150k steps per run (about 3 minutes in all); default 3 seeds x
-500k steps (about 25 minutes on 2 cores). Evaluation: 10 deterministic test episodes (weeks),
+Budget: ``--quick`` 1 seed x 150k steps per run (about 5 minutes in all); default 3 seeds x
+300k steps (about 30 minutes on 2 cores). Evaluation: 10 deterministic test episodes (weeks),
 seed 10000. Writes ``results/bench_smooth_hvac.json`` and prints a table.
 """
 
@@ -33,7 +36,16 @@ from smoothrl.rundir import atomic_write_json
 from smoothrl.training import evaluate, evaluate_controller, train
 
 ENVS = ("smoothrl/HVAC-v0", "smoothrl/HVACDiscrete-v0")
-VARIANTS = {"none": None, "order 1": 1, "order 2": 2, "order 3 (jerk)": 3}
+#: name -> (form, order)
+VARIANTS = {
+    "none": (None, None),
+    "reward order 1": ("reward", 1),
+    "reward order 2": ("reward", 2),
+    "reward order 3 (jerk)": ("reward", 3),
+    "loss order 1": ("loss", 1),
+    "loss order 2": ("loss", 2),
+    "loss order 3 (jerk)": ("loss", 3),
+}
 KEYS = (
     "mean_return",
     "switches_per_day",
@@ -56,13 +68,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 seed x 150k steps per run")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per variant (default 3, quick 1)")
-    parser.add_argument("--timesteps", type=int, default=None, help="steps per run (default 500k, quick 150k)")
-    parser.add_argument("--weight", type=float, default=0.05, help="base penalty weight w (default 0.05)")
+    parser.add_argument("--timesteps", type=int, default=None, help="steps per run (default 300k, quick 150k)")
+    parser.add_argument("--weight", type=float, default=0.05, help="reward-form base weight w (default 0.05)")
+    parser.add_argument("--loss-weight", type=float, default=1.0, help="loss-form base weight (default 1.0)")
     parser.add_argument("--episodes", type=int, default=10, help="test episodes per evaluation")
     parser.add_argument("--out", type=Path, default=Path("results/bench_smooth_hvac.json"))
     args = parser.parse_args()
     seeds = args.seeds or (1 if args.quick else 3)
-    steps = args.timesteps or (150_000 if args.quick else 500_000)
+    steps = args.timesteps or (150_000 if args.quick else 300_000)
     console = Console(width=150)
     results: dict = {
         "settings": {
@@ -80,14 +93,18 @@ def main() -> None:
         task = progress.add_task("training", total=len(ENVS) * len(VARIANTS) * seeds)
         for env_id in ENVS:
             rows: dict[str, dict] = {}
-            for name, order in VARIANTS.items():
+            for name, (form, order) in VARIANTS.items():
                 per_seed = []
                 for seed in range(seeds):
                     overrides = ["eval_freq=0", f"eval_episodes={args.episodes}"]
-                    if order is not None:
+                    if form == "reward":
                         overrides.append(f"smooth_reward.{order}={weight(order, args.weight)}")
+                    elif form == "loss":
+                        overrides.append(f"action_reg.temporal={{{order}: {weight(order, args.loss_weight)}}}")
                     config = resolve_config("ppo", env_id, overrides=overrides, n_timesteps=steps, seed=seed)
-                    run = train(config, Path(tmp) / f"{env_id.replace('/', '_')}_{order}_{seed}", progress_bar=False)
+                    run = train(
+                        config, Path(tmp) / f"{env_id.replace('/', '_')}_{form}{order}_{seed}", progress_bar=False
+                    )
                     summary, _ = evaluate(run, episodes=args.episodes)
                     per_seed.append({k: summary[k] for k in KEYS})
                     progress.advance(task)

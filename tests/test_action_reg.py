@@ -128,3 +128,13 @@ def test_strong_temporal_regularization_makes_the_policy_smoother():
         model.learn(2048)
         after[weight] = roughness(model)
     assert after[50.0] < before and after[50.0] < 0.7 * after[0.0]
+
+
+def test_a2c_with_action_reg_trains_and_logs(tmp_path):
+    config = resolve_config("a2c", "Pendulum-v1", "smoke", ["n_timesteps=256", "action_reg.order=2"])
+    model = make_model(config, make_env(config), tensorboard_log=tmp_path / "tb")
+    assert isinstance(model.rollout_buffer, SmoothRolloutBuffer) and model.rollout_buffer.history == 2
+    model.learn(256, log_interval=1)
+    acc = EventAccumulator(str(next((tmp_path / "tb").iterdir())))
+    acc.Reload()
+    assert "train/action_reg_order2" in acc.Tags()["scalars"]

@@ -1,15 +1,76 @@
-"""smoothrl's A2C: a subclass of :class:`stable_baselines3.A2C` (same behaviour when no extension is used)."""
+"""smoothrl's A2C: :class:`stable_baselines3.A2C` plus action-smoothness loss terms (off by default)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
 from stable_baselines3 import A2C as _SB3A2C
+from stable_baselines3.common.utils import explained_variance
+from torch.nn import functional as F
+
+from smoothrl.agents.regularizers import ActionReg, OnPolicyActionRegMixin
 
 
-class A2C(_SB3A2C):
+class A2C(OnPolicyActionRegMixin, _SB3A2C):
     """
-    Stable-Baselines3's A2C (on-policy), as a smoothrl class.
+    Stable-Baselines3's A2C (on-policy) with smoothrl's extensions as keywords, all off by default.
 
-    Constructor, ``learn``, ``save`` and ``load`` are SB3's: every SB3 keyword and every
-    rl-zoo3 hyperparameter works unchanged. smoothrl's extensions are added here as keywords
-    that are off by default.
+    :param args: SB3's positional arguments (``policy``, ``env``)
+    :param action_reg: action-smoothness loss terms, as for :class:`smoothrl.PPO`
+    :param kwargs: SB3's keyword arguments
     """
+
+    def __init__(self, *args: Any, action_reg: ActionReg | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        self._setup_action_reg(action_reg, kwargs)
+        super().__init__(*args, **kwargs)
+
+    def train(self) -> None:
+        """
+        SB3's A2C update, unchanged but for one added loss term (``action_reg``): the structure
+        below follows ``stable_baselines3.a2c.A2C.train`` line for line.
+        """
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        reg_logs: dict[str, list[float]] = {}
+
+        for rollout_data in self.rollout_buffer.get(batch_size=None):
+            actions = rollout_data.actions
+            if isinstance(self.action_space, spaces.Discrete):
+                actions = actions.long().flatten()
+
+            values, log_prob, entropy = self.policy.evaluate_actions(rollout_data.observations, actions)
+            values = values.flatten()
+
+            advantages = rollout_data.advantages
+            if self.normalize_advantage:
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+            policy_loss = -(advantages * log_prob).mean()
+            value_loss = F.mse_loss(rollout_data.returns, values)
+            if entropy is None:  # noqa: SIM108  (SB3's own structure, kept recognisable)
+                entropy_loss = -th.mean(-log_prob)
+            else:
+                entropy_loss = -th.mean(entropy)
+
+            loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+            loss = loss + self._action_reg_term(rollout_data, reg_logs)  # smoothrl: action smoothness
+
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+
+        explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
+
+        self._n_updates += 1
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/explained_variance", explained_var)
+        self.logger.record("train/entropy_loss", entropy_loss.item())
+        self.logger.record("train/policy_loss", policy_loss.item())
+        self.logger.record("train/value_loss", value_loss.item())
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+        self._record_action_reg(reg_logs)

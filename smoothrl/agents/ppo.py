@@ -12,10 +12,10 @@ from stable_baselines3 import PPO as _SB3PPO
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
-from smoothrl.agents.regularizers import ActionReg, SmoothRolloutBuffer, action_reg_loss, as_action_reg, policy_actions
+from smoothrl.agents.regularizers import ActionReg, OnPolicyActionRegMixin
 
 
-class PPO(_SB3PPO):
+class PPO(OnPolicyActionRegMixin, _SB3PPO):
     """
     Stable-Baselines3's PPO (on-policy) with smoothrl's extensions as keywords, all off by default.
 
@@ -27,29 +27,8 @@ class PPO(_SB3PPO):
     """
 
     def __init__(self, *args: Any, action_reg: ActionReg | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        self.action_reg = as_action_reg(action_reg)
-        if self.action_reg is not None and self.action_reg.history > 0:
-            kwargs.setdefault("rollout_buffer_class", SmoothRolloutBuffer)
-            kwargs["rollout_buffer_kwargs"] = {
-                **kwargs.get("rollout_buffer_kwargs", {}),
-                "history": self.action_reg.history,
-            }
+        self._setup_action_reg(action_reg, kwargs)
         super().__init__(*args, **kwargs)
-
-    def _extra_loss(self, rollout_data: Any, reg_logs: dict[str, list[float]]) -> th.Tensor | float:
-        """The action-smoothness terms of one minibatch (0 when ``action_reg`` is off)."""
-        if self.action_reg is None:
-            return 0.0
-        loss, logs = action_reg_loss(
-            self.action_reg,
-            lambda obs: policy_actions(self.policy, obs, self.action_space),
-            rollout_data.observations,
-            getattr(rollout_data, "prev_observations", None),
-            getattr(rollout_data, "prev_valid", None),
-        )
-        for key, value in logs.items():
-            reg_logs.setdefault(key, []).append(value)
-        return loss
 
     def train(self) -> None:
         """
@@ -106,7 +85,7 @@ class PPO(_SB3PPO):
                 entropy_losses.append(entropy_loss.item())
 
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
-                loss = loss + self._extra_loss(rollout_data, reg_logs)  # smoothrl: action smoothness
+                loss = loss + self._action_reg_term(rollout_data, reg_logs)  # smoothrl: action smoothness
 
                 with th.no_grad():
                     log_ratio = log_prob - rollout_data.old_log_prob
@@ -139,8 +118,7 @@ class PPO(_SB3PPO):
         self.logger.record("train/explained_variance", explained_var)
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
-        for key, values_ in reg_logs.items():
-            self.logger.record(f"train/action_reg_{key}", float(np.mean(values_)))
+        self._record_action_reg(reg_logs)
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)

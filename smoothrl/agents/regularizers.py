@@ -205,3 +205,42 @@ class SmoothRolloutBuffer(RolloutBuffer):
         return SmoothRolloutBufferSamples(
             *base, self.to_torch(prev), th.as_tensor(self._prev_valid[:, batch_inds], device=self.device)
         )
+
+
+class OnPolicyActionRegMixin:
+    """
+    The ``action_reg`` keyword for SB3's on-policy algorithms (PPO, A2C): the rollout buffer
+    keeps each sample's previous states, and :meth:`_action_reg_term` gives a minibatch's loss.
+    """
+
+    action_reg: ActionReg | None
+
+    def _setup_action_reg(self, action_reg: ActionReg | Mapping[str, Any] | None, kwargs: dict[str, Any]) -> None:
+        """Store ``action_reg`` and, when it has temporal terms, pick the buffer that keeps history."""
+        self.action_reg = as_action_reg(action_reg)
+        if self.action_reg is not None and self.action_reg.history > 0:
+            kwargs.setdefault("rollout_buffer_class", SmoothRolloutBuffer)
+            kwargs["rollout_buffer_kwargs"] = {
+                **kwargs.get("rollout_buffer_kwargs", {}),
+                "history": self.action_reg.history,
+            }
+
+    def _action_reg_term(self, rollout_data: Any, logs: dict[str, list[float]]) -> th.Tensor | float:
+        """The action-smoothness loss of one minibatch (0 when ``action_reg`` is off); appends to ``logs``."""
+        if self.action_reg is None:
+            return 0.0
+        loss, values = action_reg_loss(
+            self.action_reg,
+            lambda obs: policy_actions(self.policy, obs, self.action_space),  # type: ignore[attr-defined]
+            rollout_data.observations,
+            getattr(rollout_data, "prev_observations", None),
+            getattr(rollout_data, "prev_valid", None),
+        )
+        for key, value in values.items():
+            logs.setdefault(key, []).append(value)
+        return loss
+
+    def _record_action_reg(self, logs: dict[str, list[float]]) -> None:
+        """Log each term's mean as ``train/action_reg_<term>``."""
+        for key, values in logs.items():
+            self.logger.record(f"train/action_reg_{key}", float(np.mean(values)))  # type: ignore[attr-defined]
