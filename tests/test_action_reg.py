@@ -138,3 +138,58 @@ def test_a2c_with_action_reg_trains_and_logs(tmp_path):
     acc = EventAccumulator(str(next((tmp_path / "tb").iterdir())))
     acc.Reload()
     assert "train/action_reg_order2" in acc.Tags()["scalars"]
+
+
+def test_replay_buffer_history_respects_episode_ends_and_the_write_pointer():
+    from smoothrl.agents.regularizers import HistoryReplayBuffer
+
+    n_envs = 2
+    buf = HistoryReplayBuffer(8, spaces.Box(-1e4, 1e4, (1,)), spaces.Box(-1, 1, (1,)), n_envs=n_envs, history=2)
+    size = buf.buffer_size  # SB3 splits the 8 slots between the envs: 4 each
+    assert size == 4
+    for t in range(7):  # wraps around: steps 0..2 are overwritten by 4..6
+        obs = np.array([[100 * e + t] for e in range(n_envs)], dtype=np.float32)
+        done = np.array([e == 0 and t == 5 for e in range(n_envs)])  # env 0's episode ends after step 5
+        buf.add(obs, obs + 1, np.zeros((n_envs, 1)), np.zeros(n_envs), done, [{}] * n_envs)
+    np.random.seed(0)
+    data = buf._get_samples(np.arange(size).repeat(20))
+    obs = data.observations[:, 0].numpy()
+    prev = data.prev_observations[..., 0].numpy()
+    valid = data.prev_valid.numpy()
+    seen = set()
+    for i, o in enumerate(obs):
+        env, t = divmod(int(o), 100)
+        seen.add((env, t))
+        for j in (1, 2):
+            expected = t - j >= 3  # steps 0..2 are gone: the oldest stored step is 3
+            if env == 0:
+                expected &= not (t - j <= 5 < t)  # no predecessor across the end of step 5
+            assert valid[2 - j, i] == expected, (env, t, j)
+            if expected:
+                assert prev[2 - j, i] == 100 * env + t - j
+    assert len(seen) == 8
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3", "ddpg"])
+def test_off_policy_action_reg_trains_logs_and_round_trips(algo, tmp_path):
+    from smoothrl.agents.regularizers import HistoryReplayBuffer
+
+    overrides = [
+        "n_timesteps=300",
+        "learning_starts=100",
+        "action_reg.order=3",
+        "action_reg.weight=1.0",
+        "action_reg.spatial_weight=0.5",
+    ]
+    config = resolve_config(algo, "Pendulum-v1", "smoke", overrides)
+    env = make_env(config)
+    model = make_model(config, env, tensorboard_log=tmp_path / "tb")
+    assert isinstance(model.replay_buffer, HistoryReplayBuffer) and model.replay_buffer.history == 3
+    model.learn(300, log_interval=1)
+    acc = EventAccumulator(str(next((tmp_path / "tb").iterdir())))
+    acc.Reload()
+    assert {"train/action_reg_order3", "train/action_reg_spatial"} <= set(acc.Tags()["scalars"])
+    model.save(tmp_path / "m.zip")
+    loaded = type(model).load(tmp_path / "m.zip", env=env)
+    obs = env.reset()
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])

@@ -20,9 +20,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.buffers import ReplayBuffer, RolloutBuffer
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.type_aliases import RolloutBufferSamples
+from stable_baselines3.common.type_aliases import ReplayBufferSamples, RolloutBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
 
@@ -244,3 +244,117 @@ class OnPolicyActionRegMixin:
         """Log each term's mean as ``train/action_reg_<term>``."""
         for key, values in logs.items():
             self.logger.record(f"train/action_reg_{key}", float(np.mean(values)))  # type: ignore[attr-defined]
+
+
+class HistoryReplayBufferSamples(NamedTuple):
+    """``ReplayBufferSamples`` plus each sample's previous observations (for the temporal terms)."""
+
+    observations: th.Tensor
+    actions: th.Tensor
+    next_observations: th.Tensor
+    dones: th.Tensor
+    rewards: th.Tensor
+    discounts: th.Tensor | None
+    prev_observations: th.Tensor  # (k, batch, *obs_shape), oldest first
+    prev_valid: th.Tensor  # (k, batch) bool
+
+
+class HistoryReplayBuffer(ReplayBuffer):
+    """
+    A replay buffer whose samples also carry the ``history`` previous observations of the same env.
+
+    The ``j``-th predecessor of transition ``i`` is valid when it is still in the buffer (older
+    data was not overwritten in between) and none of the transitions ``i - j .. i - 1`` ended
+    an episode, so a temporal term never spans a reset.
+
+    :param args: as for ``ReplayBuffer``
+    :param history: previous observations per sample (the highest temporal order)
+    :param kwargs: as for ``ReplayBuffer``
+    """
+
+    def __init__(self, *args: Any, history: int = 1, **kwargs: Any) -> None:
+        self.history = history
+        super().__init__(*args, **kwargs)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> HistoryReplayBufferSamples:  # type: ignore[override]
+        # SB3's _get_samples draws the env of each sample itself; we need it, so it is drawn here
+        env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        if self.optimize_memory_usage:
+            next_obs = self.observations[(batch_inds + 1) % self.buffer_size, env_indices, :]
+        else:
+            next_obs = self.next_observations[batch_inds, env_indices, :]
+        base = ReplayBufferSamples(
+            *map(
+                self.to_torch,
+                (
+                    self._normalize_obs(self.observations[batch_inds, env_indices, :], env),
+                    self.actions[batch_inds, env_indices, :],
+                    self._normalize_obs(next_obs, env),
+                    (self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])).reshape(-1, 1),
+                    self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env),
+                ),
+            )
+        )
+        k = self.history
+        oldest = self.pos if self.full else 0
+        age = (batch_inds - oldest) % self.buffer_size  # 0 = the oldest transition still stored
+        prev = np.empty((k, len(batch_inds), *self.obs_shape), dtype=self.observations.dtype)
+        valid = np.empty((k, len(batch_inds)), dtype=bool)
+        ok = np.ones(len(batch_inds), dtype=bool)
+        for j in range(1, k + 1):
+            index = (batch_inds - j) % self.buffer_size
+            ok &= (age >= j) & (self.dones[index, env_indices] == 0)
+            prev[k - j] = self.observations[index, env_indices]
+            valid[k - j] = ok
+        return HistoryReplayBufferSamples(
+            *base[:5],
+            base.discounts,
+            self.to_torch(self._normalize_obs(prev, env)),
+            th.as_tensor(valid, device=self.device),
+        )
+
+
+class OffPolicyActionRegMixin:
+    """
+    The ``action_reg`` keyword for SB3's off-policy actor-critics (SAC, TD3, DDPG): the replay
+    buffer keeps each sample's previous states, and :meth:`_action_reg_term` gives a batch's
+    loss on the actor's deterministic action (tanh-squashed to ``[-1, 1]``, so normalized units
+    are half of it). The algorithm defines ``_deterministic_actions(obs)``.
+    """
+
+    action_reg: ActionReg | None
+
+    def _setup_action_reg(self, action_reg: ActionReg | Mapping[str, Any] | None, kwargs: dict[str, Any]) -> None:
+        """Store ``action_reg`` and, when it has temporal terms, pick the buffer that keeps history."""
+        self.action_reg = as_action_reg(action_reg)
+        if self.action_reg is not None and self.action_reg.history > 0:
+            kwargs.setdefault("replay_buffer_class", HistoryReplayBuffer)
+            kwargs["replay_buffer_kwargs"] = {
+                **(kwargs.get("replay_buffer_kwargs") or {}),
+                "history": self.action_reg.history,
+            }
+
+    def _action_reg_term(self, replay_data: Any, logs: dict[str, list[float]]) -> th.Tensor | float:
+        """The action-smoothness loss of one batch (0 when ``action_reg`` is off); appends to ``logs``."""
+        if self.action_reg is None:
+            return 0.0
+        actor = self.actor  # type: ignore[attr-defined]
+
+        def actions_of(obs: th.Tensor) -> th.Tensor:
+            out = (
+                actor(obs, deterministic=True) if "deterministic" in actor.forward.__code__.co_varnames else actor(obs)
+            )
+            return out / 2.0  # [-1, 1] -> normalized units
+
+        loss, values = action_reg_loss(
+            self.action_reg,
+            actions_of,
+            replay_data.observations,
+            getattr(replay_data, "prev_observations", None),
+            getattr(replay_data, "prev_valid", None),
+        )
+        for key, value in values.items():
+            logs.setdefault(key, []).append(value)
+        return loss
+
+    _record_action_reg = OnPolicyActionRegMixin._record_action_reg

@@ -1,15 +1,114 @@
-"""smoothrl's SAC: a subclass of :class:`stable_baselines3.SAC` (same behaviour when no extension is used)."""
+"""smoothrl's SAC: :class:`stable_baselines3.SAC` plus action-smoothness loss terms (off by default)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch as th
 from stable_baselines3 import SAC as _SB3SAC
+from stable_baselines3.common.utils import polyak_update
+from torch.nn import functional as F
+
+from smoothrl.agents.regularizers import ActionReg, OffPolicyActionRegMixin
 
 
-class SAC(_SB3SAC):
+class SAC(OffPolicyActionRegMixin, _SB3SAC):
     """
-    Stable-Baselines3's SAC (off-policy), as a smoothrl class.
+    Stable-Baselines3's SAC (off-policy) with smoothrl's extensions as keywords, all off by default.
 
-    Constructor, ``learn``, ``save`` and ``load`` are SB3's: every SB3 keyword and every
-    rl-zoo3 hyperparameter works unchanged. smoothrl's extensions are added here as keywords
-    that are off by default.
+    :param args: SB3's positional arguments (``policy``, ``env``)
+    :param action_reg: action-smoothness terms on the actor's deterministic action, along the
+        consecutive states stored in the replay buffer (never across an episode end); as for
+        :class:`smoothrl.PPO`
+    :param kwargs: SB3's keyword arguments
     """
+
+    def __init__(self, *args: Any, action_reg: ActionReg | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        self._setup_action_reg(action_reg, kwargs)
+        super().__init__(*args, **kwargs)
+
+    def _deterministic_actions(self, obs: th.Tensor) -> th.Tensor:
+        return self.actor(obs, deterministic=True)
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        """
+        SB3's SAC update, unchanged but for one term added to the actor loss (``action_reg``):
+        the structure below follows ``stable_baselines3.sac.SAC.train`` line for line.
+        """
+        self.policy.set_training_mode(True)
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers += [self.ent_coef_optimizer]
+        self._update_learning_rate(optimizers)
+
+        ent_coef_losses, ent_coefs = [], []
+        actor_losses, critic_losses = [], []
+        reg_logs: dict[str, list[float]] = {}
+
+        for gradient_step in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+
+            if self.use_sde:
+                self.actor.reset_noise()
+
+            actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
+            log_prob = log_prob.reshape(-1, 1)
+
+            ent_coef_loss = None
+            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                ent_coef = th.exp(self.log_ent_coef.detach())
+                assert isinstance(self.target_entropy, float)
+                ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
+                ent_coef_losses.append(ent_coef_loss.item())
+            else:
+                ent_coef = self.ent_coef_tensor
+
+            ent_coefs.append(ent_coef.item())
+
+            if ent_coef_loss is not None and self.ent_coef_optimizer is not None:
+                self.ent_coef_optimizer.zero_grad()
+                ent_coef_loss.backward()
+                self.ent_coef_optimizer.step()
+
+            with th.no_grad():
+                next_actions, next_log_prob = self.actor.action_log_prob(replay_data.next_observations)
+                next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
+                next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
+                next_q_values = next_q_values - ent_coef * next_log_prob.reshape(-1, 1)
+                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+            current_q_values = self.critic(replay_data.observations, replay_data.actions)
+            critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
+            assert isinstance(critic_loss, th.Tensor)
+            critic_losses.append(critic_loss.item())
+
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
+            min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
+            actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
+            actor_losses.append(actor_loss.item())
+            actor_loss = actor_loss + self._action_reg_term(replay_data, reg_logs)  # smoothrl: action smoothness
+
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor.optimizer.step()
+
+            if gradient_step % self.target_update_interval == 0:
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+
+        self._n_updates += gradient_steps
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", np.mean(ent_coefs))
+        self.logger.record("train/actor_loss", np.mean(actor_losses))
+        self.logger.record("train/critic_loss", np.mean(critic_losses))
+        if len(ent_coef_losses) > 0:
+            self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
+        self._record_action_reg(reg_logs)
