@@ -39,8 +39,8 @@ RESERVED = {
     "_init_setup_model": "smoothrl",
     "action_noise": "noise_type / noise_std",
 }
-NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
-NOISE_KEYS = ("noise_type", "noise_std")
+NOISE_TYPES = ("normal", "ornstein-uhlenbeck", "colored")
+NOISE_KEYS = ("noise_type", "noise_std", "noise_beta", "noise_seq_len")
 #: Keys whose value is a dict that ``--set key.sub=value`` can reach into.
 DICT_KEYS = ("env_kwargs", "policy_kwargs", "normalize", "smooth_reward", "action_reg")
 #: rl-zoo3 keys smoothrl does not implement.
@@ -284,9 +284,19 @@ def check_hyperparam(algo: str, key: str, value: Any) -> None:
         if value not in NOISE_TYPES:
             raise SmoothRLError(f"noise_type must be one of {', '.join(NOISE_TYPES)}, got {value!r}")
         return
-    if key == "noise_std":
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-            raise SmoothRLError(f"noise_std must be a positive number, got {value!r}")
+    if key in ("noise_std", "noise_beta"):
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or value < (0 if key == "noise_beta" else 1e-12)
+        ):
+            raise SmoothRLError(
+                f"{key} must be a {'non-negative' if key == 'noise_beta' else 'positive'} number, got {value!r}"
+            )
+        return
+    if key == "noise_seq_len":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+            raise SmoothRLError(f"noise_seq_len must be an integer >= 2, got {value!r}")
         return
     params = constructor_params(algo)
     if key == "action_reg" and key in params:

@@ -23,6 +23,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, Ve
 
 from smoothrl import rundir
 from smoothrl.agents import get_algo, is_off_policy
+from smoothrl.agents.noise import ColoredActionNoise, VectorizedColoredActionNoise
 from smoothrl.callbacks import AtomicCheckpointCallback, SmoothEvalCallback, SmoothnessCallback, save_checkpoint
 from smoothrl.config import NOISE_KEYS, RunConfig, build_hyperparam, load_config
 from smoothrl.envs import check_env_id, make_base_env
@@ -166,8 +167,17 @@ def model_kwargs(config: RunConfig, env: VecEnv) -> dict[str, Any]:
             raise SmoothRLError(f"noise_type needs a continuous action space, {config.env} has {env.action_space}")
         n = int(np.prod(env.action_space.shape))
         sigma = float(config.hyperparams.get("noise_std", 0.1)) * np.ones(n)
-        noise_cls = NormalActionNoise if noise_type == "normal" else OrnsteinUhlenbeckActionNoise
-        kwargs["action_noise"] = noise_cls(mean=np.zeros(n), sigma=sigma)
+        if noise_type == "colored":  # one generator per env, renewed at each of its episode starts
+            base = ColoredActionNoise(
+                float(config.hyperparams.get("noise_beta", 1.0)),
+                sigma,
+                int(config.hyperparams.get("noise_seq_len", 1000)),
+                n,
+            )
+            kwargs["action_noise"] = VectorizedColoredActionNoise(base, env.num_envs, seed=config.seed)
+        else:
+            noise_cls = NormalActionNoise if noise_type == "normal" else OrnsteinUhlenbeckActionNoise
+            kwargs["action_noise"] = noise_cls(mean=np.zeros(n), sigma=sigma)
     return kwargs
 
 
