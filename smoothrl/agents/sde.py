@@ -1,0 +1,144 @@
+"""gSDE for deterministic actors (TD3, DDPG): state-dependent exploration, one noise matrix per env.
+
+Exploration noise ``eps(s) = theta^T z_hat(s)``: ``z(s)`` is the actor's last hidden layer,
+``z_hat = z / ||z||``, and ``theta ~ N(0, sigma^2)`` (``latent x action``) is drawn per env
+and kept fixed for ``sde_sample_freq`` steps (``-1``: the whole episode) and redrawn at that
+env's episode start. The same state gets the same noise until the matrix is redrawn, so
+exploration is smooth in time (Raffin et al., "Smooth Exploration for Robotic RL", CoRL 2021).
+
+TD3 and DDPG have no entropy objective that could learn the noise scale, so ``sigma``
+(``sde_std``) is a fixed hyperparameter; normalizing ``z`` makes it the per-action standard
+deviation whatever the layer width. The noise is added to the squashed action in ``[-1, 1]``
+and clipped, like SB3's action noise. Deterministic prediction (evaluation, target actions,
+the actor loss) never sees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3.td3.policies import Actor, TD3Policy
+
+
+class GSDEActor(Actor):
+    """
+    SB3's TD3 actor plus per-env state-dependent exploration (:meth:`explore`).
+
+    :param args: as for ``Actor``
+    :param sde_std: standard deviation ``sigma`` of the noise matrices' entries
+    :param kwargs: as for ``Actor``
+    """
+
+    def __init__(self, *args: Any, sde_std: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sde_std = sde_std
+        self.latent_dim = self.net_arch[-1] if self.net_arch else self.features_dim
+        self.matrices: th.Tensor | None = None  # (n_envs, latent, action)
+        self.steps = np.zeros(0, dtype=np.int64)  # steps since each env's matrix was drawn
+
+    def _draw(self, n: int) -> th.Tensor:
+        action_dim = self.mu[-2].out_features
+        return self.sde_std * th.randn(n, self.latent_dim, action_dim, device=self.device)
+
+    def reset_noise(self, n_envs: int = 1) -> None:
+        """
+        Called by SB3 at every rollout start: draws matrices only when there are none for
+        ``n_envs`` envs yet (redrawing is per env, in :meth:`step_noise`).
+
+        :param n_envs: number of envs
+        """
+        if self.matrices is None or len(self.matrices) != n_envs:
+            self.matrices = self._draw(n_envs)
+            self.steps = np.zeros(n_envs, dtype=np.int64)
+
+    def step_noise(self, dones: np.ndarray, sample_freq: int) -> None:
+        """
+        After an env step: redraw the matrix of every env whose episode ended, or that has
+        used its matrix for ``sample_freq`` steps (when ``sample_freq > 0``).
+
+        :param dones: ``(n_envs,)`` episode ends of this step
+        :param sample_freq: SB3's ``sde_sample_freq``
+        """
+        self.reset_noise(len(dones))
+        self.steps += 1
+        redraw = np.asarray(dones, dtype=bool) | ((sample_freq > 0) & (self.steps >= sample_freq))
+        if redraw.any():
+            index = th.as_tensor(np.flatnonzero(redraw), device=self.device)
+            self.matrices[index] = self._draw(len(index))  # type: ignore[index]
+            self.steps[redraw] = 0
+
+    def explore(self, obs: th.Tensor) -> th.Tensor:
+        """
+        :param obs: one observation per env (``n_envs`` rows)
+        :return: the deterministic action plus each env's state-dependent noise, clipped to ``[-1, 1]``
+        """
+        features = self.extract_features(obs, self.features_extractor)
+        latent = self.mu[:-2](features)
+        self.reset_noise(len(obs))
+        z_hat = latent / (latent.norm(dim=1, keepdim=True) + 1e-8)
+        noise = th.bmm(z_hat.unsqueeze(1), self.matrices).squeeze(1)  # type: ignore[arg-type]
+        return (self.mu[-2:](latent) + noise).clamp(-1.0, 1.0)
+
+
+class GSDETD3Policy(TD3Policy):
+    """
+    TD3's policy with a :class:`GSDEActor`; stochastic prediction explores with gSDE.
+
+    :param args: as for ``TD3Policy``
+    :param sde_std: see :class:`GSDEActor`
+    :param kwargs: as for ``TD3Policy``
+    """
+
+    def __init__(self, *args: Any, sde_std: float = 0.1, **kwargs: Any) -> None:
+        self.sde_std = sde_std
+        super().__init__(*args, **kwargs)
+
+    def make_actor(self, features_extractor: Any = None) -> GSDEActor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return GSDEActor(**actor_kwargs, sde_std=self.sde_std).to(self.device)
+
+    def reset_noise(self, n_envs: int = 1) -> None:
+        """SB3 calls it on load when ``use_sde`` is set: see :meth:`GSDEActor.reset_noise`."""
+        self.actor.reset_noise(n_envs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "sde_std": self.sde_std}
+
+    def _predict(self, observation: Any, deterministic: bool = False) -> th.Tensor:
+        return self.actor(observation) if deterministic else self.actor.explore(observation)
+
+
+class DeterministicSDEMixin:
+    """
+    ``use_sde``, ``sde_sample_freq``, ``use_sde_at_warmup`` and ``sde_std`` for TD3 and DDPG
+    (SB3 supports gSDE only for PPO, A2C and SAC).
+    """
+
+    use_sde: bool
+    sde_sample_freq: int
+    use_sde_at_warmup: bool
+
+    @staticmethod
+    def _sde_policy(policy: Any, use_sde: bool, sde_std: float, kwargs: dict[str, Any]) -> Any:
+        """The policy to build: ``GSDETD3Policy`` for ``"MlpPolicy"`` when gSDE is on."""
+        if not use_sde:
+            return policy
+        if policy not in ("MlpPolicy", GSDETD3Policy):
+            raise ValueError(f"use_sde on TD3/DDPG supports policy='MlpPolicy', got {policy!r}")
+        kwargs["policy_kwargs"] = {**(kwargs.get("policy_kwargs") or {}), "sde_std": sde_std}
+        return GSDETD3Policy
+
+    def _store_transition(
+        self,
+        replay_buffer: Any,
+        buffer_action: np.ndarray,
+        new_obs: Any,
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)  # type: ignore[misc]
+        if self.use_sde:
+            self.actor.step_noise(dones, self.sde_sample_freq)  # type: ignore[attr-defined]
