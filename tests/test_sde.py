@@ -66,3 +66,33 @@ def test_exploration_noise_has_the_set_scale():
     with th.no_grad():
         noise = model.actor.explore(obs) - model.actor(obs)
     assert float(noise.std()) == pytest.approx(0.05, rel=0.3)
+
+
+def test_learn_features_is_exposed_for_ppo_and_a2c(tmp_path):
+    for algo in ("ppo", "a2c"):
+        config = resolve_config(
+            algo, "Pendulum-v1", "smoke", ["use_sde=true", "policy_kwargs.learn_features=true", "n_timesteps=256"]
+        )
+        model = make_model(config, make_env(config))
+        assert model.policy.action_dist.learn_features is True
+        model.learn(256)
+        model.save(tmp_path / f"{algo}.zip")
+        loaded = type(model).load(tmp_path / f"{algo}.zip")
+        assert loaded.policy.action_dist.learn_features is True
+        plain = make_model(resolve_config(algo, "Pendulum-v1", "smoke", ["use_sde=true"]), make_env(config))
+        assert plain.policy.action_dist.learn_features is False  # SB3's default unchanged
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac", "td3"])
+def test_stochastic_predict_resamples_gsde_noise_when_asked(algo: str):
+    overrides = ["use_sde=true"] + (["learning_starts=10"] if algo != "ppo" else [])
+    config = resolve_config(algo, "Pendulum-v1", "smoke", overrides)
+    model = make_model(config, make_env(config))
+    obs = make_env(config, n_envs=1).reset()
+    model.policy.reset_noise(1)
+    a, b = (model.predict(obs, deterministic=False)[0] for _ in range(2))
+    if algo != "sac":  # SAC samples its Gaussian on top of the gSDE noise; PPO with gSDE and TD3 do not
+        np.testing.assert_array_equal(a, b)  # same noise matrix: same action for the same state
+    c = model.predict(obs, deterministic=False, resample_noise=True)[0]
+    d = model.predict(obs, deterministic=False, resample_noise=True)[0]
+    assert not np.array_equal(c, d) and not np.array_equal(a, c)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import A2C as _SB3A2C
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
 from smoothrl.agents.regularizers import ActionReg, OnPolicyActionRegMixin
+from smoothrl.agents.sde import ResamplingPredictMixin, SmoothActorCriticPolicy
 
 
-class A2C(OnPolicyActionRegMixin, _SB3A2C):
+class A2C(ResamplingPredictMixin, OnPolicyActionRegMixin, _SB3A2C):
     """
     Stable-Baselines3's A2C (on-policy) with smoothrl's extensions as keywords, all off by default.
 
@@ -22,6 +24,11 @@ class A2C(OnPolicyActionRegMixin, _SB3A2C):
     :param action_reg: action-smoothness loss terms, as for :class:`smoothrl.PPO`
     :param kwargs: SB3's keyword arguments
     """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {  # type: ignore[misc]
+        **_SB3A2C.policy_aliases,
+        "MlpPolicy": SmoothActorCriticPolicy,
+    }
 
     def __init__(self, *args: Any, action_reg: ActionReg | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         self._setup_action_reg(action_reg, kwargs)

@@ -9,11 +9,11 @@ import torch as th
 from stable_baselines3 import DDPG as _SB3DDPG
 
 from smoothrl.agents.regularizers import ActionReg, OffPolicyActionRegMixin
-from smoothrl.agents.sde import DeterministicSDEMixin
+from smoothrl.agents.sde import DeterministicSDEMixin, ResamplingPredictMixin
 from smoothrl.agents.td3 import td3_train
 
 
-class DDPG(DeterministicSDEMixin, OffPolicyActionRegMixin, _SB3DDPG):
+class DDPG(ResamplingPredictMixin, DeterministicSDEMixin, OffPolicyActionRegMixin, _SB3DDPG):
     """
     Stable-Baselines3's DDPG (off-policy; SB3 implements it as TD3 with one critic, no policy
     delay and no target smoothing) with smoothrl's extensions as keywords, all off by default.

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import PPO as _SB3PPO
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
 from smoothrl.agents.regularizers import ActionReg, OnPolicyActionRegMixin
+from smoothrl.agents.sde import ResamplingPredictMixin, SmoothActorCriticPolicy
 
 
-class PPO(OnPolicyActionRegMixin, _SB3PPO):
+class PPO(ResamplingPredictMixin, OnPolicyActionRegMixin, _SB3PPO):
     """
     Stable-Baselines3's PPO (on-policy) with smoothrl's extensions as keywords, all off by default.
 
@@ -25,6 +27,11 @@ class PPO(OnPolicyActionRegMixin, _SB3PPO):
         states of the same env (never across an episode start) and the CAPS spatial term
     :param kwargs: SB3's keyword arguments
     """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {  # type: ignore[misc]
+        **_SB3PPO.policy_aliases,
+        "MlpPolicy": SmoothActorCriticPolicy,
+    }
 
     def __init__(self, *args: Any, action_reg: ActionReg | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         self._setup_action_reg(action_reg, kwargs)

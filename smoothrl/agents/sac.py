@@ -12,9 +12,10 @@ from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
 from smoothrl.agents.regularizers import ActionReg, OffPolicyActionRegMixin
+from smoothrl.agents.sde import ResamplingPredictMixin
 
 
-class SAC(OffPolicyActionRegMixin, _SB3SAC):
+class SAC(ResamplingPredictMixin, OffPolicyActionRegMixin, _SB3SAC):
     """
     Stable-Baselines3's SAC (off-policy) with smoothrl's extensions as keywords, all off by default.
 

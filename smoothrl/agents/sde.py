@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from stable_baselines3.common.distributions import make_proba_distribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.utils import is_vectorized_observation
 from stable_baselines3.td3.policies import Actor, TD3Policy
 
 
@@ -100,7 +103,8 @@ class GSDETD3Policy(TD3Policy):
         return GSDEActor(**actor_kwargs, sde_std=self.sde_std).to(self.device)
 
     def reset_noise(self, n_envs: int = 1) -> None:
-        """SB3 calls it on load when ``use_sde`` is set: see :meth:`GSDEActor.reset_noise`."""
+        """Draw new noise matrices for ``n_envs`` envs (SB3 calls it on load when ``use_sde`` is set)."""
+        self.actor.matrices = None
         self.actor.reset_noise(n_envs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -142,3 +146,56 @@ class DeterministicSDEMixin:
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)  # type: ignore[misc]
         if self.use_sde:
             self.actor.step_noise(dones, self.sde_sample_freq)  # type: ignore[attr-defined]
+
+
+class SmoothActorCriticPolicy(ActorCriticPolicy):
+    """
+    SB3's ``ActorCriticPolicy`` (PPO, A2C) with ``learn_features`` exposed: with gSDE, let the
+    noise's features backpropagate into the policy network (SB3 hardcodes ``False``). With
+    ``learn_features=False`` it builds exactly what SB3 builds.
+
+    :param args: as for ``ActorCriticPolicy``
+    :param learn_features: whether gSDE's features are learned (only meaningful with ``use_sde``)
+    :param kwargs: as for ``ActorCriticPolicy``
+    """
+
+    def __init__(self, *args: Any, learn_features: bool = False, **kwargs: Any) -> None:
+        self.learn_features = learn_features
+        super().__init__(*args, **kwargs)
+
+    def _build(self, lr_schedule: Any) -> None:
+        if self.learn_features and self.use_sde:
+            self.dist_kwargs = {**(self.dist_kwargs or {}), "learn_features": True}
+            self.action_dist = make_proba_distribution(self.action_space, use_sde=True, dist_kwargs=self.dist_kwargs)
+        super()._build(lr_schedule)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "learn_features": self.learn_features}
+
+
+class ResamplingPredictMixin:
+    """``predict(..., resample_noise=True)``: draw fresh gSDE noise first (SB3 keeps the last draw)."""
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+        resample_noise: bool = False,
+    ) -> tuple[np.ndarray, Any]:
+        """
+        SB3's ``predict``; with ``resample_noise`` and gSDE, stochastic actions use new noise.
+
+        :param observation: as for SB3
+        :param state: as for SB3
+        :param episode_start: as for SB3
+        :param deterministic: as for SB3
+        :param resample_noise: redraw the gSDE noise (one draw per observation) before predicting
+        :return: as for SB3
+        """
+        if resample_noise and not deterministic and getattr(self, "use_sde", False):
+            space = self.observation_space  # type: ignore[attr-defined]
+            n = len(observation) if is_vectorized_observation(observation, space) else 1
+            self.policy.reset_noise(n)  # type: ignore[attr-defined]
+        return super().predict(observation, state, episode_start, deterministic)  # type: ignore[misc]

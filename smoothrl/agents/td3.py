@@ -12,7 +12,7 @@ from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
 from smoothrl.agents.regularizers import ActionReg, OffPolicyActionRegMixin
-from smoothrl.agents.sde import DeterministicSDEMixin
+from smoothrl.agents.sde import DeterministicSDEMixin, ResamplingPredictMixin
 
 
 def td3_train(self: Any, gradient_steps: int, batch_size: int = 100) -> None:
@@ -68,7 +68,7 @@ def td3_train(self: Any, gradient_steps: int, batch_size: int = 100) -> None:
     self._record_action_reg(reg_logs)
 
 
-class TD3(DeterministicSDEMixin, OffPolicyActionRegMixin, _SB3TD3):
+class TD3(ResamplingPredictMixin, DeterministicSDEMixin, OffPolicyActionRegMixin, _SB3TD3):
     """
     Stable-Baselines3's TD3 (off-policy) with smoothrl's extensions as keywords, all off by default.
 
