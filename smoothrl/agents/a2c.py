@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch as th
 from gymnasium import spaces
@@ -12,7 +11,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
-from smoothrl.agents.regularizers import ActionReg, OnPolicyActionRegMixin
+from smoothrl.agents.regularizers import OnPolicyActionRegMixin
 from smoothrl.agents.sde import ResamplingPredictMixin, SmoothActorCriticPolicy
 
 
@@ -29,10 +28,6 @@ class A2C(ResamplingPredictMixin, OnPolicyActionRegMixin, _SB3A2C):
         **_SB3A2C.policy_aliases,
         "MlpPolicy": SmoothActorCriticPolicy,
     }
-
-    def __init__(self, *args: Any, action_reg: ActionReg | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        self._setup_action_reg(action_reg, kwargs)
-        super().__init__(*args, **kwargs)
 
     def train(self) -> None:
         """

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch as th
@@ -13,7 +12,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
-from smoothrl.agents.regularizers import ActionReg, OnPolicyActionRegMixin
+from smoothrl.agents.regularizers import OnPolicyActionRegMixin
 from smoothrl.agents.sde import ResamplingPredictMixin, SmoothActorCriticPolicy
 
 
@@ -32,10 +31,6 @@ class PPO(ResamplingPredictMixin, OnPolicyActionRegMixin, _SB3PPO):
         **_SB3PPO.policy_aliases,
         "MlpPolicy": SmoothActorCriticPolicy,
     }
-
-    def __init__(self, *args: Any, action_reg: ActionReg | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        self._setup_action_reg(action_reg, kwargs)
-        super().__init__(*args, **kwargs)
 
     def train(self) -> None:
         """

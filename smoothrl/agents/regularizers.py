@@ -207,45 +207,6 @@ class SmoothRolloutBuffer(RolloutBuffer):
         )
 
 
-class OnPolicyActionRegMixin:
-    """
-    The ``action_reg`` keyword for SB3's on-policy algorithms (PPO, A2C): the rollout buffer
-    keeps each sample's previous states, and :meth:`_action_reg_term` gives a minibatch's loss.
-    """
-
-    action_reg: ActionReg | None
-
-    def _setup_action_reg(self, action_reg: ActionReg | Mapping[str, Any] | None, kwargs: dict[str, Any]) -> None:
-        """Store ``action_reg`` and, when it has temporal terms, pick the buffer that keeps history."""
-        self.action_reg = as_action_reg(action_reg)
-        if self.action_reg is not None and self.action_reg.history > 0:
-            kwargs.setdefault("rollout_buffer_class", SmoothRolloutBuffer)
-            kwargs["rollout_buffer_kwargs"] = {
-                **kwargs.get("rollout_buffer_kwargs", {}),
-                "history": self.action_reg.history,
-            }
-
-    def _action_reg_term(self, rollout_data: Any, logs: dict[str, list[float]]) -> th.Tensor | float:
-        """The action-smoothness loss of one minibatch (0 when ``action_reg`` is off); appends to ``logs``."""
-        if self.action_reg is None:
-            return 0.0
-        loss, values = action_reg_loss(
-            self.action_reg,
-            lambda obs: policy_actions(self.policy, obs, self.action_space),  # type: ignore[attr-defined]
-            rollout_data.observations,
-            getattr(rollout_data, "prev_observations", None),
-            getattr(rollout_data, "prev_valid", None),
-        )
-        for key, value in values.items():
-            logs.setdefault(key, []).append(value)
-        return loss
-
-    def _record_action_reg(self, logs: dict[str, list[float]]) -> None:
-        """Log each term's mean as ``train/action_reg_<term>``."""
-        for key, values in logs.items():
-            self.logger.record(f"train/action_reg_{key}", float(np.mean(values)))  # type: ignore[attr-defined]
-
-
 class HistoryReplayBufferSamples(NamedTuple):
     """``ReplayBufferSamples`` plus each sample's previous observations (for the temporal terms)."""
 
@@ -314,47 +275,74 @@ class HistoryReplayBuffer(ReplayBuffer):
         )
 
 
-class OffPolicyActionRegMixin:
+class ActionRegMixin:
     """
-    The ``action_reg`` keyword for SB3's off-policy actor-critics (SAC, TD3, DDPG): the replay
-    buffer keeps each sample's previous states, and :meth:`_action_reg_term` gives a batch's
-    loss on the actor's deterministic action (tanh-squashed to ``[-1, 1]``, so normalized units
-    are half of it). The algorithm defines ``_deterministic_actions(obs)``.
+    The ``action_reg`` keyword of smoothrl's algorithms. Subclasses name the buffer that keeps
+    each sample's previous states (``_history_buffer``) and the policy's deterministic action in
+    normalized units (``_reg_actions``); :meth:`_action_reg_term` gives a batch's loss.
+
+    :param args: the algorithm's positional arguments
+    :param action_reg: the loss terms (:class:`ActionReg` or its keywords as a dict); ``None``: off
+    :param kwargs: the algorithm's keyword arguments
     """
 
     action_reg: ActionReg | None
+    #: ``(buffer class keyword, buffer kwargs keyword, buffer class)`` of the algorithm family
+    _history_buffer: tuple[str, str, type]
 
-    def _setup_action_reg(self, action_reg: ActionReg | Mapping[str, Any] | None, kwargs: dict[str, Any]) -> None:
-        """Store ``action_reg`` and, when it has temporal terms, pick the buffer that keeps history."""
+    def __init__(self, *args: Any, action_reg: ActionReg | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         self.action_reg = as_action_reg(action_reg)
         if self.action_reg is not None and self.action_reg.history > 0:
-            kwargs.setdefault("replay_buffer_class", HistoryReplayBuffer)
-            kwargs["replay_buffer_kwargs"] = {
-                **(kwargs.get("replay_buffer_kwargs") or {}),
-                "history": self.action_reg.history,
-            }
+            class_key, kwargs_key, buffer_class = self._history_buffer
+            kwargs.setdefault(class_key, buffer_class)
+            kwargs[kwargs_key] = {**(kwargs.get(kwargs_key) or {}), "history": self.action_reg.history}
+        super().__init__(*args, **kwargs)
 
-    def _action_reg_term(self, replay_data: Any, logs: dict[str, list[float]]) -> th.Tensor | float:
+    def _reg_actions(self, obs: th.Tensor) -> th.Tensor:
+        """The policy's deterministic action in normalized units, differentiable."""
+        raise NotImplementedError
+
+    def _action_reg_term(self, data: Any, logs: dict[str, list[float]]) -> th.Tensor | float:
         """The action-smoothness loss of one batch (0 when ``action_reg`` is off); appends to ``logs``."""
         if self.action_reg is None:
             return 0.0
-        actor = self.actor  # type: ignore[attr-defined]
-
-        def actions_of(obs: th.Tensor) -> th.Tensor:
-            out = (
-                actor(obs, deterministic=True) if "deterministic" in actor.forward.__code__.co_varnames else actor(obs)
-            )
-            return out / 2.0  # [-1, 1] -> normalized units
-
         loss, values = action_reg_loss(
             self.action_reg,
-            actions_of,
-            replay_data.observations,
-            getattr(replay_data, "prev_observations", None),
-            getattr(replay_data, "prev_valid", None),
+            self._reg_actions,
+            data.observations,
+            getattr(data, "prev_observations", None),
+            getattr(data, "prev_valid", None),
         )
         for key, value in values.items():
             logs.setdefault(key, []).append(value)
         return loss
 
-    _record_action_reg = OnPolicyActionRegMixin._record_action_reg
+    def _record_action_reg(self, logs: dict[str, list[float]]) -> None:
+        """Log each term's mean as ``train/action_reg_<term>``."""
+        for key, values in logs.items():
+            self.logger.record(f"train/action_reg_{key}", float(np.mean(values)))  # type: ignore[attr-defined]
+
+
+class OnPolicyActionRegMixin(ActionRegMixin):
+    """``action_reg`` for PPO and A2C: the rollout buffer keeps each sample's previous states."""
+
+    _history_buffer = ("rollout_buffer_class", "rollout_buffer_kwargs", SmoothRolloutBuffer)
+
+    def _reg_actions(self, obs: th.Tensor) -> th.Tensor:
+        return policy_actions(self.policy, obs, self.action_space)  # type: ignore[attr-defined]
+
+
+class OffPolicyActionRegMixin(ActionRegMixin):
+    """
+    ``action_reg`` for SAC, TD3 and DDPG: the replay buffer keeps each sample's previous states;
+    the actor's deterministic action (``_deterministic_actions``, squashed to ``[-1, 1]``) is
+    halved into normalized units.
+    """
+
+    _history_buffer = ("replay_buffer_class", "replay_buffer_kwargs", HistoryReplayBuffer)
+
+    def _deterministic_actions(self, obs: th.Tensor) -> th.Tensor:
+        raise NotImplementedError
+
+    def _reg_actions(self, obs: th.Tensor) -> th.Tensor:
+        return self._deterministic_actions(obs) / 2.0

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 import torch as th
 from stable_baselines3 import SAC as _SB3SAC
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
-from smoothrl.agents.regularizers import ActionReg, OffPolicyActionRegMixin
+from smoothrl.agents.regularizers import OffPolicyActionRegMixin
 from smoothrl.agents.sde import ResamplingPredictMixin
 
 
@@ -25,10 +22,6 @@ class SAC(ResamplingPredictMixin, OffPolicyActionRegMixin, _SB3SAC):
         :class:`smoothrl.PPO`
     :param kwargs: SB3's keyword arguments
     """
-
-    def __init__(self, *args: Any, action_reg: ActionReg | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        self._setup_action_reg(action_reg, kwargs)
-        super().__init__(*args, **kwargs)
 
     def _deterministic_actions(self, obs: th.Tensor) -> th.Tensor:
         return self.actor(obs, deterministic=True)

@@ -118,11 +118,34 @@ class DeterministicSDEMixin:
     """
     ``use_sde``, ``sde_sample_freq``, ``use_sde_at_warmup`` and ``sde_std`` for TD3 and DDPG
     (SB3 supports gSDE only for PPO, A2C and SAC).
+
+    :param policy: the policy (``"MlpPolicy"`` becomes :class:`GSDETD3Policy` with gSDE)
+    :param args: the algorithm's other positional arguments
+    :param use_sde: explore with gSDE instead of action noise
+    :param sde_sample_freq: redraw each env's noise matrix every this many steps (-1: at episode
+        start only)
+    :param use_sde_at_warmup: explore with gSDE instead of uniform actions before ``learning_starts``
+    :param sde_std: standard deviation of the noise per action (fixed: no entropy objective learns it)
+    :param kwargs: the algorithm's keyword arguments
     """
 
     use_sde: bool
     sde_sample_freq: int
     use_sde_at_warmup: bool
+
+    def __init__(
+        self,
+        policy: Any,
+        *args: Any,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        use_sde_at_warmup: bool = False,
+        sde_std: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        policy = self._sde_policy(policy, use_sde, sde_std, kwargs)
+        super().__init__(policy, *args, **kwargs)  # type: ignore[call-arg]
+        self.use_sde, self.sde_sample_freq, self.use_sde_at_warmup = use_sde, sde_sample_freq, use_sde_at_warmup
 
     @staticmethod
     def _sde_policy(policy: Any, use_sde: bool, sde_std: float, kwargs: dict[str, Any]) -> Any:

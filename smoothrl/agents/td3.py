@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,7 @@ from stable_baselines3 import TD3 as _SB3TD3
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
-from smoothrl.agents.regularizers import ActionReg, OffPolicyActionRegMixin
+from smoothrl.agents.regularizers import OffPolicyActionRegMixin
 from smoothrl.agents.sde import DeterministicSDEMixin, ResamplingPredictMixin
 
 
@@ -68,37 +67,22 @@ def td3_train(self: Any, gradient_steps: int, batch_size: int = 100) -> None:
     self._record_action_reg(reg_logs)
 
 
-class TD3(ResamplingPredictMixin, DeterministicSDEMixin, OffPolicyActionRegMixin, _SB3TD3):
+class DeterministicActorMixin(ResamplingPredictMixin, DeterministicSDEMixin, OffPolicyActionRegMixin):
+    """What smoothrl adds to TD3 and DDPG: gSDE, ``action_reg`` and the update that carries it."""
+
+    def _deterministic_actions(self, obs: th.Tensor) -> th.Tensor:
+        return self.actor(obs)  # type: ignore[attr-defined]
+
+    train = td3_train
+
+
+class TD3(DeterministicActorMixin, _SB3TD3):
     """
     Stable-Baselines3's TD3 (off-policy) with smoothrl's extensions as keywords, all off by default.
 
     :param args: SB3's positional arguments (``policy``, ``env``)
     :param action_reg: action-smoothness terms on the actor's action, as for :class:`smoothrl.SAC`
-    :param use_sde: explore with gSDE instead of action noise (see :mod:`smoothrl.agents.sde`)
-    :param sde_sample_freq: redraw each env's noise matrix every this many steps (-1: at episode
-        start only)
-    :param use_sde_at_warmup: explore with gSDE instead of uniform actions before ``learning_starts``
-    :param sde_std: standard deviation of the noise per action (fixed: no entropy objective learns it)
+    :param use_sde: explore with gSDE (see :class:`smoothrl.agents.sde.DeterministicSDEMixin`), with
+        ``sde_sample_freq``, ``use_sde_at_warmup`` and ``sde_std``
     :param kwargs: SB3's keyword arguments
     """
-
-    def __init__(
-        self,
-        policy: Any,
-        *args: Any,
-        action_reg: ActionReg | Mapping[str, Any] | None = None,
-        use_sde: bool = False,
-        sde_sample_freq: int = -1,
-        use_sde_at_warmup: bool = False,
-        sde_std: float = 0.1,
-        **kwargs: Any,
-    ) -> None:
-        self._setup_action_reg(action_reg, kwargs)
-        policy = self._sde_policy(policy, use_sde, sde_std, kwargs)
-        super().__init__(policy, *args, **kwargs)
-        self.use_sde, self.sde_sample_freq, self.use_sde_at_warmup = use_sde, sde_sample_freq, use_sde_at_warmup
-
-    def _deterministic_actions(self, obs: th.Tensor) -> th.Tensor:
-        return self.actor(obs)
-
-    train = td3_train

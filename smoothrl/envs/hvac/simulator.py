@@ -23,16 +23,6 @@ SOLAR_TO_AIR = 0.1
 #: Weeks of the weather year are split into train and test: every fourth week is a test week.
 TEST_WEEK_EVERY = 4
 SPLITS = ("train", "test")
-KPI_NAMES = (
-    "tdis_tot",
-    "ener_tot",
-    "cost_tot",
-    "pele_tot",
-    "switches_per_day",
-    "min_onoff_violations_requested",
-    "atvl_tot",
-    "actions_clipped",
-)
 
 
 def split_start_days(split: str, episode_days: int) -> np.ndarray:
