@@ -64,6 +64,8 @@ def td3_train(self: Any, gradient_steps: int, batch_size: int = 100) -> None:
     if len(actor_losses) > 0:
         self.logger.record("train/actor_loss", np.mean(actor_losses))
     self.logger.record("train/critic_loss", np.mean(critic_losses))
+    if self.use_sde:  # gSDE's noise scale (fixed for deterministic actors), logged as SB3 logs it for SAC/PPO
+        self.logger.record("train/std", self.actor.sde_std)
     self._record_action_reg(reg_logs)
 
 
