@@ -385,10 +385,10 @@ def evaluate_controller(
 
 
 def _check_fresh_run_dir(run_dir: Path, overwrite: bool) -> None:
+    if run_dir.exists() and not run_dir.is_dir():  # never replaced, even with overwrite
+        raise SmoothRLError(f"{run_dir} is a file, not a folder; pass another --run-dir")
     if not rundir.is_empty_dir(run_dir) and not overwrite:
         raise SmoothRLError(f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise SmoothRLError(f"{run_dir} is a file, not a folder; pass another --run-dir")
 
 
 def _learn(

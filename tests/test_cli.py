@@ -64,6 +64,17 @@ def test_train_refuses_an_existing_run(broken_copy: Path):
     assert (broken_copy / "model.zip").read_bytes() == before
 
 
+def test_train_refuses_a_file_as_run_dir(tmp_path: Path):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    for extra in ([], ["--overwrite"]):
+        result = run_cli(
+            "train", "--algo", "sac", "--env", "Pendulum-v1", "--preset", "smoke", "--run-dir", target, *extra
+        )
+        assert_user_error(result, "is a file, not a folder")
+    assert target.read_text() == "keep me"
+
+
 def test_resume_rejects_config_changes_and_missing_checkpoints(broken_copy: Path, tmp_path: Path):
     assert_user_error(run_cli("train", "--resume"), "--resume needs --run-dir")
     assert_user_error(run_cli("train", "--resume", "--run-dir", broken_copy, "--algo", "ppo"), "drop --algo")
