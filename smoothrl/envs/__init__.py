@@ -8,6 +8,7 @@ with pybullet's C-level banner kept off stdout (so ``--json`` output stays clean
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import difflib
 import os
 import sys
@@ -40,6 +41,9 @@ CLASSIC_CONTROL_IDS = (
 )
 
 
+_LIBC = ctypes.CDLL(None)
+
+
 @contextlib.contextmanager
 def quiet_stdout() -> Iterator[None]:
     """Send file descriptor 1 (including output of C extensions such as pybullet) to /dev/null."""
@@ -55,6 +59,7 @@ def quiet_stdout() -> Iterator[None]:
             yield
     finally:
         sys.stdout.flush()
+        _LIBC.fflush(None)  # C stdio buffers (pybullet's printf) must empty into /dev/null, not later
         os.dup2(saved, 1)
         os.close(saved)
 
