@@ -29,6 +29,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from smoothrl.config import resolve_config
+from smoothrl.metrics import mean_report
 from smoothrl.plotting import read_scalars
 from smoothrl.rundir import atomic_write_json
 from smoothrl.training import evaluate, train
@@ -99,7 +100,7 @@ def main() -> None:
                     summary["train_continuity_cost"] = float(train_cc[-1]) if len(train_cc) else float("nan")
                     per_seed.append({k: summary[k] for k in KEYS})
                     progress.advance(task_bar)
-                rows[name] = {k: float(np.mean([s[k] for s in per_seed])) for k in KEYS}
+                rows[name] = mean_report(per_seed)  # key-wise mean over seeds
                 rows[name]["mean_return_std"] = float(np.std([s["mean_return"] for s in per_seed]))
                 rows[name]["per_seed"] = per_seed
             results["tasks"][env_id] = rows

@@ -32,6 +32,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from smoothrl.config import resolve_config
+from smoothrl.metrics import mean_report
 from smoothrl.rundir import atomic_write_json
 from smoothrl.training import evaluate, evaluate_controller, train
 
@@ -109,7 +110,7 @@ def main() -> None:
                     summary, _ = evaluate(run, episodes=args.episodes)
                     per_seed.append({k: summary[k] for k in KEYS})
                     progress.advance(task)
-                rows[name] = {k: float(np.mean([s[k] for s in per_seed])) for k in KEYS}
+                rows[name] = mean_report(per_seed)  # key-wise mean over seeds
                 rows[name].update({f"{k}_std": float(np.std([s[k] for s in per_seed])) for k in KEYS})
                 rows[name]["per_seed"] = per_seed
             for controller in ("thermostat", "pi"):
