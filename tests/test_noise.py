@@ -59,3 +59,27 @@ def test_td3_with_colored_noise_keeps_one_generator_per_env():
     assert len(model.action_noise.noises) == 2
     with pytest.raises(SmoothRLError, match="noise_beta"):
         resolve_config("td3", "Pendulum-v1", "smoke", ["noise_beta=-1"])
+
+
+def test_sac_colored_exploration_is_used_only_to_explore(tmp_path):
+    overrides = ["colored_noise_beta=1.0", "n_envs=2", "n_timesteps=300", "learning_starts=100", "gradient_steps=2"]
+    config = resolve_config("sac", "Pendulum-v1", "smoke", overrides)
+    env = make_env(config)
+    model = make_model(config, env)
+
+    class Counting(VectorizedColoredActionNoise):
+        calls = 0
+
+        def __call__(self) -> np.ndarray:
+            Counting.calls += 1
+            return super().__call__()
+
+    model._colored = Counting(ColoredActionNoise(1.0, 1.0, 1000, 1), n_envs=2, seed=0)
+    model.learn(300)
+    # one draw per collection step after warm-up: (300 - 100) / 2 envs, although ~400 gradient steps ran
+    assert Counting.calls == 100
+    model.save(tmp_path / "m.zip")
+    loaded = type(model).load(tmp_path / "m.zip", env=env)
+    assert loaded.colored_noise_beta == 1.0 and loaded._colored is None  # the generator is not saved
+    with pytest.raises(SmoothRLError, match="use_sde"):
+        make_model(resolve_config("sac", "Pendulum-v1", "smoke", ["colored_noise_beta=1.0", "use_sde=true"]), env)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch as th
 from stable_baselines3 import SAC as _SB3SAC
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
+from smoothrl.agents.noise import ColoredActionNoise, VectorizedColoredActionNoise
 from smoothrl.agents.regularizers import OffPolicyActionRegMixin
 from smoothrl.agents.sde import ResamplingPredictMixin
 
@@ -16,12 +19,70 @@ class SAC(ResamplingPredictMixin, OffPolicyActionRegMixin, _SB3SAC):
     """
     Stable-Baselines3's SAC (off-policy) with smoothrl's extensions as keywords, all off by default.
 
-    :param args: SB3's positional arguments (``policy``, ``env``)
+    :param policy: SB3's policy
+    :param args: SB3's other positional arguments (``env``)
     :param action_reg: action-smoothness terms on the actor's deterministic action, along the
         consecutive states stored in the replay buffer (never across an episode end); as for
         :class:`smoothrl.PPO`
+    :param colored_noise_beta: explore with colored noise: the exploring action is
+        ``tanh(mean + std * eps)`` with ``eps`` a unit power-law sequence (``1/f^beta``), one per
+        env, renewed at that env's episode end (``None``: SB3's white Gaussian sampling). Only
+        exploration uses it: gradient updates draw their own samples. Not with ``use_sde``.
+    :param colored_noise_seq_len: steps per generated sequence
     :param kwargs: SB3's keyword arguments
     """
+
+    def __init__(
+        self,
+        policy: Any,
+        *args: Any,
+        colored_noise_beta: float | None = None,
+        colored_noise_seq_len: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        if colored_noise_beta is not None and (colored_noise_beta < 0 or kwargs.get("use_sde")):
+            raise ValueError("colored_noise_beta must be >= 0 and cannot be combined with use_sde")
+        super().__init__(policy, *args, **kwargs)
+        self.colored_noise_beta, self.colored_noise_seq_len = colored_noise_beta, colored_noise_seq_len
+        self._colored: VectorizedColoredActionNoise | None = None
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_colored"]
+
+    def _colored_noise(self, n_envs: int) -> VectorizedColoredActionNoise:
+        if self._colored is None or len(self._colored.noises) != n_envs:
+            base = ColoredActionNoise(
+                self.colored_noise_beta, 1.0, self.colored_noise_seq_len, int(np.prod(self.action_space.shape))
+            )
+            self._colored = VectorizedColoredActionNoise(base, n_envs, seed=self.seed)
+        return self._colored
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if self.colored_noise_beta is None or self.num_timesteps < learning_starts:
+            return super()._sample_action(learning_starts, action_noise, n_envs)
+        obs, _ = self.policy.obs_to_tensor(self._last_obs)
+        with th.no_grad():
+            mean, log_std, _ = self.actor.get_action_dist_params(obs)
+            eps = th.as_tensor(self._colored_noise(n_envs)(), dtype=mean.dtype, device=mean.device)
+            scaled = th.tanh(mean + log_std.exp() * eps).cpu().numpy()
+        if action_noise is not None:
+            scaled = np.clip(scaled + action_noise(), -1, 1)
+        return self.policy.unscale_action(scaled), scaled
+
+    def _store_transition(
+        self,
+        replay_buffer: Any,
+        buffer_action: np.ndarray,
+        new_obs: Any,
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+        if self._colored is not None and np.any(dones):
+            self._colored.reset(indices=np.flatnonzero(dones).tolist())  # a new sequence per new episode
 
     def _deterministic_actions(self, obs: th.Tensor) -> th.Tensor:
         return self.actor(obs, deterministic=True)
