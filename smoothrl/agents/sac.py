@@ -10,12 +10,12 @@ from stable_baselines3 import SAC as _SB3SAC
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
-from smoothrl.agents.noise import ColoredActionNoise, VectorizedColoredActionNoise
+from smoothrl.agents.noise import ColoredActionNoise, EnvStepHookMixin, VectorizedColoredActionNoise
 from smoothrl.agents.regularizers import OffPolicyActionRegMixin
 from smoothrl.agents.sde import ResamplingPredictMixin
 
 
-class SAC(ResamplingPredictMixin, OffPolicyActionRegMixin, _SB3SAC):
+class SAC(ResamplingPredictMixin, EnvStepHookMixin, OffPolicyActionRegMixin, _SB3SAC):
     """
     Stable-Baselines3's SAC (off-policy) with smoothrl's extensions as keywords, all off by default.
 
@@ -71,17 +71,8 @@ class SAC(ResamplingPredictMixin, OffPolicyActionRegMixin, _SB3SAC):
             scaled = np.clip(scaled + action_noise(), -1, 1)
         return self.policy.unscale_action(scaled), scaled
 
-    def _store_transition(
-        self,
-        replay_buffer: Any,
-        buffer_action: np.ndarray,
-        new_obs: Any,
-        reward: np.ndarray,
-        dones: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
-        if self._colored is not None and np.any(dones):
+    def _after_env_step(self, dones: np.ndarray) -> None:
+        if self._colored is not None and dones.any():
             self._colored.reset(indices=np.flatnonzero(dones).tolist())  # a new sequence per new episode
 
     def _deterministic_actions(self, obs: th.Tensor) -> th.Tensor:

@@ -24,6 +24,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import is_vectorized_observation
 from stable_baselines3.td3.policies import Actor, TD3Policy
 
+from smoothrl.agents.noise import EnvStepHookMixin
+
 
 class GSDEActor(Actor):
     """
@@ -114,7 +116,7 @@ class GSDETD3Policy(TD3Policy):
         return self.actor(observation) if deterministic else self.actor.explore(observation)
 
 
-class DeterministicSDEMixin:
+class DeterministicSDEMixin(EnvStepHookMixin):
     """
     ``use_sde``, ``sde_sample_freq``, ``use_sde_at_warmup`` and ``sde_std`` for TD3 and DDPG
     (SB3 supports gSDE only for PPO, A2C and SAC).
@@ -157,16 +159,7 @@ class DeterministicSDEMixin:
         kwargs["policy_kwargs"] = {**(kwargs.get("policy_kwargs") or {}), "sde_std": sde_std}
         return GSDETD3Policy
 
-    def _store_transition(
-        self,
-        replay_buffer: Any,
-        buffer_action: np.ndarray,
-        new_obs: Any,
-        reward: np.ndarray,
-        dones: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)  # type: ignore[misc]
+    def _after_env_step(self, dones: np.ndarray) -> None:
         if self.use_sde:
             self.actor.step_noise(dones, self.sde_sample_freq)  # type: ignore[attr-defined]
 
