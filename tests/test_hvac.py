@@ -215,6 +215,15 @@ def test_env_checkers_pass_for_every_id_and_preset(env_id: str, preset: str | No
     sb3_check_env(env, warn=False)
 
 
+def test_sb3_can_build_from_the_id_alone():
+    """SB3 makes envs from an id with ``render_mode="rgb_array"``; the env must accept it."""
+    from stable_baselines3 import PPO
+
+    with pytest.warns(UserWarning, match="render_mode"):
+        model = PPO("MlpPolicy", "smoothrl/HVAC-v0", n_steps=64, batch_size=64, seed=0)
+    model.learn(64)
+
+
 def test_episode_reports_kpis_and_actions_outside_the_box_are_clipped_and_counted():
     env = gym.make("smoothrl/HVAC-v0", episode_days=1)
     env.reset(seed=0)

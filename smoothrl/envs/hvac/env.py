@@ -102,6 +102,8 @@ class HVACEnv(gym.Env):
     :param discrete: staged on/off compressors (discrete actions)
     :param split: ``"train"`` or ``"test"`` days
     :param spec: a ready spec instead of a preset (overrides are then ignored)
+    :param render_mode: accepted for gymnasium's API (SB3 passes one when given an env id); the
+        env does not render, so it is ignored
     :param overrides: spec fields to replace (dicts are merged), e.g. ``step_minutes=5``
     """
 
@@ -113,8 +115,10 @@ class HVACEnv(gym.Env):
         discrete: bool = False,
         split: str = "train",
         spec: HVACSpec | None = None,
+        render_mode: str | None = None,
         **overrides: Any,
     ) -> None:
+        self.render_mode = render_mode
         self.sim, self.codec = _build(preset, discrete, split, 1, spec, overrides)
         self.spec_hvac = self.sim.spec
         self.action_space = self.codec.space
