@@ -1,0 +1,123 @@
+"""What the benchmark scripts share: one (config, seed) training job, a process pool with a
+progress bar, and confidence intervals over seeds."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Job:
+    """
+    One training run of a benchmark and what to keep of it.
+
+    :param key: the caller's label, returned with the result (e.g. ``(task, variant, seed)``)
+    :param algo: algorithm name
+    :param env: gymnasium id
+    :param overrides: ``--set`` overrides on the env's preset
+    :param timesteps: training budget
+    :param seed: run seed (evaluation uses seed + 10000)
+    :param episodes: evaluation episodes
+    :param summary_keys: keys of the evaluation summary to keep (all when empty)
+    :param scalars: TensorBoard tags to keep, as ``{name: (tag, reduction)}`` with reduction
+        ``"mean"`` (over the run), ``"last"`` or ``"max"``
+    :param preset: agents preset entry (default: the env's)
+    """
+
+    key: tuple
+    algo: str
+    env: str
+    overrides: tuple[str, ...]
+    timesteps: int
+    seed: int
+    episodes: int = 10
+    summary_keys: tuple[str, ...] = ()
+    scalars: dict[str, tuple[str, str]] = field(default_factory=dict)
+    preset: str | None = None
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """
+    Train and evaluate one job in a temporary folder (nothing is kept on disk).
+
+    :param job: the job
+    :return: the kept evaluation summary entries and scalars
+    """
+    import torch as th
+
+    from smoothrl.config import resolve_config
+    from smoothrl.plotting import read_scalars
+    from smoothrl.training import evaluate, train
+
+    th.set_num_threads(1)  # one core per job: the pool supplies the parallelism
+    config = resolve_config(
+        job.algo,
+        job.env,
+        job.preset,
+        overrides=[*job.overrides, f"eval_episodes={job.episodes}", "eval_freq=0"],
+        n_timesteps=job.timesteps,
+        seed=job.seed,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        run = train(config, Path(tmp) / "run", progress_bar=False)
+        summary, _ = evaluate(run, episodes=job.episodes)
+        result = {k: summary[k] for k in job.summary_keys} if job.summary_keys else dict(summary)
+        for name, (tag, reduction) in job.scalars.items():
+            _, values = read_scalars(run, tag)
+            if len(values) == 0:
+                result[name] = float("nan")
+            else:
+                result[name] = float({"mean": np.mean, "last": lambda v: v[-1], "max": np.max}[reduction](values))
+    return result
+
+
+def run_jobs(jobs: Sequence[Job], workers: int, console: Console | None = None) -> dict[tuple, dict[str, Any]]:
+    """
+    Run jobs on a pool of ``workers`` processes (one thread each) with a progress bar.
+
+    :param jobs: the jobs
+    :param workers: processes (1: in this process, in order)
+    :param console: where the progress bar goes
+    :return: ``{job.key: result}``
+    """
+    results: dict[tuple, dict[str, Any]] = {}
+    with Progress(console=console) as progress:
+        bar = progress.add_task("training", total=len(jobs))
+        if workers <= 1:
+            for job in jobs:
+                results[job.key] = run_job(job)
+                progress.advance(bar)
+            return results
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(run_job, job): job.key for job in jobs}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                progress.advance(bar)
+    return results
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """
+    Mean and half-width of the Student-t confidence interval of the mean over seeds.
+
+    :param values: one value per seed
+    :param confidence: the interval's confidence level
+    :return: ``(mean, half_width)``; the half-width is ``nan`` for fewer than two values
+    """
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return float(x.mean()) if len(x) else math.nan, math.nan
+    half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean()), float(half)
