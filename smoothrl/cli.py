@@ -191,6 +191,108 @@ def eval_(
         print_summary(summary, title)
 
 
+def _print_json_or(summary: dict[str, Any], as_json: bool, show: Callable[[], None]) -> None:
+    from smoothrl.rundir import json_safe
+
+    if as_json:
+        typer.echo(json.dumps(json_safe(summary)))
+    else:
+        show()
+
+
+@app.command()
+@user_errors
+def attack(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `smoothrl train`.")],
+    attack_name: Annotated[
+        str, typer.Option("--attack", help="random, fgsm, pgd, mad, min_q or smoothed (see the README).")
+    ] = "pgd",
+    eps: Annotated[float, typer.Option(help="Budget per step, in normalized observation units.")] = 0.1,
+    norm: Annotated[str, typer.Option(help="Budget norm: linf or l2.")] = "linf",
+    steps: Annotated[int, typer.Option(help="Gradient steps of pgd, mad, min_q and smoothed.")] = 10,
+    episodes: Annotated[int | None, typer.Option(help="Episodes (default: the run's eval_episodes).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: run seed + 10000).")] = None,
+    smooth_sigma: Annotated[
+        float | None, typer.Option(help="Act with the policy smoothed at this noise (randomized smoothing).")
+    ] = None,
+    smooth_samples: Annotated[int, typer.Option(help="Noisy copies per smoothed decision.")] = 100,
+    smooth_mode: Annotated[str | None, typer.Option(help="median, mean or vote (default: by action type).")] = None,
+    attack_samples: Annotated[int, typer.Option(help="Noisy copies per step of the smoothed attack.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    """Play a run's evaluation episodes with every observation attacked; report return and action deviation."""
+    from smoothrl.robust.attacks import Attack
+    from smoothrl.robust.evaluation import attack_run
+
+    spec = Attack(attack_name, eps, norm, steps, smooth_sigma, attack_samples)
+    with console.status(f"attacking {run_dir} with {attack_name} (eps {eps}, {norm})", spinner="dots"):
+        summary = attack_run(run_dir, spec, episodes, seed, smooth_sigma, smooth_samples, smooth_mode)
+    _print_json_or(summary, as_json, lambda: print_summary(summary, f"attack: {run_dir}"))
+
+
+@app.command()
+@user_errors
+def certify(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `smoothrl train`.")],
+    sigma: Annotated[float, typer.Option(help="Smoothing noise, in normalized observation units.")] = 0.2,
+    samples: Annotated[int, typer.Option(help="Noise samples per state.")] = 10_000,
+    alpha: Annotated[float, typer.Option(help="Probability that a certificate is wrong.")] = 0.001,
+    states: Annotated[int, typer.Option(help="States to certify (visited by the clean policy).")] = 100,
+    bound: Annotated[str, typer.Option(help="Discrete actions: cp (Clopper-Pearson) or hoeffding.")] = "cp",
+    eps: Annotated[
+        list[float] | None, typer.Option(help="L2 perturbation sizes for the action and reward bounds.")
+    ] = None,
+    reward_episodes: Annotated[int, typer.Option(help="Episodes for the certified reward bound (0: skip).")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: run seed + 10000).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    """Certify a run's smoothed policy: certified radii (discrete) or action bounds (continuous), and reward."""
+    from smoothrl.robust.evaluation import DEFAULT_EPS, certify_run
+
+    if bound not in ("cp", "hoeffding"):
+        raise SmoothRLError(f"--bound must be cp or hoeffding, got {bound!r}")
+    if states < 1:
+        raise SmoothRLError(f"--states must be at least 1, got {states}")
+    with console.status(f"certifying {run_dir} (sigma {sigma}, {samples} samples)", spinner="dots"):
+        summary = certify_run(
+            run_dir,
+            sigma,
+            samples,
+            alpha,
+            states,
+            bound=bound,
+            eps=eps or DEFAULT_EPS,  # type: ignore[arg-type]
+            reward_episodes=reward_episodes,
+            seed=seed,
+        )
+    _print_json_or(summary, as_json, lambda: _print_certificate(summary, f"certify: {run_dir}"))
+
+
+def _print_certificate(summary: dict[str, Any], title: str) -> None:
+    table = Table(
+        title=title,
+        caption=f"{summary['env']}, sigma {summary['sigma']}, {summary['samples']} samples, "
+        f"alpha {summary['alpha']}, {summary['states']} states",
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    if summary["kind"] == "discrete":
+        table.add_row("abstain fraction", _fmt(summary["abstain_fraction"]))
+        table.add_row("mean certified radius (L2)", _fmt(summary["mean_radius"]))
+        for r, frac in summary["certified_fraction"].items():
+            table.add_row(f"certified at radius {r}", _fmt(frac))
+    else:
+        for e, width in summary["mean_bound_width"].items():
+            table.add_row(f"mean action bound width, eps {e}", _fmt(width))
+    table.add_row("ms per state", _fmt(summary["ms_per_state"]))
+    if "reward" in summary:
+        reward = summary["reward"]
+        table.add_row("noisy median return", _fmt(reward["noisy_median_return"]))
+        for e, low in reward["lower_bound_median"].items():
+            table.add_row(f"certified median return, eps {e}", _fmt(low))
+    console.print(table)
+
+
 @app.command("list")
 @user_errors
 def list_(

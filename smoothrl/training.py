@@ -289,6 +289,7 @@ def evaluate(
     deterministic: bool = True,
     seed: int | None = None,
     split: str | None = None,
+    policy: Any = None,
 ) -> tuple[dict[str, Any], list[Episode]]:
     """
     Evaluate a run on its own observation pipeline (frozen normalization), or on another env
@@ -300,6 +301,8 @@ def evaluate(
     :param deterministic: deterministic or sampled actions
     :param seed: seed of the env and of the action sampling (default: run seed + 10000)
     :param split: HVAC days to evaluate on (default ``"test"``); an error for other envs
+    :param policy: what acts instead of the run's model (anything with SB3's ``predict``, e.g. a
+        smoothed or attacked policy built on it); it sees the run's normalized observations
     :return: the summary (``mean_return``, ``std_return``, ``episodes``, the smoothness metrics,
         the env's KPIs) and the episodes themselves
     :raises SmoothRLError: for bad input
@@ -319,7 +322,12 @@ def evaluate(
         model=run.model,
     )
     return _play(
-        run.model, env, run.config.eval_episodes if episodes is None else episodes, deterministic, seed, env_id
+        run.model if policy is None else policy,
+        env,
+        run.config.eval_episodes if episodes is None else episodes,
+        deterministic,
+        seed,
+        env_id,
     )
 
 
