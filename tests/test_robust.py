@@ -276,3 +276,53 @@ def test_cli_bad_input_is_one_line_exit_2(cartpole_ppo: Path, args: list[str], m
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+# --- S-PPO -------------------------------------------------------------------------------
+
+
+def test_sppo_actor_is_the_median_over_noisy_copies_and_the_critic_sees_clean_obs():
+    from smoothrl.robust.sppo import SPPO
+
+    model = SPPO("MlpPolicy", "Pendulum-v1", smooth_sigma=0.3, smooth_samples=7, smooth_samples_eval=9, seed=0)
+    policy = model.policy
+    obs = th.randn(4, 3)
+    th.manual_seed(5)
+    smoothed = policy.get_distribution(obs).mode()  # (SB3's distribution objects are reused: read it now)
+    th.manual_seed(5)
+    noisy = obs.unsqueeze(0) + 0.3 * th.randn(9, 4, 3)  # the same draw: m = smooth_samples_eval outside learn
+    with policy.unsmoothed():
+        base = policy.get_distribution(noisy.reshape(36, 3)).mode().reshape(9, 4, 1)
+        clean_value = policy.predict_values(obs)
+    th.testing.assert_close(smoothed, base.median(0).values)
+    th.testing.assert_close(policy.predict_values(obs), clean_value)
+    policy.learning = True
+    assert policy.smoothed_mean(obs).shape == (4, 1)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "extra"), [("Pendulum-v1", ["use_sde=true", "action_reg.order=3"]), ("CartPole-v1", [])]
+)
+def test_sppo_trains_saves_loads_and_predicts(tmp_path: Path, env_id: str, extra: list[str]):
+    from smoothrl.robust.sppo import SPPO
+
+    run_dir = tiny_run(tmp_path, "sppo", env_id, ("smooth_samples=4", "smooth_samples_eval=8", *extra))
+    run = load_run(run_dir)
+    assert isinstance(run.model, SPPO) and run.model.policy.smooth_samples_eval == 8
+    obs = run.model.env.reset() if run.model.env is not None else np.zeros((1, *run.model.observation_space.shape))
+    th.manual_seed(0)
+    a = run.model.predict(obs, deterministic=True)[0]
+    th.manual_seed(0)
+    np.testing.assert_array_equal(a, run.model.predict(obs, deterministic=True)[0])
+    summary = attack_run(run, Attack("smoothed", 0.05, steps=2, samples=4), episodes=1)
+    assert summary["max_perturbation"] <= 0.05 + 1e-6
+    assert certify_run(run, run.model.smooth_sigma, 100, n_states=3)["states"] == 3
+
+
+def test_sppo_bad_smoothing_is_a_construction_error():
+    from smoothrl.config import resolve_config
+    from smoothrl.training import make_env, make_model
+
+    config = resolve_config("sppo", "Pendulum-v1", "smoke", ["smooth_sigma=0"])
+    with pytest.raises(SmoothRLError, match="S-PPO needs sigma > 0"):
+        make_model(config, make_env(config))

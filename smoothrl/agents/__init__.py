@@ -11,6 +11,7 @@ from smoothrl.agents.ppo import PPO
 from smoothrl.agents.sac import SAC
 from smoothrl.agents.td3 import TD3
 from smoothrl.errors import SmoothRLError
+from smoothrl.robust.sppo import SPPO
 
 #: Algorithm name (as the CLI and presets spell it) -> class.
 ALGOS: dict[str, type[BaseAlgorithm]] = {
@@ -20,6 +21,7 @@ ALGOS: dict[str, type[BaseAlgorithm]] = {
     "td3": TD3,
     "ddpg": DDPG,
     "dqn": DQN,
+    "sppo": SPPO,
 }
 
 
@@ -47,4 +49,4 @@ def is_off_policy(algo: type[BaseAlgorithm]) -> bool:
     return issubclass(algo, OffPolicyAlgorithm)
 
 
-__all__ = ["ALGOS", "A2C", "DDPG", "DQN", "PPO", "SAC", "TD3", "get_algo", "is_off_policy"]
+__all__ = ["ALGOS", "A2C", "DDPG", "DQN", "PPO", "SAC", "SPPO", "TD3", "get_algo", "is_off_policy"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -183,7 +184,9 @@ class AttackedPolicy:
         self.attack = attack
         self.generator = th.Generator(device=view.device)
         self.generator.manual_seed(seed)
-        self.smoothing = policy if hasattr(policy, "sigma") else None
+        # the smoothed attack's noise: a SmoothedPolicy's sigma, or the smoothing of S-PPO / S-DQN
+        sigma = getattr(policy, "sigma", None) or getattr(policy, "smooth_sigma", None)
+        self.smoothing = policy if hasattr(policy, "sigma") else SimpleNamespace(sigma=sigma) if sigma else None
         self.perturbation_norms: list[float] = []
         self.action_deviations: list[float] = []
 

@@ -7,6 +7,8 @@ perturbation budgets and smoothing noise are measured.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch as th
 from gymnasium import spaces
@@ -24,7 +26,8 @@ class PolicyView:
     Continuous actions: :meth:`output` is the deterministic action in the policy's own units
     (the Gaussian's mean for PPO/A2C, ``tanh(mean)`` for SAC, the actor for TD3/DDPG).
     Discrete actions: :meth:`output` is the action scores (PPO/A2C logits, DQN Q-values) and the
-    decision is their argmax.
+    decision is their argmax. For agents that smooth themselves (S-PPO, S-DQN) it is the *base*
+    policy's output, the one their smoothing and the certificates are built on.
 
     :param model: a trained model with a Box observation space and a Box or Discrete action space
     :raises SmoothRLError: for other spaces
@@ -62,12 +65,13 @@ class PolicyView:
         :return: ``(batch, action_dim)`` deterministic actions or ``(batch, n_actions)`` scores
         """
         policy = self.policy
-        if not self.discrete:
-            return policy._predict(obs, deterministic=True)
-        if isinstance(self.model, DQN):
-            return policy.q_net(obs)
-        if isinstance(policy, ActorCriticPolicy):
-            return policy.get_distribution(obs).distribution.logits
+        with getattr(policy, "unsmoothed", nullcontext)():  # a smoothed agent's base policy
+            if not self.discrete:
+                return policy._predict(obs, deterministic=True)
+            if isinstance(self.model, DQN):
+                return policy.q_net(obs)
+            if isinstance(policy, ActorCriticPolicy):
+                return policy.get_distribution(obs).distribution.logits
         raise SmoothRLError(f"{self.algo_name} with discrete actions is not supported by the robustness tools")
 
     def decide(self, out: th.Tensor) -> th.Tensor:
@@ -133,9 +137,10 @@ class PolicyView:
         """
         policy = self.policy
         if isinstance(policy, ActorCriticPolicy):
-            with th.no_grad():
-                p = policy.get_distribution(clean).distribution
-            q = policy.get_distribution(adv).distribution
+            with getattr(policy, "unsmoothed", nullcontext)():
+                with th.no_grad():
+                    p = policy.get_distribution(clean).distribution
+                q = policy.get_distribution(adv).distribution
             kl = th.distributions.kl_divergence(p, q)
             return kl.sum(-1) if kl.dim() > 1 else kl
         if self.discrete:  # DQN
