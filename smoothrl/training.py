@@ -423,6 +423,20 @@ def _learn(
         ) from None
 
 
+def _training_env(config: RunConfig, vecnormalize_path: str | Path | None = None) -> VecEnv:
+    """
+    The training env of a run. An S-DQN run starts from its base DQN run's normalization
+    statistics and never updates them: its frozen Q-network was trained on them.
+    """
+    from smoothrl.robust.sdqn import base_normalization
+
+    frozen = base_normalization(config)
+    env = make_env(config, training=True, vecnormalize_path=vecnormalize_path or frozen)
+    if frozen is not None and isinstance(env, VecNormalize):
+        env.training = False
+    return env
+
+
 def train(
     config: RunConfig,
     run_dir: str | Path,
@@ -445,7 +459,7 @@ def train(
     """
     run_dir = Path(run_dir)
     _check_fresh_run_dir(run_dir, overwrite)
-    env = make_env(config, training=True)
+    env = _training_env(config)
     model = make_model(config, env, tensorboard_log=run_dir / rundir.TB)
     if run_dir.exists():  # only now, once the new run is known to build, is the old one removed
         shutil.rmtree(run_dir)
@@ -487,7 +501,7 @@ def resume(
     vecnormalize = ckpt.vecnormalize if config.normalize_kwargs is not None else None
     if vecnormalize is not None and not vecnormalize.is_file():
         raise SmoothRLError(f"{vecnormalize} is missing, so {ckpt.model.name} cannot be resumed; restore it or retrain")
-    env = make_env(config, training=True, vecnormalize_path=vecnormalize)
+    env = _training_env(config, vecnormalize)
     cls = get_algo(config.algo)
     model = _load_model(cls, ckpt.model, env=env, device=config.device, tensorboard_log=str(run_dir / rundir.TB))
     if is_off_policy(cls) and ckpt.replay_buffer.is_file():

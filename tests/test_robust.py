@@ -326,3 +326,44 @@ def test_sppo_bad_smoothing_is_a_construction_error():
     config = resolve_config("sppo", "Pendulum-v1", "smoke", ["smooth_sigma=0"])
     with pytest.raises(SmoothRLError, match="S-PPO needs sigma > 0"):
         make_model(config, make_env(config))
+
+
+# --- S-DQN -------------------------------------------------------------------------------
+
+
+def test_sdqn_trains_only_the_denoiser_and_votes(tmp_path: Path, cartpole_dqn: Path):
+    from smoothrl.robust.sdqn import SDQN
+
+    run_dir = tiny_run(tmp_path, "sdqn", "CartPole-v1", (f"base_model={cartpole_dqn}", "denoiser_arch=[16]"))
+    run = load_run(run_dir)
+    assert isinstance(run.model, SDQN)
+    base = load_run(cartpole_dqn).model
+    for ours, theirs in zip(run.model.policy.q_net.parameters(), base.policy.q_net.parameters(), strict=True):
+        assert th.equal(ours, theirs)  # the Q-network stayed frozen
+    out = run.model.policy.denoiser.net[-1]
+    assert out.weight.abs().sum() > 0  # the denoiser learned (it starts at the identity)
+    obs = np.array([[0.0, 0.0, 0.1, 0.0], [0.0, 0.0, -0.1, 0.0]], dtype=np.float32)
+    th.manual_seed(0)
+    a = run.model.predict(obs)[0]
+    th.manual_seed(0)
+    np.testing.assert_array_equal(a, run.model.predict(obs)[0])
+    summary = attack_run(run, Attack("pgd", 0.01, steps=2), episodes=1)
+    assert summary["max_perturbation"] <= 0.01 + 1e-6
+    cert = certify_run(run, run.model.smooth_sigma, 200, n_states=4)
+    assert cert["kind"] == "discrete" and cert["states"] == 4
+
+
+def test_sdqn_bad_configuration(tmp_path: Path, cartpole_dqn: Path, ppo_norm_run: Path):
+    from smoothrl.config import resolve_config
+    from smoothrl.training import train
+
+    with pytest.raises(SmoothRLError, match="S-DQN needs base_model"):
+        train(resolve_config("sdqn", "CartPole-v1", "smoke"), tmp_path / "a", progress_bar=False)
+    with pytest.raises(SmoothRLError, match="normalizes observations; set normalize=true"):
+        train(resolve_config("sdqn", "Pendulum-v1", "smoke", [f"base_model={ppo_norm_run}"]), tmp_path / "b")
+    with pytest.raises(SmoothRLError, match="has no model.zip"):
+        train(resolve_config("sdqn", "CartPole-v1", "smoke", [f"base_model={tmp_path}"]), tmp_path / "c")
+    config = resolve_config("sdqn", "CartPole-v1", "smoke", [f"base_model={cartpole_dqn}", "smooth_samples=0"])
+    with pytest.raises(SmoothRLError, match="S-DQN needs at least 1 noisy copy"):
+        train(config, tmp_path / "d", progress_bar=False)
+    assert not (tmp_path / "d").exists()  # nothing half-written

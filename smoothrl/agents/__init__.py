@@ -11,6 +11,7 @@ from smoothrl.agents.ppo import PPO
 from smoothrl.agents.sac import SAC
 from smoothrl.agents.td3 import TD3
 from smoothrl.errors import SmoothRLError
+from smoothrl.robust.sdqn import SDQN
 from smoothrl.robust.sppo import SPPO
 
 #: Algorithm name (as the CLI and presets spell it) -> class.
@@ -22,6 +23,7 @@ ALGOS: dict[str, type[BaseAlgorithm]] = {
     "ddpg": DDPG,
     "dqn": DQN,
     "sppo": SPPO,
+    "sdqn": SDQN,
 }
 
 
@@ -49,4 +51,4 @@ def is_off_policy(algo: type[BaseAlgorithm]) -> bool:
     return issubclass(algo, OffPolicyAlgorithm)
 
 
-__all__ = ["ALGOS", "A2C", "DDPG", "DQN", "PPO", "SAC", "SPPO", "TD3", "get_algo", "is_off_policy"]
+__all__ = ["ALGOS", "A2C", "DDPG", "DQN", "PPO", "SAC", "SDQN", "SPPO", "TD3", "get_algo", "is_off_policy"]

@@ -68,6 +68,8 @@ class PolicyView:
         with getattr(policy, "unsmoothed", nullcontext)():  # a smoothed agent's base policy
             if not self.discrete:
                 return policy._predict(obs, deterministic=True)
+            if hasattr(policy, "denoised_q"):  # S-DQN: the denoised Q-values
+                return policy.denoised_q(obs)
             if isinstance(self.model, DQN):
                 return policy.q_net(obs)
             if isinstance(policy, ActorCriticPolicy):
