@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import deque
+from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from smoothrl.envs.wrappers import ACTION_INFO_KEY
 from smoothrl.episodes import run_episodes, summarize
@@ -91,7 +92,12 @@ class SmoothEvalCallback(BaseCallback):
         if self.num_timesteps < self._next:
             return True
         self._next = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
-        sync_envs_normalization(self.training_env, self.eval_env)
+        # copy the statistics VecNormalize to VecNormalize: the training env may carry more wrappers
+        # (noise augmentation) than the eval env, which SB3's sync_envs_normalization refuses
+        train_norm, eval_norm = unwrap_vec_normalize(self.training_env), unwrap_vec_normalize(self.eval_env)
+        if train_norm is not None and eval_norm is not None:
+            eval_norm.obs_rms = deepcopy(train_norm.obs_rms)
+            eval_norm.ret_rms = deepcopy(train_norm.ret_rms)
         summary = summarize(run_episodes(self.model, self.eval_env, self.n_episodes, self.deterministic))
         self.last_summary = summary
         self.logger.record("eval/mean_reward", summary["mean_return"])

@@ -69,6 +69,8 @@ class RunConfig(BaseModel):
     :param checkpoint_freq: checkpoint every this many steps (0: only when interrupted)
     :param smooth_reward: reward shaping, weight per action-derivative order (1 velocity,
         2 acceleration, 3 jerk), e.g. ``{3: 0.1}``; the last actions join the observation
+    :param obs_noise: noise augmentation: training observations get ``N(0, obs_noise^2)`` added
+        (in the normalized units the policy sees); evaluation sees clean observations
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -88,6 +90,7 @@ class RunConfig(BaseModel):
     eval_episodes: int = Field(5, ge=1)
     checkpoint_freq: int = Field(ge=0)
     smooth_reward: dict[Annotated[int, Field(ge=1, le=3)], Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    obs_noise: float = Field(0.0, ge=0)
 
     @property
     def normalize_kwargs(self) -> dict[str, Any] | None:

@@ -28,7 +28,7 @@ from smoothrl.callbacks import AtomicCheckpointCallback, SmoothEvalCallback, Smo
 from smoothrl.config import NOISE_KEYS, RunConfig, build_hyperparam, load_config
 from smoothrl.envs import check_env_id, make_base_env
 from smoothrl.envs.hvac import HVAC_IDS, make_hvac_vec_env
-from smoothrl.envs.vec_wrappers import VecActionSmoothnessReward
+from smoothrl.envs.vec_wrappers import VecActionSmoothnessReward, VecObservationNoise
 from smoothrl.envs.wrappers import ActionSmoothnessReward, ActionTrace
 from smoothrl.episodes import Episode, run_episodes, summarize
 from smoothrl.errors import SmoothRLError, TrainingInterrupted
@@ -426,7 +426,8 @@ def _learn(
 def _training_env(config: RunConfig, vecnormalize_path: str | Path | None = None) -> VecEnv:
     """
     The training env of a run. An S-DQN run starts from its base DQN run's normalization
-    statistics and never updates them: its frozen Q-network was trained on them.
+    statistics and never updates them: its frozen Q-network was trained on them. With
+    ``obs_noise`` the observations are noise-augmented.
     """
     from smoothrl.robust.sdqn import base_normalization
 
@@ -434,6 +435,15 @@ def _training_env(config: RunConfig, vecnormalize_path: str | Path | None = None
     env = make_env(config, training=True, vecnormalize_path=vecnormalize_path or frozen)
     if frozen is not None and isinstance(env, VecNormalize):
         env.training = False
+    if config.obs_noise > 0:
+        if isinstance(env, VecNormalize) and is_off_policy(get_algo(config.algo)):
+            env.close()
+            # SB3's replay buffers store VecNormalize's original (clean) observations: the noise would be lost
+            raise SmoothRLError(
+                f"obs_noise with normalize is not supported for off-policy {config.algo}; "
+                "use normalize=false or PPO/A2C"
+            )
+        env = VecObservationNoise(env, config.obs_noise, config.seed)
     return env
 
 

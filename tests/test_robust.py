@@ -367,3 +367,20 @@ def test_sdqn_bad_configuration(tmp_path: Path, cartpole_dqn: Path, ppo_norm_run
     with pytest.raises(SmoothRLError, match="S-DQN needs at least 1 noisy copy"):
         train(config, tmp_path / "d", progress_bar=False)
     assert not (tmp_path / "d").exists()  # nothing half-written
+
+
+def test_noise_augmentation_perturbs_training_observations_only(tmp_path: Path):
+    from smoothrl.config import resolve_config
+    from smoothrl.envs.vec_wrappers import VecObservationNoise
+    from smoothrl.training import _training_env, make_env
+
+    config = resolve_config("ppo", "Pendulum-v1", "smoke", ["obs_noise=0.5", "normalize=true"])
+    env = _training_env(config)
+    assert isinstance(env, VecObservationNoise)
+    clean = make_env(config, training=True, seed=config.seed)
+    noisy_obs, clean_obs = env.reset(), clean.reset()
+    assert 0 < np.abs(noisy_obs - clean_obs).max() < 5 * 0.5
+    run_dir = tiny_run(tmp_path, "ppo", extra=("obs_noise=0.3",))
+    assert json.loads((run_dir / "eval.json").read_text())["episodes"] == 2  # evaluation ran on the clean env
+    with pytest.raises(SmoothRLError, match="obs_noise with normalize is not supported for off-policy sac"):
+        _training_env(resolve_config("sac", "Pendulum-v1", "smoke", ["obs_noise=0.1", "normalize=true"]))

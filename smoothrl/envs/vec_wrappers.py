@@ -50,3 +50,33 @@ class VecActionSmoothnessReward(VecEnvWrapper):
             done,
             infos,
         )
+
+
+class VecObservationNoise(VecEnvWrapper):
+    """
+    Noise augmentation: every observation the agent receives while training (also the terminal
+    observations of finished episodes) gets ``N(0, sigma^2 I)`` added. Put it outside
+    ``VecNormalize`` so that ``sigma`` is in the normalized units the policy sees.
+
+    :param venv: the vectorized env
+    :param sigma: noise standard deviation
+    :param seed: seed of the noise
+    """
+
+    def __init__(self, venv: VecEnv, sigma: float, seed: int | None = None) -> None:
+        super().__init__(venv)
+        self.sigma = float(sigma)
+        self.rng = np.random.default_rng(seed)
+
+    def _noisy(self, obs: np.ndarray) -> np.ndarray:
+        return (obs + self.sigma * self.rng.standard_normal(obs.shape)).astype(obs.dtype)
+
+    def reset(self) -> np.ndarray:
+        return self._noisy(self.venv.reset())
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, reward, done, infos = self.venv.step_wait()
+        for info in infos:
+            if info.get("terminal_observation") is not None:
+                info["terminal_observation"] = self._noisy(np.asarray(info["terminal_observation"]))
+        return self._noisy(obs), reward, done, infos
