@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -83,13 +83,19 @@ def run_job(job: Job) -> dict[str, Any]:
     return result
 
 
-def run_jobs(jobs: Sequence[Job], workers: int, console: Console | None = None) -> dict[tuple, dict[str, Any]]:
+def run_jobs(
+    jobs: Sequence[Any],
+    workers: int,
+    console: Console | None = None,
+    fn: Callable[[Any], dict[str, Any]] = run_job,
+) -> dict[tuple, dict[str, Any]]:
     """
     Run jobs on a pool of ``workers`` processes (one thread each) with a progress bar.
 
-    :param jobs: the jobs
+    :param jobs: the jobs (anything with a ``key``; :class:`Job` for the default ``fn``)
     :param workers: processes (1: in this process, in order)
     :param console: where the progress bar goes
+    :param fn: what runs one job (a module-level function, so that it pickles)
     :return: ``{job.key: result}``
     """
     results: dict[tuple, dict[str, Any]] = {}
@@ -97,11 +103,11 @@ def run_jobs(jobs: Sequence[Job], workers: int, console: Console | None = None) 
         bar = progress.add_task("training", total=len(jobs))
         if workers <= 1:
             for job in jobs:
-                results[job.key] = run_job(job)
+                results[job.key] = fn(job)
                 progress.advance(bar)
             return results
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(run_job, job): job.key for job in jobs}
+            futures = {pool.submit(fn, job): job.key for job in jobs}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 progress.advance(bar)
