@@ -155,12 +155,17 @@ def eval_(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="With --controller: env_kwargs.key=value for the env.")
     ] = None,
+    smooth_sigma: Annotated[
+        float | None, typer.Option(help="Act with the policy smoothed at this noise (randomized smoothing).")
+    ] = None,
+    smooth_samples: Annotated[int, typer.Option(help="Noisy copies per smoothed decision.")] = 100,
+    smooth_mode: Annotated[str | None, typer.Option(help="median, mean or vote (default: by action type).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Evaluate a run (or an HVAC baseline) on its exact pipeline: return, smoothness metrics and env KPIs."""
     from smoothrl.config import parse_overrides
     from smoothrl.rundir import json_safe
-    from smoothrl.training import EVAL_SEED_OFFSET, evaluate, evaluate_controller
+    from smoothrl.training import EVAL_SEED_OFFSET, evaluate, evaluate_controller, load_run
 
     if controller is not None:
         if run_dir is not None:
@@ -181,9 +186,17 @@ def eval_(
             raise SmoothRLError("eval needs RUN_DIR (a folder written by `smoothrl train`) or --controller")
         if set_:
             raise SmoothRLError("--set applies to --controller only; a run uses its saved config")
+        run = load_run(run_dir)
+        policy = None
+        if smooth_sigma is not None:
+            from smoothrl.robust.smoothing import SmoothedPolicy
+
+            policy = SmoothedPolicy(run.model, smooth_sigma, smooth_samples, smooth_mode, seed or 0)  # type: ignore[arg-type]
         summary, _ = evaluate(
-            run_dir, episodes=episodes, env_id=env, deterministic=deterministic, seed=seed, split=split
+            run, episodes=episodes, env_id=env, deterministic=deterministic, seed=seed, split=split, policy=policy
         )
+        if smooth_sigma is not None:
+            summary["smoothing"] = {"sigma": smooth_sigma, "samples": smooth_samples, "mode": policy.mode}
         title = f"eval: {run_dir}"
     if as_json:
         typer.echo(json.dumps(json_safe(summary)))

@@ -255,6 +255,11 @@ def test_cli_attack_and_certify_json(cartpole_ppo: Path):
     result = runner.invoke(app, ["certify", str(cartpole_ppo), "--samples", "200", "--states", "5", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["kind"] == "discrete"
+    args = ["eval", str(cartpole_ppo), "--episodes", "1", "--smooth-sigma", "0.01", "--smooth-samples", "5", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["smoothing"] == {"sigma": 0.01, "samples": 5, "mode": "vote"} and summary["mean_return"] == 500.0
 
 
 @pytest.mark.parametrize(
@@ -269,6 +274,8 @@ def test_cli_attack_and_certify_json(cartpole_ppo: Path):
         (["attack", "{run}", "--attack", "nope"], "unknown attack 'nope'"),
         (["attack", "{run}", "--smooth-sigma", "-1"], "sigma > 0"),
         (["attack", "/nonexistent/run"], "does not exist"),
+        (["eval", "{run}", "--smooth-sigma", "0"], "smoothing needs sigma > 0"),
+        (["eval", "{run}", "--smooth-sigma", "0.1", "--smooth-mode", "median3"], "unknown smoothing mode"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(cartpole_ppo: Path, args: list[str], message: str):
