@@ -30,22 +30,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from smoothrl.benchmark import Job, run_jobs, t_interval
+from smoothrl.benchmark import BULLET_PPO_COMMON, Job, run_jobs, t_interval
 from smoothrl.metrics import mean_report
 from smoothrl.rundir import atomic_write_json
 
-BULLET_COMMON = (
-    "n_envs=8",
-    "n_steps=256",
-    "batch_size=256",
-    "n_epochs=5",
-    "learning_rate=3e-4",
-    "gamma=0.99",
-    "normalize=true",
-    "policy_kwargs=dict(log_std_init=-1, net_arch=[64, 64])",
-    "use_sde=true",
-    "sde_sample_freq=4",
-)
+BULLET_COMMON = (*BULLET_PPO_COMMON, "use_sde=true", "sde_sample_freq=4")
 #: task -> (common overrides, default budget)
 TASKS: dict[str, tuple[tuple[str, ...], int]] = {
     "Pendulum-v1": ((), 100_000),

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from smoothrl.benchmark import BULLET_PPO_COMMON
 from smoothrl.config import resolve_config
 from smoothrl.metrics import mean_report
 from smoothrl.plotting import read_scalars
@@ -35,17 +36,7 @@ from smoothrl.rundir import atomic_write_json
 from smoothrl.training import evaluate, train
 
 TASKS = ("InvertedPendulumSwingupBulletEnv-v0", "ReacherBulletEnv-v0")
-COMMON = [
-    "n_envs=8",
-    "n_steps=256",
-    "batch_size=256",
-    "n_epochs=5",
-    "learning_rate=3e-4",
-    "gamma=0.99",
-    "normalize=true",
-    "policy_kwargs=dict(log_std_init=-1, net_arch=[64, 64])",
-    "eval_freq=0",
-]
+COMMON = [*BULLET_PPO_COMMON, "eval_freq=0"]
 VARIANTS = {
     "gaussian": ["use_sde=false"],
     "gsde f=1": ["use_sde=true", "sde_sample_freq=1"],

@@ -17,6 +17,19 @@ from rich.console import Console
 from rich.progress import Progress
 from scipy import stats
 
+#: PPO on PyBullet tasks with one common, fast configuration (the benchmarks that compare
+#: exploration or trust-region variants change only their own keys on top of it)
+BULLET_PPO_COMMON = (
+    "n_envs=8",
+    "n_steps=256",
+    "batch_size=256",
+    "n_epochs=5",
+    "learning_rate=3e-4",
+    "gamma=0.99",
+    "normalize=true",
+    "policy_kwargs=dict(log_std_init=-1, net_arch=[64, 64])",
+)
+
 
 @dataclass(frozen=True)
 class Job:

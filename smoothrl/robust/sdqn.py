@@ -11,8 +11,6 @@ At test time the agent votes: the most frequent ``argmax_a Q(D(s + noise), a)`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,7 +24,7 @@ from torch.nn import functional as F
 
 from smoothrl.agents.dqn import DQN
 from smoothrl.errors import SmoothRLError
-from smoothrl.robust.smoothing import aggregate, check_smoothing, noisy_copies
+from smoothrl.robust.smoothing import SmoothingSwitch, aggregate, check_smoothing, noisy_copies
 
 
 class Denoiser(nn.Module):
@@ -55,7 +53,7 @@ class Denoiser(nn.Module):
         return (flat + self.net(flat)).reshape(x.shape)
 
 
-class SDQNPolicy(DQNPolicy):
+class SDQNPolicy(SmoothingSwitch, DQNPolicy):
     """
     DQN's policy with a denoiser before the (frozen) Q-network and vote smoothing in ``predict``.
 
@@ -78,7 +76,6 @@ class SDQNPolicy(DQNPolicy):
         self.smooth_sigma = smooth_sigma
         self.smooth_samples = smooth_samples
         self.acting_samples: int | None = None  # set by SDQN.learn: copies per decision while learning
-        self.smoothing = True
         super().__init__(*args, **kwargs)
 
     def _build(self, lr_schedule: Any) -> None:
@@ -106,15 +103,6 @@ class SDQNPolicy(DQNPolicy):
         """:param obs: (noisy) observations
         :return: ``Q(D(obs))``, the base classifier that smoothing votes over"""
         return self.q_net(self.denoiser(obs.float()))
-
-    @contextmanager
-    def unsmoothed(self) -> Iterator[None]:
-        """Within this block ``predict`` acts greedily on ``Q(D(s))`` without noise or vote."""
-        previous, self.smoothing = self.smoothing, False
-        try:
-            yield
-        finally:
-            self.smoothing = previous
 
     def _predict(self, obs: Any, deterministic: bool = True) -> th.Tensor:
         if not self.smoothing:

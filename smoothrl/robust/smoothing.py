@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -142,3 +144,22 @@ class SmoothedPolicy:
         :return: ``(actions, None)``
         """
         return self.view.to_env(self.decide(self.view.tensor(observation))), None
+
+
+class SmoothingSwitch:
+    """
+    For policies that smooth themselves (S-PPO, S-DQN): ``smoothing`` is on by default, and
+    :meth:`unsmoothed` turns it off for a block, exposing the base policy (what attacks
+    differentiate and certificates sample).
+    """
+
+    smoothing: bool = True
+
+    @contextmanager
+    def unsmoothed(self) -> Iterator[None]:
+        """Within this block the policy decides on the clean observation, without smoothing."""
+        previous, self.smoothing = self.smoothing, False
+        try:
+            yield
+        finally:
+            self.smoothing = previous

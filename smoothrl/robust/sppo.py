@@ -18,10 +18,10 @@ from stable_baselines3.common.policies import BasePolicy
 
 from smoothrl.agents.ppo import PPO
 from smoothrl.agents.sde import SmoothActorCriticPolicy
-from smoothrl.robust.smoothing import check_smoothing, noisy_copies
+from smoothrl.robust.smoothing import SmoothingSwitch, check_smoothing, noisy_copies
 
 
-class SmoothedActorCriticPolicy(SmoothActorCriticPolicy):
+class SmoothedActorCriticPolicy(SmoothingSwitch, SmoothActorCriticPolicy):
     """
     An actor-critic policy whose actor is median-smoothed: the action mean (logits for discrete
     actions) is the coordinate-wise median over ``m`` copies ``s + N(0, sigma^2 I)`` of the
@@ -51,7 +51,6 @@ class SmoothedActorCriticPolicy(SmoothActorCriticPolicy):
         self.smooth_samples = smooth_samples
         self.smooth_samples_eval = smooth_samples_eval
         self.learning = False
-        self.smoothing = True
         self._obs: th.Tensor | None = None
         super().__init__(*args, **kwargs)
         if not isinstance(
@@ -74,15 +73,6 @@ class SmoothedActorCriticPolicy(SmoothActorCriticPolicy):
             yield
         finally:
             self._obs = None
-
-    @contextmanager
-    def unsmoothed(self) -> Iterator[None]:
-        """Within this block the policy acts on the clean observation (the base policy)."""
-        previous, self.smoothing = self.smoothing, False
-        try:
-            yield
-        finally:
-            self.smoothing = previous
 
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         with self._seeing(obs):
