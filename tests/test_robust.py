@@ -391,3 +391,24 @@ def test_noise_augmentation_perturbs_training_observations_only(tmp_path: Path):
     assert json.loads((run_dir / "eval.json").read_text())["episodes"] == 2  # evaluation ran on the clean env
     with pytest.raises(SmoothRLError, match="obs_noise with normalize is not supported for off-policy sac"):
         _training_env(resolve_config("sac", "Pendulum-v1", "smoke", ["obs_noise=0.1", "normalize=true"]))
+
+
+def test_sdqn_adversarial_training_attacks_the_noisy_batch(tmp_path: Path, cartpole_dqn: Path, monkeypatch):
+    from smoothrl.robust import attacks
+    from smoothrl.robust.sdqn import SDQN
+
+    calls = []
+    original = attacks.perturb
+
+    def counting(attack, view, obs, *args, **kwargs):
+        calls.append((attack.name, attack.eps, attack.steps))
+        out = original(attack, view, obs, *args, **kwargs)
+        assert (out - obs).abs().max() <= attack.eps + 1e-6
+        return out
+
+    monkeypatch.setattr(attacks, "perturb", counting)
+    extra = (f"base_model={cartpole_dqn}", "denoiser_arch=[8]", "adv_fraction=1.0", "adv_eps=0.02", "adv_steps=2")
+    run = load_run(tiny_run(tmp_path, "sdqn", "CartPole-v1", extra))
+    assert isinstance(run.model, SDQN) and run.model.adv_fraction == 1.0
+    assert set(calls) == {("pgd", 0.02, 2)}
+    assert len(calls) == run.model._n_updates > 0  # adv_fraction 1: every gradient step trains on PGD
