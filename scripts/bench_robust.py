@@ -19,12 +19,14 @@ sigma, and for CartPole the certified median return.
 Tasks and budgets (default, 3 seeds): CartPole-v1 (DQN 50k steps, S-DQN 20k on top, sigma
 0.05, eps 0.02 / 0.05, 5 episodes), smoothrl/HVACDiscrete-v0 and smoothrl/HVAC-v0 (PPO / S-PPO
 200k steps, sigma 0.2, eps 0.1 / 0.3, 2 test weeks). ``--quick``: 1 seed, a quarter of the
-steps, 2 episodes. Writes ``results/bench_robust.json`` and prints a table.
+steps, 2 episodes. Writes ``results/bench_robust.json`` and ``.png``, and prints a table;
+``--replot`` redraws both from an existing JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -151,18 +153,79 @@ def _cert_cell(cert: dict[str, Any] | None, task: Task) -> str:
     return ", ".join(f"w({e})={width[e]:.2f}" for e in list(width)[:2])
 
 
+def _half(value: float | None) -> float:
+    """A 95% half-width, 0 where undefined (one seed: JSON stores nan as null)."""
+    return 0.0 if value is None or math.isnan(value) else value
+
+
+def plot(results: dict[str, Any], out: Path) -> None:
+    """One panel per task: each agent's return (mean over seeds, 95% interval) clean and under each attack."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from smoothrl.rundir import atomic_write
+
+    tasks = results["tasks"]
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(11, 3.4 * len(tasks)), squeeze=False)
+    for ax, (env, rows) in zip(axes[:, 0], tasks.items(), strict=True):
+        labels = list(rows["vanilla"]["returns"])
+        width = 0.8 / len(AGENTS)
+        for i, agent in enumerate(AGENTS):
+            means = [rows[agent]["returns"][label][0] for label in labels]
+            halves = [_half(rows[agent]["returns"][label][1]) for label in labels]
+            xs = [j + (i - (len(AGENTS) - 1) / 2) * width for j in range(len(labels))]
+            smooth = "S-DQN" if results["settings"]["tasks"][env]["smooth_algo"] == "sdqn" else "S-PPO"
+            ax.bar(xs, means, width, yerr=halves, capsize=2, label=smooth if agent == "S-agent" else agent)
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_title(env)
+        ax.set_ylabel("return")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+
+
+def print_tables(results: dict[str, Any], tasks: list[Task], console: Console) -> None:
+    """The README tables: return per agent and attack, and seed 0's certificate."""
+    seeds = results["settings"]["seeds"]
+    for task in tasks:
+        rows = results["tasks"][task.env]
+        labels = list(rows["vanilla"]["returns"])
+        smooth_name = "S-DQN" if task.smooth_algo == "sdqn" else "S-PPO"
+        table = Table(title=f"{task.env}: return under attack (Linf eps, normalized obs), {seeds} seed(s)")
+        for col in ("agent", *labels, "certificate (seed 0)"):
+            table.add_column(col, justify="right")
+        for agent in AGENTS:
+            cells = []
+            for label in labels:
+                mean, half = rows[agent]["returns"][label]
+                cells.append(f"{mean:.1f}" + ("" if _half(half) == 0 else f" ± {half:.1f}"))
+            cert = rows[agent]["per_seed"][0].get("certificate")
+            name = smooth_name if agent == "S-agent" else agent
+            table.add_row(name, *cells, _cert_cell(cert, task))
+        console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, a quarter of the steps, 2 episodes")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per task (default 3, quick 1)")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes")
     parser.add_argument("--out", type=Path, default=Path("results/bench_robust.json"))
+    parser.add_argument("--replot", action="store_true", help="only redraw tables and PNG from --out")
     args = parser.parse_args()
     seeds = args.seeds or (1 if args.quick else 3)
     scale = 0.25 if args.quick else 1.0
     tasks = [Task(**{**t.__dict__, "episodes": 2}) if args.quick else t for t in TASKS]
-    jobs = [RobustJob((t.env, s), t, s, scale, attacks_for(t)) for t in tasks for s in range(seeds)]
     console = Console(width=170)
+    if args.replot:
+        results = json.loads(args.out.read_text())
+        print_tables(results, tasks, console)
+        plot(results, args.out.with_suffix(".png"))
+        return
+    jobs = [RobustJob((t.env, s), t, s, scale, attacks_for(t)) for t in tasks for s in range(seeds)]
     done = run_jobs(jobs, args.workers, console, fn=robust_job)
 
     results: dict[str, Any] = {
@@ -185,23 +248,9 @@ def main() -> None:
         results["tasks"][task.env] = per_agent
     atomic_write_json(args.out, results)
 
-    for task in tasks:
-        rows = results["tasks"][task.env]
-        labels = list(rows["vanilla"]["returns"])
-        smooth_name = "S-DQN" if task.smooth_algo == "sdqn" else "S-PPO"
-        table = Table(title=f"{task.env}: return under attack (Linf eps, normalized obs), {seeds} seed(s)")
-        for col in ("agent", *labels, "certificate (seed 0)"):
-            table.add_column(col, justify="right")
-        for agent in AGENTS:
-            cells = []
-            for label in labels:
-                mean, half = rows[agent]["returns"][label]
-                cells.append(f"{mean:.1f}" + ("" if math.isnan(half) else f" ± {half:.1f}"))
-            cert = rows[agent]["per_seed"][0].get("certificate")
-            name = smooth_name if agent == "S-agent" else agent
-            table.add_row(name, *cells, _cert_cell(cert, task))
-        console.print(table)
-    console.print(f"wrote {args.out}")
+    print_tables(results, tasks, console)
+    plot(results, args.out.with_suffix(".png"))
+    console.print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":
