@@ -22,6 +22,7 @@ from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 from torch.nn import functional as F
 
+from smoothrl import rundir
 from smoothrl.agents.dqn import DQN
 from smoothrl.errors import SmoothRLError
 from smoothrl.robust.smoothing import SmoothingSwitch, aggregate, check_smoothing, noisy_copies
@@ -115,7 +116,7 @@ class SDQNPolicy(SmoothingSwitch, DQNPolicy):
 def _load_base(path: str | Path) -> _SB3DQN:
     """The trained DQN model of a run directory or a model file."""
     path = Path(path)
-    model_path = path / "model.zip" if path.is_dir() else path
+    model_path = path / rundir.MODEL if path.is_dir() else path
     if not model_path.exists():
         raise ValueError(f"base_model {path} has no model.zip; pass a DQN run directory written by `smoothrl train`")
     try:
@@ -140,7 +141,7 @@ def base_normalization(config: Any) -> Path | None:
     if not config.hyperparams.get("base_model"):
         raise SmoothRLError("S-DQN needs base_model, a trained DQN run: --set base_model=runs/dqn/<run>")
     base = Path(config.hyperparams["base_model"])
-    stats = (base if base.is_dir() else base.parent) / "vecnormalize.pkl"
+    stats = (base if base.is_dir() else base.parent) / rundir.VECNORMALIZE
     if config.normalize_kwargs is not None and not stats.exists():
         raise SmoothRLError(f"S-DQN normalizes but base_model {base} has no vecnormalize.pkl; set normalize=false")
     if config.normalize_kwargs is None and stats.exists():
