@@ -10,8 +10,9 @@ For each task and seed, three agents are trained with the same algorithm setting
   actor, 20 copies while learning, 100 at test).
 
 Each agent is evaluated clean and under attacks in the normalized observation space (Linf):
-random noise, PGD on the agent's action (10 steps) and the Smoothed Attack (PGD against the
-decision averaged over 20 noisy copies, fresh noise per step), at two budgets. Certificates:
+random noise, FGSM, PGD on the agent's action (10 steps), MAD, min-Q (DQN agents only: PPO has no
+Q-function) and the Smoothed Attack (PGD against the decision averaged over 20 noisy copies,
+fresh noise per step), at two budgets (random at the larger one). Certificates:
 the certified L2 radius (discrete; Clopper-Pearson, alpha 0.001, 10,000 samples, 100 visited
 states) or the mean width of the median-smoothed action's bounds (continuous), at the agent's
 sigma, and for CartPole the certified median return.
@@ -78,14 +79,11 @@ class RobustJob:
 def attacks_for(task: Task) -> tuple[tuple[str, float], ...]:
     """The (attack, eps) pairs every agent faces."""
     small, large = task.eps
-    return (
-        ("clean", 0.0),
-        ("random", large),
-        ("pgd", small),
-        ("pgd", large),
-        ("smoothed", small),
-        ("smoothed", large),
-    )
+    pairs = [("clean", 0.0), ("random", large)]
+    for name in ("fgsm", "pgd", "mad", "min_q", "smoothed"):
+        if name != "min_q" or task.algo == "dqn":  # min_q needs a Q-function: not PPO's
+            pairs += [(name, small), (name, large)]
+    return tuple(pairs)
 
 
 def robust_job(job: RobustJob) -> dict[str, Any]:
@@ -168,7 +166,7 @@ def plot(results: dict[str, Any], out: Path) -> None:
     from smoothrl.rundir import atomic_write
 
     tasks = results["tasks"]
-    fig, axes = plt.subplots(len(tasks), 1, figsize=(11, 3.4 * len(tasks)), squeeze=False)
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(15, 3.6 * len(tasks)), squeeze=False)
     for ax, (env, rows) in zip(axes[:, 0], tasks.items(), strict=True):
         labels = list(rows["vanilla"]["returns"])
         width = 0.8 / len(AGENTS)
@@ -178,7 +176,7 @@ def plot(results: dict[str, Any], out: Path) -> None:
             xs = [j + (i - (len(AGENTS) - 1) / 2) * width for j in range(len(labels))]
             smooth = "S-DQN" if results["settings"]["tasks"][env]["smooth_algo"] == "sdqn" else "S-PPO"
             ax.bar(xs, means, width, yerr=halves, capsize=2, label=smooth if agent == "S-agent" else agent)
-        ax.set_xticks(range(len(labels)), labels)
+        ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
         ax.set_title(env)
         ax.set_ylabel("return")
         ax.legend(fontsize=8)
