@@ -30,7 +30,7 @@ import argparse
 import json
 import math
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +216,7 @@ def main() -> None:
     args = parser.parse_args()
     seeds = args.seeds or (1 if args.quick else 3)
     scale = 0.25 if args.quick else 1.0
-    tasks = [Task(**{**t.__dict__, "episodes": 2}) if args.quick else t for t in TASKS]
+    tasks = [replace(t, episodes=2) if args.quick else t for t in TASKS]
     console = Console(width=170)
     if args.replot:
         results = json.loads(args.out.read_text())
@@ -230,7 +230,7 @@ def main() -> None:
         "settings": {
             "seeds": seeds,
             "scale": scale,
-            "tasks": {t.env: {**t.__dict__, "attacks": attacks_for(t)} for t in tasks},
+            "tasks": {t.env: {**asdict(t), "attacks": attacks_for(t)} for t in tasks},
             "attack norm": "linf, normalized observation units",
             "interval": "95% Student-t over seeds",
         },

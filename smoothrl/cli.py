@@ -164,7 +164,6 @@ def eval_(
 ) -> None:
     """Evaluate a run (or an HVAC baseline) on its exact pipeline: return, smoothness metrics and env KPIs."""
     from smoothrl.config import parse_overrides
-    from smoothrl.rundir import json_safe
     from smoothrl.training import EVAL_SEED_OFFSET, evaluate, evaluate_controller, load_run
 
     if controller is not None:
@@ -198,10 +197,7 @@ def eval_(
         if smooth_sigma is not None:
             summary["smoothing"] = {"sigma": smooth_sigma, "samples": smooth_samples, "mode": policy.mode}
         title = f"eval: {run_dir}"
-    if as_json:
-        typer.echo(json.dumps(json_safe(summary)))
-    else:
-        print_summary(summary, title)
+    _print_json_or(summary, as_json, lambda: print_summary(summary, title))
 
 
 def _print_json_or(summary: dict[str, Any], as_json: bool, show: Callable[[], None]) -> None:

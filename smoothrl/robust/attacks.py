@@ -102,10 +102,7 @@ def _objective(attack: Attack, view: PolicyView, clean: th.Tensor, smoothing: An
     if attack.name == "mad":
         return lambda adv: view.distribution_shift(clean, adv)
     if attack.name == "min_q":
-        if not view.has_q():
-            raise SmoothRLError(
-                f"{view.algo_name} has no Q-function for the min_q attack; use pgd, mad or smoothed instead"
-            )
+        view.require_q()  # fail before any gradient work
         return lambda adv: -view.q_of_decision(clean, view.output(adv))
     with th.no_grad():
         reference = view.output(clean)

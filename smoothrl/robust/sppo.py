@@ -135,9 +135,7 @@ class SPPO(PPO):
         smooth_samples_eval: int = 100,
         **kwargs: Any,
     ) -> None:
-        check_smoothing(smooth_sigma, smooth_samples, "S-PPO")
-        check_smoothing(smooth_sigma, smooth_samples_eval, "S-PPO")
-        policy_kwargs = {
+        policy_kwargs = {  # (SmoothedActorCriticPolicy checks them when SB3 builds it)
             **(kwargs.pop("policy_kwargs", None) or {}),
             "smooth_sigma": smooth_sigma,
             "smooth_samples": smooth_samples,

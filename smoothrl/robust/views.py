@@ -109,6 +109,13 @@ class PolicyView:
         """Whether the model has a Q-function (DQN's Q-network, SAC/TD3/DDPG's critic)."""
         return isinstance(self.model, DQN) or hasattr(self.policy, "critic")
 
+    def require_q(self) -> None:
+        """:raises SmoothRLError: when the model has no Q-function (what the min_q attack needs)"""
+        if not self.has_q():
+            raise SmoothRLError(
+                f"{self.algo_name} has no Q-function for the min_q attack; use pgd, mad or smoothed instead"
+            )
+
     def q_of_decision(self, clean: th.Tensor, out: th.Tensor) -> th.Tensor:
         """
         ``Q(s, decision(s'))`` for the min-Q attack: the true state's value of the action the
@@ -118,15 +125,12 @@ class PolicyView:
         :param out: :meth:`output` at the perturbed observations ``s'``
         :return: ``(batch,)`` values
         """
+        self.require_q()
         if isinstance(self.model, DQN):
             with th.no_grad():
                 q_clean = self.policy.q_net(clean)
             return (th.softmax(out, dim=-1) * q_clean).sum(-1)
-        if hasattr(self.policy, "critic"):
-            return self.policy.critic.q1_forward(clean, out).flatten()
-        raise SmoothRLError(
-            f"{self.algo_name} has no Q-function for the min_q attack; use pgd, mad or smoothed instead"
-        )
+        return self.policy.critic.q1_forward(clean, out).flatten()
 
     def distribution_shift(self, clean: th.Tensor, adv: th.Tensor) -> th.Tensor:
         """
