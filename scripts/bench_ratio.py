@@ -50,7 +50,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "pspo + target_kl": ("ratio=pspo", "pspo_alpha=0.1", "target_kl=0.02"),
 }
 COLUMNS = ("mode", "return (95% CI)", "approx KL", "max |r-1|", "pg grad norm", "cont. cost x100", "jerk RMS", "Sm")
-SUMMARY_KEYS = ("mean_return", "continuity_cost", "jerk_rms", "smoothness_sm")
+SUMMARY_KEYS = ("mean_return", "continuity_cost", "jerk_rms", "sm")
 SCALARS = {
     "approx_kl": ("train/approx_kl", "mean"),
     "ratio_dev_max": ("train/ratio_dev_max", "mean"),
@@ -139,7 +139,7 @@ def main() -> None:
                 f"{row['pg_grad_norm']:.3f}",
                 f"{row['continuity_cost']:.3f}",
                 f"{row['jerk_rms']:.4f}",
-                f"{row['smoothness_sm']:.5f}",
+                f"{row['sm']:.5f}",
             )
         console.print(table)
         console.print(results["verdicts"][task])

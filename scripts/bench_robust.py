@@ -92,7 +92,7 @@ def robust_job(job: RobustJob) -> dict[str, Any]:
 
     from smoothrl.config import resolve_config
     from smoothrl.robust.attacks import Attack
-    from smoothrl.robust.evaluation import attack_run, certify_run
+    from smoothrl.robustness import attack_run, certify_run
     from smoothrl.training import load_run, train
 
     th.set_num_threads(1)
@@ -114,7 +114,7 @@ def robust_job(job: RobustJob) -> dict[str, Any]:
             root / "a",
             progress_bar=False,
         )
-        smooth_overrides = [*common, f"smooth_sigma={task.sigma}"]
+        smooth_overrides = [*common, f"smoothing_sigma={task.sigma}"]
         if task.smooth_algo == "sdqn":
             smooth_overrides.append(f"base_model={vanilla}")
         smoothed = train(

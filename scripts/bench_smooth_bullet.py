@@ -9,7 +9,7 @@ lr 3e-4, 64x64 networks, VecNormalize, log_std_init -1), so that only exploratio
 
 Reported per variant (mean over seeds): the deterministic policy's return and smoothness on 10
 evaluation episodes, and the continuity cost of the *exploring* actions during training (the
-last ``smooth/continuity_cost`` logged), which is what the sampling interval trades against
+last ``smoothness/continuity_cost`` logged), which is what the sampling interval trades against
 return.
 
 Budget: ``--quick`` 1 seed x 30k steps per run (about 5 minutes); default 3 seeds x 100k steps
@@ -46,7 +46,7 @@ VARIANTS = {
     "gsde f=-1": ["use_sde=true", "sde_sample_freq=-1"],
     "gsde f=4 + jerk": ["use_sde=true", "sde_sample_freq=4", "action_reg.order=3", "action_reg.weight=0.1"],
 }
-KEYS = ("mean_return", "continuity_cost", "jerk_rms", "smoothness_sm", "train_continuity_cost")
+KEYS = ("mean_return", "continuity_cost", "jerk_rms", "sm", "train_continuity_cost")
 
 
 def main() -> None:
@@ -87,7 +87,7 @@ def main() -> None:
                     )
                     run = train(config, Path(tmp) / f"{env_id}_{name.replace(' ', '_')}_{seed}", progress_bar=False)
                     summary, _ = evaluate(run, episodes=args.episodes)
-                    _, train_cc = read_scalars(run, "smooth/continuity_cost")
+                    _, train_cc = read_scalars(run, "smoothness/continuity_cost")
                     summary["train_continuity_cost"] = float(train_cc[-1]) if len(train_cc) else float("nan")
                     per_seed.append({k: summary[k] for k in KEYS})
                     progress.advance(task_bar)
@@ -107,7 +107,7 @@ def main() -> None:
                 f"{row['mean_return']:.1f} ± {row['mean_return_std']:.1f}",
                 f"{row['continuity_cost']:.3f}",
                 f"{row['jerk_rms']:.4f}",
-                f"{row['smoothness_sm']:.5f}",
+                f"{row['sm']:.5f}",
                 f"{row['train_continuity_cost']:.3f}",
             )
         console.print(table)

@@ -2,7 +2,7 @@
 
 Trains PPO on ``smoothrl/HVAC-v0`` (modulating heat pump) and ``smoothrl/HVACDiscrete-v0``
 (on/off heat pump) with no penalty and with a 1st-, 2nd- or 3rd-order action penalty, in both
-forms: reward shaping (``smooth_reward``: the penalty on the actions sent, history in the
+forms: reward shaping (``smoothness_reward``: the penalty on the actions sent, history in the
 observation) and a policy-loss term (``action_reg``: the penalty on the policy's deterministic
 action along consecutive rollout states). Every run is evaluated on the test weeks and
 compared with the thermostat and PI baselines. The claim under test (published for HVAC):
@@ -100,7 +100,7 @@ def main() -> None:
                 for seed in range(seeds):
                     overrides = ["eval_freq=0", f"eval_episodes={args.episodes}"]
                     if form == "reward":
-                        overrides.append(f"smooth_reward.{order}={weight(order, args.weight)}")
+                        overrides.append(f"smoothness_reward.{order}={weight(order, args.weight)}")
                     elif form == "loss":
                         overrides.append(f"action_reg.temporal={{{order}: {weight(order, args.loss_weight)}}}")
                     config = resolve_config("ppo", env_id, overrides=overrides, n_timesteps=steps, seed=seed)

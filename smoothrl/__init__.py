@@ -1,14 +1,50 @@
 """smoothrl: Stable-Baselines3 extensions for smooth, robust and deployable RL control.
 
-``from smoothrl import PPO, SAC, TD3, DDPG, A2C, DQN``: drop-in subclasses of the SB3 classes.
-Importing smoothrl registers its ``smoothrl/*`` environment ids with gymnasium.
+``from smoothrl import PPO, A2C, SAC, TD3, DDPG, DQN, SPPO, SDQN``: drop-in subclasses of the SB3
+classes. Importing ``smoothrl`` registers its ``smoothrl/*`` environment ids with gymnasium and
+imports nothing heavier than gymnasium: the algorithms (torch, SB3) load on first use (PEP 562),
+so ``smoothrl.metrics`` and the CLI's ``--help`` stay light.
 """
 
 from __future__ import annotations
 
-from smoothrl import envs  # noqa: F401  (registers the smoothrl/* env ids)
-from smoothrl.agents import A2C, ALGOS, DDPG, DQN, PPO, SAC, TD3
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from smoothrl import envs  # noqa: F401  (registers the smoothrl/* env ids; imports gymnasium only)
+
+if TYPE_CHECKING:
+    from smoothrl.agents import A2C, DDPG, DQN, PPO, SAC, TD3
+    from smoothrl.registry import ALGOS
+    from smoothrl.robust.sdqn import SDQN
+    from smoothrl.robust.sppo import SPPO
 
 __version__ = "0.1.0"
 
-__all__ = ["A2C", "ALGOS", "DDPG", "DQN", "PPO", "SAC", "TD3", "__version__"]
+#: public name -> the module that defines it
+_LAZY = {
+    "A2C": "smoothrl.agents.a2c",
+    "DDPG": "smoothrl.agents.ddpg",
+    "DQN": "smoothrl.agents.dqn",
+    "PPO": "smoothrl.agents.ppo",
+    "SAC": "smoothrl.agents.sac",
+    "TD3": "smoothrl.agents.td3",
+    "SPPO": "smoothrl.robust.sppo",
+    "SDQN": "smoothrl.robust.sdqn",
+    "ALGOS": "smoothrl.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'smoothrl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = ["A2C", "ALGOS", "DDPG", "DQN", "PPO", "SAC", "SDQN", "SPPO", "TD3", "__version__"]

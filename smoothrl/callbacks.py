@@ -10,18 +10,18 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
-from smoothrl.envs.wrappers import ACTION_INFO_KEY
+from smoothrl.envs.keys import ACTION_INFO_KEY
 from smoothrl.episodes import run_episodes, summarize
 from smoothrl.metrics import SMOOTHNESS_KEYS, mean_report, smoothness_report
 from smoothrl.rundir import atomic_write, checkpoint_paths
 
-#: TensorBoard names of the smoothness metrics (``smooth/*`` in training, ``eval/*`` in evaluation).
-TB_NAMES = {"continuity_cost": "continuity_cost", "jerk_rms": "jerk_rms", "smoothness_sm": "sm"}
+#: TensorBoard names of the smoothness metrics (``smoothness/*`` in training, ``eval/*`` in evaluation).
+TB_NAMES = {"continuity_cost": "continuity_cost", "jerk_rms": "jerk_rms", "sm": "sm"}
 
 
 class SmoothnessCallback(BaseCallback):
     """
-    Log ``smooth/continuity_cost`` (x100), ``smooth/jerk_rms`` and ``smooth/sm`` at the end of
+    Log ``smoothness/continuity_cost`` (x100), ``smoothness/jerk_rms`` and ``smoothness/sm`` at the end of
     every rollout: the mean over the last ``window`` finished training episodes, computed from
     the actions the envs actually received (``info["action_unit"]``, set by ``ActionTrace``).
 
@@ -58,10 +58,10 @@ class SmoothnessCallback(BaseCallback):
         means = mean_report(self._reports)
         for key in SMOOTHNESS_KEYS:
             if np.isfinite(means[key]):
-                self.logger.record(f"smooth/{TB_NAMES[key]}", means[key])
+                self.logger.record(f"smoothness/{TB_NAMES[key]}", means[key])
 
 
-class SmoothEvalCallback(BaseCallback):
+class SmoothnessEvalCallback(BaseCallback):
     """
     Evaluate every ``eval_freq`` environment steps and log ``eval/mean_reward``,
     ``eval/std_reward``, ``eval/mean_ep_length``, the smoothness metrics (``eval/continuity_cost``,

@@ -12,10 +12,32 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from smoothrl.errors import SmoothRLError, TrainingInterrupted
 
+#: Options renamed in smoothrl 0.1 (one word per meaning) -> their new spelling.
+RENAMED_OPTIONS = {
+    "--smooth-sigma": "--smoothing-sigma",
+    "--smooth-samples": "--smoothing-samples",
+    "--smooth-mode": "--smoothing-mode",
+}
+
+
+class _Commands(TyperGroup):
+    """The command group; an option spelled the old way fails with one line naming the new one."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        for arg in args:
+            old = arg.split("=", 1)[0]
+            if old in RENAMED_OPTIONS:
+                typer.echo(f"error: {old} is now {RENAMED_OPTIONS[old]}; rename it", err=True)
+                ctx.exit(2)
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="smoothrl: smooth, robust, deployable RL control on Stable-Baselines3.",
     no_args_is_help=True,
     add_completion=False,
@@ -65,14 +87,14 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
     table.add_row("episodes", str(summary["episodes"]))
     table.add_row("continuity cost (x100)", _fmt(summary["continuity_cost"]))
     table.add_row("jerk RMS", _fmt(summary["jerk_rms"]))
-    table.add_row("Sm", _fmt(summary["smoothness_sm"]))
+    table.add_row("Sm", _fmt(summary["sm"]))
     skip = {
         "mean_return",
         "std_return",
         "episodes",
         "continuity_cost",
         "jerk_rms",
-        "smoothness_sm",
+        "sm",
         "env",
         "deterministic",
         "seed",
@@ -155,11 +177,11 @@ def eval_(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="With --controller: env_kwargs.key=value for the env.")
     ] = None,
-    smooth_sigma: Annotated[
+    smoothing_sigma: Annotated[
         float | None, typer.Option(help="Act with the policy smoothed at this noise (randomized smoothing).")
     ] = None,
-    smooth_samples: Annotated[int, typer.Option(help="Noisy copies per smoothed decision.")] = 100,
-    smooth_mode: Annotated[str | None, typer.Option(help="median, mean or vote (default: by action type).")] = None,
+    smoothing_samples: Annotated[int, typer.Option(help="Noisy copies per smoothed decision.")] = 100,
+    smoothing_mode: Annotated[str | None, typer.Option(help="median, mean or vote (default: by action type).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Evaluate a run (or an HVAC baseline) on its exact pipeline: return, smoothness metrics and env KPIs."""
@@ -187,15 +209,15 @@ def eval_(
             raise SmoothRLError("--set applies to --controller only; a run uses its saved config")
         run = load_run(run_dir)
         policy = None
-        if smooth_sigma is not None:
+        if smoothing_sigma is not None:
             from smoothrl.robust.smoothing import SmoothedPolicy
 
-            policy = SmoothedPolicy(run.model, smooth_sigma, smooth_samples, smooth_mode, seed or 0)  # type: ignore[arg-type]
+            policy = SmoothedPolicy(run.model, smoothing_sigma, smoothing_samples, smoothing_mode, seed or 0)  # type: ignore[arg-type]
         summary, _ = evaluate(
             run, episodes=episodes, env_id=env, deterministic=deterministic, seed=seed, split=split, policy=policy
         )
-        if smooth_sigma is not None:
-            summary["smoothing"] = {"sigma": smooth_sigma, "samples": smooth_samples, "mode": policy.mode}
+        if smoothing_sigma is not None:
+            summary["smoothing"] = {"sigma": smoothing_sigma, "samples": smoothing_samples, "mode": policy.mode}
         title = f"eval: {run_dir}"
     _print_json_or(summary, as_json, lambda: print_summary(summary, title))
 
@@ -221,21 +243,21 @@ def attack(
     steps: Annotated[int, typer.Option(help="Gradient steps of pgd, mad, min_q and smoothed.")] = 10,
     episodes: Annotated[int | None, typer.Option(help="Episodes (default: the run's eval_episodes).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (default: run seed + 10000).")] = None,
-    smooth_sigma: Annotated[
+    smoothing_sigma: Annotated[
         float | None, typer.Option(help="Act with the policy smoothed at this noise (randomized smoothing).")
     ] = None,
-    smooth_samples: Annotated[int, typer.Option(help="Noisy copies per smoothed decision.")] = 100,
-    smooth_mode: Annotated[str | None, typer.Option(help="median, mean or vote (default: by action type).")] = None,
+    smoothing_samples: Annotated[int, typer.Option(help="Noisy copies per smoothed decision.")] = 100,
+    smoothing_mode: Annotated[str | None, typer.Option(help="median, mean or vote (default: by action type).")] = None,
     attack_samples: Annotated[int, typer.Option(help="Noisy copies per step of the smoothed attack.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Play a run's evaluation episodes with every observation attacked; report return and action deviation."""
     from smoothrl.robust.attacks import Attack
-    from smoothrl.robust.evaluation import attack_run
+    from smoothrl.robustness import attack_run
 
-    spec = Attack(attack_name, eps, norm, steps, smooth_sigma, attack_samples)
+    spec = Attack(attack_name, eps, norm, steps, smoothing_sigma, attack_samples)
     with console.status(f"attacking {run_dir} with {attack_name} (eps {eps}, {norm})", spinner="dots"):
-        summary = attack_run(run_dir, spec, episodes, seed, smooth_sigma, smooth_samples, smooth_mode)
+        summary = attack_run(run_dir, spec, episodes, seed, smoothing_sigma, smoothing_samples, smoothing_mode)
     _print_json_or(summary, as_json, lambda: print_summary(summary, f"attack: {run_dir}"))
 
 
@@ -256,7 +278,7 @@ def certify(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Certify a run's smoothed policy: certified radii (discrete) or action bounds (continuous), and reward."""
-    from smoothrl.robust.evaluation import DEFAULT_EPS, certify_run
+    from smoothrl.robustness import DEFAULT_EPS, certify_run
 
     if bound not in ("cp", "hoeffding"):
         raise SmoothRLError(f"--bound must be cp or hoeffding, got {bound!r}")
@@ -308,19 +330,15 @@ def list_(
     params: Annotated[str | None, typer.Option(help="List the hyperparameters one algorithm takes.")] = None,
 ) -> None:
     """List algorithms, environment ids and presets."""
-    from smoothrl.agents import ALGOS
-    from smoothrl.config import DICT_KEYS, NOISE_KEYS, RunConfig, constructor_params
+    from smoothrl.config import DICT_KEYS, NOISE_KEYS, RESERVED, RunConfig
     from smoothrl.envs import list_env_ids
     from smoothrl.envs.hvac.spec import available_presets
-    from smoothrl.presets import agent_presets
+    from smoothrl.registry import ALGOS, get_entry
 
     if params is not None:
-        algo = params.lower()
-        keys = [
-            k
-            for k in constructor_params(algo)
-            if k not in ("env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model", "action_noise")
-        ]
+        entry = get_entry(params)
+        algo = entry.name
+        keys = [k for k in entry.params if k not in RESERVED]
         typer.echo(f"{algo} hyperparameters: {', '.join(keys)}")
         typer.echo(
             f"rl-zoo3 keys: {', '.join(NOISE_KEYS)}; run keys: "
@@ -332,8 +350,8 @@ def list_(
     table.add_column("algo")
     table.add_column("class")
     table.add_column("presets (agents/<algo>.yaml)")
-    for name, cls in ALGOS.items():
-        table.add_row(name, f"{cls.__module__}.{cls.__name__}", ", ".join(agent_presets(name)) or "-")
+    for name, entry in ALGOS.items():
+        table.add_row(name, f"{entry.cls.__module__}.{entry.cls.__name__}", ", ".join(entry.presets()) or "-")
     console.print(table)
     envs = Table(title="environment ids")
     envs.add_column("group")

@@ -12,22 +12,20 @@ from __future__ import annotations
 import ast
 import difflib
 import inspect
-import sys
-import typing
 from collections.abc import Mapping, Sequence
-from functools import cache
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Any, Literal
 
 import torch as th
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecNormalize
 
-from smoothrl.agents import get_algo
 from smoothrl.envs import check_env_id
 from smoothrl.errors import SmoothRLError
-from smoothrl.presets import agent_presets
+from smoothrl.metrics import check_derivative_weights
+from smoothrl.registry import AlgoEntry, get_entry
 
 #: Constructor keywords set by smoothrl itself, with the flag a user sets them through.
 RESERVED = {
@@ -39,19 +37,107 @@ RESERVED = {
     "_init_setup_model": "smoothrl",
     "action_noise": "noise_type / noise_std",
 }
-NOISE_TYPES = ("normal", "ornstein-uhlenbeck", "colored")
 NOISE_KEYS = ("noise_type", "noise_std", "noise_beta", "noise_seq_len")
 #: Keys whose value is a dict that ``--set key.sub=value`` can reach into.
-DICT_KEYS = ("env_kwargs", "policy_kwargs", "normalize", "smooth_reward", "action_reg")
+DICT_KEYS = ("env_kwargs", "policy_kwargs", "normalize", "smoothness_reward", "action_reg")
+#: Keys renamed in smoothrl 0.1 (one word per meaning): old spelling -> the new one.
+RENAMED = {
+    "smooth_reward": "smoothness_reward",
+    "smooth_sigma": "smoothing_sigma",
+    "smooth_samples": "smoothing_samples",
+    "smooth_samples_eval": "smoothing_samples_eval",
+    "colored_noise_beta": "noise_type=colored with noise_beta",
+    "colored_noise_seq_len": "noise_seq_len (with noise_type=colored)",
+}
 #: rl-zoo3 keys smoothrl does not implement.
 UNSUPPORTED = ("env_wrapper", "vec_env_wrapper", "frame_stack", "callback", "normalize_kwargs", "config")
 _SCHEDULE_PREFIX = "lin_"
 
 
+class ExplorationNoise(BaseModel):
+    """
+    The exploration noise of a run, from the rl-zoo3 keys ``noise_type`` / ``noise_std`` (plus
+    smoothrl's ``noise_beta`` / ``noise_seq_len`` for colored noise), validated together.
+
+    - TD3, DDPG (and SAC with ``normal`` / ``ornstein-uhlenbeck``): additive action noise of
+      standard deviation ``noise_std``; ``colored`` is additive ``1/f^beta`` noise, one generator
+      per env renewed at that env's episode start.
+    - SAC with ``colored``: the policy's own Gaussian sampling draws its unit noise from a
+      ``1/f^beta`` sequence per env (its scale is the learned std, so ``noise_std`` does not apply).
+
+    :param type: ``normal``, ``ornstein-uhlenbeck`` or ``colored``
+    :param std: standard deviation of additive noise
+    :param beta: spectral exponent of colored noise (0 white, 1 pink, 2 red)
+    :param seq_len: steps per generated colored sequence
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["normal", "ornstein-uhlenbeck", "colored"]
+    std: float | None = Field(None, gt=0)
+    beta: float = Field(1.0, ge=0)
+    seq_len: int = Field(1000, ge=2)
+
+    @classmethod
+    def from_hyperparams(cls, hyperparams: Mapping[str, Any]) -> ExplorationNoise | None:
+        """
+        :param hyperparams: a run's hyperparameters
+        :return: the noise, or ``None`` when ``noise_type`` is not set
+        :raises SmoothRLError: for a bad value or a key that needs another one
+        """
+        given = {k.removeprefix("noise_"): hyperparams[k] for k in NOISE_KEYS if k in hyperparams}
+        if not given:
+            return None
+        if "type" not in given:
+            raise SmoothRLError(f"{', '.join('noise_' + k for k in given)} needs noise_type; set noise_type=normal")
+        if given["type"] != "colored":
+            extra = [f"noise_{k}" for k in ("beta", "seq_len") if k in given]
+            if extra:
+                raise SmoothRLError(f"{', '.join(extra)} applies to noise_type=colored only; remove it")
+        try:
+            return cls(**given)
+        except ValidationError as e:
+            raise one_line(e, prefix="noise_") from None
+
+    def check_for(self, entry: AlgoEntry) -> None:
+        """
+        :param entry: the run's algorithm
+        :raises SmoothRLError: when the algorithm cannot use this noise
+        """
+        if not entry.off_policy or entry.name == "sdqn" or entry.name == "dqn":
+            raise SmoothRLError(f"noise_type applies to SAC, TD3 and DDPG, not to {entry.name}; remove it")
+        if entry.name == "sac" and self.type == "colored" and self.std is not None:
+            raise SmoothRLError("SAC's colored exploration is scaled by its learned std; remove noise_std")
+
+
+def one_line(error: ValidationError, where: str = "", prefix: str = "") -> SmoothRLError:
+    """
+    The first error of a pydantic validation as one line (the one place that does it).
+
+    :param error: pydantic's error
+    :param where: what was validated, e.g. ``"runs/x/config.yaml is not a valid run config: "``
+    :param prefix: prepended to the field name (``"noise_"`` for ``ExplorationNoise``)
+    :return: the user error to raise
+    """
+    err = error.errors()[0]
+    field = prefix + ".".join(str(p) for p in err["loc"]) if err["loc"] else "config"
+    if err["type"] == "value_error":  # a message of ours, raised in a validator: already one line
+        detail = str(err["msg"]).removeprefix("Value error, ")
+    elif err["type"] == "extra_forbidden":
+        detail = f"unknown key '{field}'; remove it or fix its spelling"
+    elif err["type"] == "missing":
+        detail = f"the key '{field}' is missing; add it"
+    else:
+        detail = f"invalid value for {field}: {err['msg']} (got {err.get('input')!r})"
+    return SmoothRLError(where + detail)
+
+
 class RunConfig(BaseModel):
     """
-    Everything that defines a run. Written as ``config.yaml`` in the run directory, from which
-    eval, resume, attack, certify, export and deploy rebuild the exact pipeline.
+    Everything that defines a run, validated whenever one is built (a new run, ``--resume``, a
+    hand-edited ``config.yaml``): the algorithm is resolved in the registry and every
+    hyperparameter is checked against its constructor. Written as ``config.yaml`` in the run
+    directory, from which eval, resume, attack and certify rebuild the exact pipeline.
 
     :param algo: algorithm name (``smoothrl list``)
     :param env: gymnasium id
@@ -67,10 +153,13 @@ class RunConfig(BaseModel):
     :param eval_freq: evaluate every this many steps during training (0: never)
     :param eval_episodes: episodes per evaluation, and for ``eval.json`` at the end
     :param checkpoint_freq: checkpoint every this many steps (0: only when interrupted)
-    :param smooth_reward: reward shaping, weight per action-derivative order (1 velocity,
+    :param smoothness_reward: reward shaping, weight per action-derivative order (1 velocity,
         2 acceleration, 3 jerk), e.g. ``{3: 0.1}``; the last actions join the observation
     :param obs_noise: noise augmentation: training observations get ``N(0, obs_noise^2)`` added
         (in the normalized units the policy sees); evaluation sees clean observations
+    :param initial_normalization: start training from these ``VecNormalize`` statistics (a
+        ``vecnormalize.pkl``) instead of fresh ones; set by the algorithm (S-DQN: its base run's)
+    :param freeze_normalization: never update the normalization statistics while training
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -89,8 +178,58 @@ class RunConfig(BaseModel):
     eval_freq: int = Field(ge=0)
     eval_episodes: int = Field(5, ge=1)
     checkpoint_freq: int = Field(ge=0)
-    smooth_reward: dict[Annotated[int, Field(ge=1, le=3)], Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    smoothness_reward: dict[int, float] = Field(default_factory=dict)
     obs_noise: float = Field(0.0, ge=0)
+    initial_normalization: str | None = None
+    freeze_normalization: bool = False
+
+    _entry: AlgoEntry = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in [*data, *(data.get("hyperparams") or {})]:
+                if key in RENAMED:
+                    raise SmoothRLError(f"'{key}' is now spelled {RENAMED[key]}; rename it")
+        return data
+
+    @field_validator("smoothness_reward", mode="before")
+    @classmethod
+    def _orders(cls, value: Any) -> dict[int, float]:
+        return check_derivative_weights(value, "smoothness_reward")
+
+    @field_validator("normalize")
+    @classmethod
+    def _normalize_keys(cls, value: bool | dict[str, Any]) -> bool | dict[str, Any]:
+        if isinstance(value, dict):
+            bad = set(value) - set(inspect.signature(VecNormalize.__init__).parameters) - {"venv"}
+            if bad or "venv" in value:
+                raise ValueError(f"normalize has unknown keys {sorted(bad | ({'venv'} & set(value)))}; "
+                                 "use VecNormalize's keywords")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> RunConfig:
+        self._entry = get_entry(self.algo)
+        for key, value in self.hyperparams.items():
+            check_hyperparam(self._entry, key, value)
+        noise = ExplorationNoise.from_hyperparams(self.hyperparams)
+        if noise is not None:
+            noise.check_for(self._entry)
+        return self
+
+    @property
+    def entry(self) -> AlgoEntry:
+        """The algorithm, resolved once when the config was validated."""
+        if self._entry.name != self.algo:  # a model_copy(update={"algo": ...}) skipped validation
+            raise ValueError("RunConfig.algo changed without validation; build it with RunConfig.model_validate")
+        return self._entry
+
+    @property
+    def noise(self) -> ExplorationNoise | None:
+        """The exploration noise (``None``: the algorithm's own)."""
+        return ExplorationNoise.from_hyperparams(self.hyperparams)
 
     @property
     def normalize_kwargs(self) -> dict[str, Any] | None:
@@ -225,56 +364,11 @@ def build_hyperparam(key: str, value: Any) -> Any:
 # validation against the algorithm's constructor
 
 
-@cache
-def constructor_params(algo: str) -> dict[str, inspect.Parameter]:
-    """
-    :param algo: algorithm name
-    :return: the keywords its constructor takes (smoothrl's own and SB3's)
-    """
-    params: dict[str, inspect.Parameter] = {}
-    for klass in get_algo(algo).__mro__:  # a subclass taking **kwargs passes them on to its base
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        signature = inspect.signature(init).parameters
-        for name, param in signature.items():
-            if param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD) and name not in ("self", "policy"):
-                params.setdefault(name, param)
-        if not any(p.kind == p.VAR_KEYWORD for p in signature.values()):
-            break
-    return params
-
-
-def _annotation(algo: str, key: str) -> tuple[Any, dict[str, Any]] | None:
-    """The annotation of constructor keyword ``key`` and the globals of the module declaring it."""
-    for klass in get_algo(algo).__mro__:
-        init = klass.__dict__.get("__init__")
-        param = inspect.signature(init).parameters.get(key) if init is not None else None
-        if param is not None and param.annotation is not inspect.Parameter.empty:
-            return param.annotation, vars(sys.modules[klass.__module__])
-    return None
-
-
-@cache
-def _type_adapter(algo: str, key: str) -> TypeAdapter | None:
-    found = _annotation(algo, key)
-    if found is None:
-        return None
-    ann, module_globals = found
-    try:
-        hint = typing._eval_type(  # type: ignore[attr-defined]
-            typing.ForwardRef(ann) if isinstance(ann, str) else ann, module_globals, None
-        )
-        return TypeAdapter(hint, config=ConfigDict(arbitrary_types_allowed=True))
-    except Exception:  # a hint pydantic cannot check (forward reference to a class): skip the check
-        return None
-
-
-def check_hyperparam(algo: str, key: str, value: Any) -> None:
+def check_hyperparam(entry: AlgoEntry, key: str, value: Any) -> None:
     """
     Check one hyperparameter: a known keyword, with a value of the right type.
 
-    :param algo: algorithm name
+    :param entry: the algorithm
     :param key: the keyword
     :param value: the stored value
     :raises SmoothRLError: naming the problem and the fix
@@ -283,27 +377,13 @@ def check_hyperparam(algo: str, key: str, value: Any) -> None:
         raise SmoothRLError(f"'{key}' is set by {RESERVED[key]}, not as a hyperparameter; remove it")
     if key in UNSUPPORTED:
         raise SmoothRLError(f"the rl-zoo3 key '{key}' is not supported by smoothrl; remove it")
-    if key == "noise_type":
-        if value not in NOISE_TYPES:
-            raise SmoothRLError(f"noise_type must be one of {', '.join(NOISE_TYPES)}, got {value!r}")
+    if key in RENAMED:
+        raise SmoothRLError(f"'{key}' is now spelled {RENAMED[key]}; rename it")
+    if key in NOISE_KEYS:  # checked together, by ExplorationNoise
         return
-    if key in ("noise_std", "noise_beta"):
-        if (
-            not isinstance(value, int | float)
-            or isinstance(value, bool)
-            or value < (0 if key == "noise_beta" else 1e-12)
-        ):
-            raise SmoothRLError(
-                f"{key} must be a {'non-negative' if key == 'noise_beta' else 'positive'} number, got {value!r}"
-            )
-        return
-    if key == "noise_seq_len":
-        if not isinstance(value, int) or isinstance(value, bool) or value < 2:
-            raise SmoothRLError(f"noise_seq_len must be an integer >= 2, got {value!r}")
-        return
-    params = constructor_params(algo)
+    params = entry.params
     if key == "action_reg" and key in params:
-        from smoothrl.agents.regularizers import as_action_reg
+        from smoothrl.agents.losses import as_action_reg
 
         try:
             as_action_reg(value)
@@ -314,18 +394,18 @@ def check_hyperparam(algo: str, key: str, value: Any) -> None:
         close = difflib.get_close_matches(key, list(params) + list(NOISE_KEYS) + list(RunConfig.model_fields), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise SmoothRLError(
-            f"'{key}' is not a parameter of {algo}; {hint}run `smoothrl list --params {algo}` for the valid keys"
+            f"'{key}' is not a parameter of {entry.name}; {hint}run `smoothrl list --params {entry.name}` "
+            "for the valid keys"
         )
-    adapter = _type_adapter(algo, key)
+    adapter = entry.type_adapter(key)
     if adapter is None:
         return
     try:
         adapter.validate_python(build_hyperparam(key, value))
     except ValidationError as e:
-        ann = _annotation(algo, key)[0]  # type: ignore[index]
-        expected = ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
         raise SmoothRLError(
-            f"{key}={value!r} has the wrong type for {algo} ({e.errors()[0]['msg']}); expected {expected}"
+            f"{key}={value!r} has the wrong type for {entry.name} ({e.errors()[0]['msg']}); "
+            f"expected {entry.hint_name(key)}"
         ) from None
 
 
@@ -340,6 +420,8 @@ def _auto_freq(n_timesteps: int) -> int:
 
 def _set_key(raw: dict[str, Any], key: str, value: Any) -> None:
     head, _, sub = key.partition(".")
+    if head in RENAMED:
+        raise SmoothRLError(f"'{head}' is now spelled {RENAMED[head]}; rename it")
     if sub:
         if head not in DICT_KEYS:
             raise SmoothRLError(f"'{key}': only {', '.join(DICT_KEYS)} take a sub-key; write {head}=value")
@@ -393,13 +475,12 @@ def resolve_config(
     :return: the validated config
     :raises SmoothRLError: for any unknown name or bad value
     """
-    algo = algo.lower()
-    get_algo(algo)
+    entry = get_entry(algo)
     check_env_id(env)
-    presets = agent_presets(algo)
+    presets = entry.presets()
     if preset is not None and preset not in presets:
         raise SmoothRLError(
-            f"no preset '{preset}' in agents/{algo}.yaml; choose one of: {', '.join(presets) or '(none)'}"
+            f"no preset '{preset}' in agents/{entry.name}.yaml; choose one of: {', '.join(presets) or '(none)'}"
         )
     raw: dict[str, Any] = dict(presets.get(preset or env, {}))
     for key, value in parse_overrides(overrides):
@@ -407,7 +488,7 @@ def resolve_config(
     for key, value in fields.items():
         if value is not None:
             raw[key] = value
-    return build_config(algo, env, preset, raw)
+    return build_config(entry.name, env, preset, raw)
 
 
 def build_config(algo: str, env: str, preset: str | None, raw: Mapping[str, Any]) -> RunConfig:
@@ -421,11 +502,13 @@ def build_config(algo: str, env: str, preset: str | None, raw: Mapping[str, Any]
     :return: the validated config
     :raises SmoothRLError: for any unknown name or bad value
     """
+    entry = get_entry(algo)
     raw = dict(raw)
-    top = {k: raw.pop(k) for k in list(raw) if k in RunConfig.model_fields and k not in ("hyperparams",)}
-    top.pop("algo", None)
-    top.pop("env", None)
-    top.pop("preset", None)
+    for key in raw:
+        if key in RENAMED:
+            raise SmoothRLError(f"'{key}' is now spelled {RENAMED[key]}; rename it")
+    derived = ("algo", "env", "preset", "hyperparams", "initial_normalization", "freeze_normalization")
+    top = {k: raw.pop(k) for k in list(raw) if k in RunConfig.model_fields and k not in derived}
     if isinstance(top.get("normalize"), str):
         try:
             top["normalize"] = ast.literal_eval(top["normalize"])
@@ -433,49 +516,47 @@ def build_config(algo: str, env: str, preset: str | None, raw: Mapping[str, Any]
             raise SmoothRLError(f"normalize '{top['normalize']}' is not a bool or a dict; fix it") from None
     if isinstance(top.get("n_timesteps"), float) and float(top["n_timesteps"]).is_integer():
         top["n_timesteps"] = int(top["n_timesteps"])
-    hyperparams = dict(raw.pop("hyperparams", {}) or {})
-    hyperparams.update(raw)
+    hyperparams = {k: v for k, v in raw.items() if k not in derived}
     if "policy_kwargs" in hyperparams:
         hyperparams["policy_kwargs"] = parse_policy_kwargs(hyperparams["policy_kwargs"])
-    for key, value in hyperparams.items():
-        check_hyperparam(algo, key, value)
     n_timesteps = top.get("n_timesteps")
     if isinstance(n_timesteps, int) and n_timesteps > 0:
         top.setdefault("eval_freq", _auto_freq(n_timesteps))
         top.setdefault("checkpoint_freq", _auto_freq(n_timesteps))
-    if isinstance(top.get("normalize"), dict):
-        bad = set(top["normalize"]) - set(inspect.signature(VecNormalize.__init__).parameters) - {"venv"}
-        if bad or "venv" in top["normalize"]:
-            raise SmoothRLError(f"normalize has unknown keys {sorted(bad)}; use VecNormalize's keywords")
+    if "n_timesteps" not in top:
+        raise SmoothRLError(
+            f"no training budget for {entry.name} on {env}: the preset has no n_timesteps; pass --timesteps N"
+        )
     try:
-        return RunConfig(algo=algo, env=env, preset=preset, hyperparams=hyperparams, **top)
+        config = RunConfig(algo=entry.name, env=env, preset=preset, hyperparams=hyperparams, **top)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        if err["type"] == "missing" and where == "n_timesteps":
-            raise SmoothRLError(
-                f"no training budget for {algo} on {env}: the preset has no n_timesteps; pass --timesteps N"
-            ) from None
-        raise SmoothRLError(f"invalid value for {where}: {err['msg']} (got {err.get('input')!r})") from None
+        raise one_line(e) from None
+    if entry.run_fields is not None:  # fields the algorithm derives from its keywords (S-DQN's base run)
+        try:
+            fields = entry.run_fields(config.hyperparams, config.normalize_kwargs is not None)
+        except ValueError as e:
+            raise SmoothRLError(str(e)) from None
+        config = RunConfig.model_validate({**config.model_dump(), **fields})
+    return config
 
 
-def load_config(path: str) -> RunConfig:
+def load_config(path: str | Path) -> RunConfig:
     """
-    Read a ``config.yaml`` written by ``train``.
+    Read and validate a ``config.yaml`` written by ``train`` (perhaps edited by hand since).
 
     :param path: the file
     :return: the config
-    :raises SmoothRLError: for a missing or invalid file
+    :raises SmoothRLError: for a missing or invalid file, naming the file and the bad key
     """
     from smoothrl.presets import load_yaml
 
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise SmoothRLError(f"{path} is not a smoothrl run config; restore it or retrain")
+    where = f"{path} is not a valid run config"
     try:
         return RunConfig(**data)
     except ValidationError as e:
-        err = e.errors()[0]
-        raise SmoothRLError(
-            f"{path} is not a valid run config ({'.'.join(map(str, err['loc']))}: {err['msg']}); restore it or retrain"
-        ) from None
+        raise one_line(e, where=f"{where}: ") from None
+    except SmoothRLError as e:
+        raise SmoothRLError(f"{where}: {e}") from None

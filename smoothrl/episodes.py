@@ -9,12 +9,8 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from smoothrl.envs.wrappers import ACTION_INFO_KEY
+from smoothrl.envs.keys import ACTION_INFO_KEY, KPI_INFO_KEY
 from smoothrl.metrics import SMOOTHNESS_KEYS, mean_report, smoothness_report
-
-#: ``info`` key where an env reports its KPIs (a dict of floats); the value at an episode's
-#: last step is that episode's KPIs.
-KPI_INFO_KEY = "kpis"
 
 
 @dataclass
@@ -99,7 +95,7 @@ def summarize(episodes: list[Episode]) -> dict[str, Any]:
 
     :param episodes: finished episodes
     :return: ``mean_return``, ``std_return``, ``episodes``, ``mean_length``, the smoothness
-        metrics (``continuity_cost`` x100, ``jerk_rms``, ``smoothness_sm``; episode means) and
+        metrics (``continuity_cost`` x100, ``jerk_rms``, ``sm``; episode means) and
         the mean of each KPI the env reported
     """
     returns = np.array([e.ret for e in episodes], dtype=np.float64)

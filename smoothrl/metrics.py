@@ -17,14 +17,15 @@ Definitions (DESIGN.md, "Metrics"):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from math import comb
 
 import numpy as np
 
 ArrayLike = np.ndarray | Sequence[float] | Sequence[Sequence[float]]
 
 #: The keys of :func:`smoothness_report`, in the order reports show them.
-SMOOTHNESS_KEYS = ("continuity_cost", "jerk_rms", "smoothness_sm")
+SMOOTHNESS_KEYS = ("continuity_cost", "jerk_rms", "sm")
 
 
 def normalize_actions(actions: ArrayLike, low: ArrayLike | float = 0.0, high: ArrayLike | float = 1.0) -> np.ndarray:
@@ -46,6 +47,48 @@ def normalize_actions(actions: ArrayLike, low: ArrayLike | float = 0.0, high: Ar
     if np.any(~np.isfinite(span)) or np.any(span <= 0):
         raise ValueError("action bounds must be finite with high > low")
     return (a - low_a) / span
+
+
+#: The derivative orders of the action-smoothness terms: 1 velocity, 2 acceleration, 3 jerk.
+DERIVATIVE_ORDERS = (1, 2, 3)
+
+
+def difference_coefficients(order: int) -> tuple[int, ...]:
+    """
+    The coefficients of the backward finite difference of order ``k``, oldest sample first:
+    ``Delta^k u_t = sum_i c_i u_{t-k+i}`` with ``c_i = (-1)^(k - i) C(k, i)``. The one definition
+    that the metrics, the loss terms (:mod:`smoothrl.agents.losses`) and reward shaping
+    (:mod:`smoothrl.envs.wrappers`) share.
+
+    :param order: ``k >= 0``
+    :return: ``k + 1`` integers, e.g. ``(-1, 3, -3, 1)`` for ``k = 3``
+    """
+    if order < 0:
+        raise ValueError(f"order must be >= 0, got {order}")
+    return tuple((-1) ** (order - i) * comb(order, i) for i in range(order + 1))
+
+
+def check_derivative_weights(weights: Mapping[int, float] | None, name: str) -> dict[int, float]:
+    """
+    Validate weights per derivative order (what ``action_reg`` and ``smoothness_reward`` take).
+
+    :param weights: ``{order: weight}``, orders in :data:`DERIVATIVE_ORDERS`, weights ``>= 0``
+    :param name: the parameter's name, for the error message
+    :return: the weights with ``int`` orders and ``float`` weights
+    :raises ValueError: naming the parameter, the bad entry and what is allowed
+    """
+    out: dict[int, float] = {}
+    for order, weight in dict(weights or {}).items():
+        try:
+            k, w = int(order), float(weight)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} maps orders to weights, got {order!r}: {weight!r}") from None
+        if isinstance(order, bool) or k != float(order) or k not in DERIVATIVE_ORDERS:
+            raise ValueError(f"{name} orders are 1, 2 or 3, got {order!r}")
+        if not np.isfinite(w) or w < 0:
+            raise ValueError(f"{name} weights must be finite and >= 0, got {weight!r} for order {k}")
+        out[k] = w
+    return out
 
 
 def finite_difference(u: np.ndarray, order: int) -> np.ndarray:
@@ -122,7 +165,7 @@ def amplitude_spectrum(signal: ArrayLike, fs: float = 1.0) -> tuple[np.ndarray, 
     return np.fft.rfftfreq(t, d=1.0 / fs), mag
 
 
-def smoothness_sm(
+def sm(
     actions: ArrayLike, low: ArrayLike | float = 0.0, high: ArrayLike | float = 1.0, fs: float = 1.0
 ) -> float:
     """
@@ -177,12 +220,12 @@ def smoothness_report(
     :param actions: action trace, shape ``(T,)`` or ``(T, d)``
     :param low: lower action bound
     :param high: upper action bound
-    :return: ``{"continuity_cost": ..., "jerk_rms": ..., "smoothness_sm": ...}``
+    :return: ``{"continuity_cost": ..., "jerk_rms": ..., "sm": ...}``
     """
     return {
         "continuity_cost": 100.0 * continuity_cost(actions, low, high),
         "jerk_rms": jerk_rms(actions, low, high),
-        "smoothness_sm": smoothness_sm(actions, low, high),
+        "sm": sm(actions, low, high),
     }
 
 

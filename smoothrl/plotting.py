@@ -19,7 +19,7 @@ def read_scalars(run_dir: str | Path, tag: str) -> tuple[np.ndarray, np.ndarray]
     One scalar series from a run's TensorBoard logs (all ``tb/run_*`` folders, by step).
 
     :param run_dir: the run directory
-    :param tag: e.g. ``"smooth/jerk_rms"``
+    :param tag: e.g. ``"smoothness/jerk_rms"``
     :return: ``(steps, values)``, empty when the tag was never logged
     """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -14,22 +14,20 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from pydantic import ValidationError
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from smoothrl import rundir
-from smoothrl.agents import get_algo, is_off_policy
 from smoothrl.agents.noise import ColoredActionNoise, VectorizedColoredActionNoise
-from smoothrl.callbacks import AtomicCheckpointCallback, SmoothEvalCallback, SmoothnessCallback, save_checkpoint
-from smoothrl.config import NOISE_KEYS, RunConfig, build_hyperparam, load_config
-from smoothrl.envs import check_env_id, make_base_env
-from smoothrl.envs.hvac import HVAC_IDS, make_hvac_vec_env
-from smoothrl.envs.vec_wrappers import VecActionSmoothnessReward, VecObservationNoise
-from smoothrl.envs.wrappers import ActionSmoothnessReward, ActionTrace
+from smoothrl.callbacks import AtomicCheckpointCallback, SmoothnessCallback, SmoothnessEvalCallback, save_checkpoint
+from smoothrl.config import NOISE_KEYS, RunConfig, build_hyperparam, load_config, one_line
+from smoothrl.envs.factory import make_vec_env
+from smoothrl.envs.registration import eval_env_kwargs
+from smoothrl.envs.vec_wrappers import VecObservationNoise
 from smoothrl.episodes import Episode, run_episodes, summarize
 from smoothrl.errors import SmoothRLError, TrainingInterrupted
 
@@ -52,46 +50,6 @@ def _same_space(a: gym.Space, b: gym.Space) -> bool:
     return True
 
 
-def make_raw_env(
-    env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any], smooth_reward: dict[int, float] | None = None
-) -> VecEnv:
-    """
-    The vectorized env of an id, before normalization: HVAC ids use their batched simulator
-    (``VecMonitor`` on top), every other id ``gymnasium.make`` + ``ActionTrace`` + ``Monitor``.
-    Reward shaping, when asked for, wraps outside the monitor (episode returns stay the env's own).
-
-    :param env_id: a gymnasium id
-    :param n_envs: parallel envs
-    :param seed: seed of the first env (env ``i`` gets ``seed + i``)
-    :param env_kwargs: keyword arguments of the env
-    :param smooth_reward: action-derivative penalty weights per order (``RunConfig.smooth_reward``)
-    :return: the vectorized env
-    :raises SmoothRLError: for an unknown id or bad ``env_kwargs``
-    """
-    check_env_id(env_id)
-    try:
-        if env_id in HVAC_IDS:
-            venv: VecEnv = VecMonitor(make_hvac_vec_env(env_id, n_envs, seed, **env_kwargs))
-            return VecActionSmoothnessReward(venv, smooth_reward) if smooth_reward else venv
-
-        def factory(**kwargs: Any) -> gym.Env:
-            return ActionTrace(make_base_env(env_id, **kwargs))
-
-        return make_vec_env(
-            factory,
-            n_envs=n_envs,
-            seed=seed,
-            env_kwargs=env_kwargs,
-            vec_env_cls=DummyVecEnv,
-            wrapper_class=ActionSmoothnessReward if smooth_reward else None,
-            wrapper_kwargs={"weights": smooth_reward} if smooth_reward else None,
-        )
-    except TypeError as e:
-        raise SmoothRLError(f"{env_id} does not accept env_kwargs {env_kwargs} ({e}); fix env_kwargs") from None
-    except ValueError as e:  # a wrapper that cannot apply to this env's spaces
-        raise SmoothRLError(f"smooth_reward cannot apply to {env_id}: {e}") from None
-
-
 def make_env(
     config: RunConfig,
     *,
@@ -104,8 +62,8 @@ def make_env(
     model: BaseAlgorithm | None = None,
 ) -> VecEnv:
     """
-    Build the vectorized env of a run (:func:`make_raw_env`), then ``VecNormalize`` when the
-    config normalizes. The same function serves training, evaluation and every later stage.
+    Build the vectorized env of a run (:func:`smoothrl.envs.make_vec_env`), then ``VecNormalize``
+    when the config normalizes. The same function serves training, evaluation and every later stage.
 
     :param config: the run config
     :param n_envs: parallel envs (default: ``config.n_envs``)
@@ -121,8 +79,8 @@ def make_env(
     """
     env_id = env_id or config.env
     env_kwargs = {**(config.env_kwargs if env_id == config.env else {}), **(env_overrides or {})}
-    venv = make_raw_env(
-        env_id, n_envs or config.n_envs, config.seed if seed is None else seed, env_kwargs, config.smooth_reward
+    venv = make_vec_env(
+        env_id, n_envs or config.n_envs, config.seed if seed is None else seed, env_kwargs, config.smoothness_reward
     )
     if model is not None:
         for what in ("observation_space", "action_space"):
@@ -161,23 +119,22 @@ def model_kwargs(config: RunConfig, env: VecEnv) -> dict[str, Any]:
     :raises SmoothRLError: when ``noise_type`` is set for a non-continuous action space
     """
     kwargs = {k: build_hyperparam(k, v) for k, v in config.hyperparams.items() if k not in NOISE_KEYS}
-    noise_type = config.hyperparams.get("noise_type")
-    if noise_type is not None:
-        if not isinstance(env.action_space, gym.spaces.Box):
-            raise SmoothRLError(f"noise_type needs a continuous action space, {config.env} has {env.action_space}")
-        n = int(np.prod(env.action_space.shape))
-        sigma = float(config.hyperparams.get("noise_std", 0.1)) * np.ones(n)
-        if noise_type == "colored":  # one generator per env, renewed at each of its episode starts
-            base = ColoredActionNoise(
-                float(config.hyperparams.get("noise_beta", 1.0)),
-                sigma,
-                int(config.hyperparams.get("noise_seq_len", 1000)),
-                n,
-            )
-            kwargs["action_noise"] = VectorizedColoredActionNoise(base, env.num_envs, seed=config.seed)
-        else:
-            noise_cls = NormalActionNoise if noise_type == "normal" else OrnsteinUhlenbeckActionNoise
-            kwargs["action_noise"] = noise_cls(mean=np.zeros(n), sigma=sigma)
+    noise = config.noise
+    if noise is None:
+        return kwargs
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise SmoothRLError(f"noise_type needs a continuous action space, {config.env} has {env.action_space}")
+    if config.entry.name == "sac" and noise.type == "colored":  # SAC's own sampling noise, colored
+        kwargs["colored_noise_beta"], kwargs["colored_noise_seq_len"] = noise.beta, noise.seq_len
+        return kwargs
+    n = int(np.prod(env.action_space.shape))
+    sigma = (0.1 if noise.std is None else noise.std) * np.ones(n)
+    if noise.type == "colored":  # one generator per env, renewed at each of its episode starts
+        base = ColoredActionNoise(noise.beta, sigma, noise.seq_len, n)
+        kwargs["action_noise"] = VectorizedColoredActionNoise(base, env.num_envs, seed=config.seed)
+    else:
+        noise_cls = NormalActionNoise if noise.type == "normal" else OrnsteinUhlenbeckActionNoise
+        kwargs["action_noise"] = noise_cls(mean=np.zeros(n), sigma=sigma)
     return kwargs
 
 
@@ -191,7 +148,7 @@ def make_model(config: RunConfig, env: VecEnv, tensorboard_log: str | Path | Non
     :return: the untrained model
     :raises SmoothRLError: when the algorithm cannot work with the env (e.g. DQN on a Box action space)
     """
-    cls = get_algo(config.algo)
+    cls = config.entry.cls
     kwargs = model_kwargs(config, env)
     try:
         return cls(
@@ -278,7 +235,7 @@ def load_run(run_dir: str | Path, device: str = "auto") -> Run:
         raise SmoothRLError(
             f"{path} has no {rundir.VECNORMALIZE} but the run normalizes observations; restore it or retrain"
         )
-    model = _load_model(get_algo(config.algo), model_path, device=device)
+    model = _load_model(config.entry.cls, model_path, device=device)
     return Run(path, config, model)
 
 
@@ -332,11 +289,10 @@ def evaluate(
 
 
 def _split_overrides(env_id: str, split: str | None) -> dict[str, Any]:
-    if env_id in HVAC_IDS:
-        return {"split": split or "test"}
-    if split is not None:
-        raise SmoothRLError(f"--split applies to the HVAC envs only, not to {env_id}; drop it")
-    return {}
+    try:
+        return eval_env_kwargs(env_id, split)
+    except ValueError as e:
+        raise SmoothRLError(str(e)) from None
 
 
 def _play(
@@ -378,11 +334,12 @@ def evaluate_controller(
     :return: the summary and the episodes
     :raises SmoothRLError: for a non-HVAC env or an unknown controller
     """
+    from smoothrl.envs.hvac import HVAC_IDS
     from smoothrl.envs.hvac.controllers import make_controller
 
     if env_id not in HVAC_IDS:
         raise SmoothRLError(f"--controller needs an HVAC env ({', '.join(HVAC_IDS)}), got {env_id}")
-    env = make_raw_env(env_id, 1, seed, {**(env_kwargs or {}), **_split_overrides(env_id, split)})
+    env = make_vec_env(env_id, 1, seed, {**(env_kwargs or {}), **_split_overrides(env_id, split)})
     sim = env.get_attr("sim")[0]
     try:
         controller = make_controller(name, sim.spec, sim.discrete)
@@ -425,18 +382,15 @@ def _learn(
 
 def _training_env(config: RunConfig, vecnormalize_path: str | Path | None = None) -> VecEnv:
     """
-    The training env of a run. An S-DQN run starts from its base DQN run's normalization
-    statistics and never updates them: its frozen Q-network was trained on them. With
+    The training env of a run: normalization statistics from a checkpoint (``--resume``), from
+    ``config.initial_normalization`` or fresh, frozen when ``config.freeze_normalization``; with
     ``obs_noise`` the observations are noise-augmented.
     """
-    from smoothrl.robust.sdqn import base_normalization
-
-    frozen = base_normalization(config)
-    env = make_env(config, training=True, vecnormalize_path=vecnormalize_path or frozen)
-    if frozen is not None and isinstance(env, VecNormalize):
+    env = make_env(config, training=True, vecnormalize_path=vecnormalize_path or config.initial_normalization)
+    if config.freeze_normalization and isinstance(env, VecNormalize):
         env.training = False
     if config.obs_noise > 0:
-        if isinstance(env, VecNormalize) and is_off_policy(get_algo(config.algo)):
+        if isinstance(env, VecNormalize) and config.entry.off_policy:
             env.close()
             # SB3's replay buffers store VecNormalize's original (clean) observations: the noise would be lost
             raise SmoothRLError(
@@ -499,8 +453,10 @@ def resume(
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     if n_timesteps is not None:
-        config = config.model_copy(update={"n_timesteps": n_timesteps})
-        RunConfig.model_validate(config.model_dump())
+        try:
+            config = RunConfig.model_validate({**config.model_dump(), "n_timesteps": n_timesteps})
+        except ValidationError as e:
+            raise one_line(e, where="--timesteps: ") from None
     ckpt = rundir.latest_checkpoint(run_dir)
     if ckpt is None:
         raise SmoothRLError(f"{run_dir} has no checkpoint to resume from; start it again with --overwrite")
@@ -512,9 +468,10 @@ def resume(
     if vecnormalize is not None and not vecnormalize.is_file():
         raise SmoothRLError(f"{vecnormalize} is missing, so {ckpt.model.name} cannot be resumed; restore it or retrain")
     env = _training_env(config, vecnormalize)
-    cls = get_algo(config.algo)
-    model = _load_model(cls, ckpt.model, env=env, device=config.device, tensorboard_log=str(run_dir / rundir.TB))
-    if is_off_policy(cls) and ckpt.replay_buffer.is_file():
+    model = _load_model(
+        config.entry.cls, ckpt.model, env=env, device=config.device, tensorboard_log=str(run_dir / rundir.TB)
+    )
+    if config.entry.off_policy and ckpt.replay_buffer.is_file():
         model.load_replay_buffer(str(ckpt.replay_buffer))  # type: ignore[attr-defined]
     rundir.atomic_write_text(run_dir / rundir.CONFIG, config.to_yaml())
     _learn(model, config, run_dir, _callbacks(config, run_dir) + list(callbacks or []), progress_bar, reset=False)
@@ -533,7 +490,7 @@ def _callbacks(config: RunConfig, run_dir: Path) -> list[BaseCallback]:
             seed=config.seed + EVAL_SEED_OFFSET,
             env_overrides=_split_overrides(config.env, None),
         )
-        callbacks.append(SmoothEvalCallback(eval_env, config.eval_freq, config.eval_episodes))
+        callbacks.append(SmoothnessEvalCallback(eval_env, config.eval_freq, config.eval_episodes))
     return callbacks
 
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from smoothrl.agents.buffers import HistoryRolloutBuffer
+from smoothrl.agents.losses import ActionReg, action_reg_loss, finite_difference
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from smoothrl.agents import PPO
-from smoothrl.agents.regularizers import ActionReg, SmoothRolloutBuffer, action_reg_loss, finite_difference
 from smoothrl.config import resolve_config
 from smoothrl.errors import SmoothRLError
 from smoothrl.metrics import finite_difference as np_finite_difference
@@ -39,8 +40,8 @@ def test_action_reg_validation():
     assert config.hyperparams["action_reg"] == {"order": 3, "weight": 0.5}
 
 
-def _buffer(n_steps: int, n_envs: int, history: int) -> SmoothRolloutBuffer:
-    buf = SmoothRolloutBuffer(
+def _buffer(n_steps: int, n_envs: int, history: int) -> HistoryRolloutBuffer:
+    buf = HistoryRolloutBuffer(
         n_steps, spaces.Box(-10, 10, (1,)), spaces.Box(-1, 1, (1,)), n_envs=n_envs, history=history
     )
     for t in range(n_steps):
@@ -83,7 +84,7 @@ def test_ppo_with_action_reg_trains_saves_loads_and_logs_the_terms(tmp_path):
     config = resolve_config("ppo", "Pendulum-v1", "smoke", overrides)
     env = make_env(config)
     model = make_model(config, env, tensorboard_log=tmp_path / "tb")
-    assert isinstance(model.rollout_buffer, SmoothRolloutBuffer) and model.rollout_buffer.history == 3
+    assert isinstance(model.rollout_buffer, HistoryRolloutBuffer) and model.rollout_buffer.history == 3
     model.learn(512)
     acc = EventAccumulator(str(next((tmp_path / "tb").iterdir())))
     acc.Reload()
@@ -133,7 +134,7 @@ def test_strong_temporal_regularization_makes_the_policy_smoother():
 def test_a2c_with_action_reg_trains_and_logs(tmp_path):
     config = resolve_config("a2c", "Pendulum-v1", "smoke", ["n_timesteps=256", "action_reg.order=2"])
     model = make_model(config, make_env(config), tensorboard_log=tmp_path / "tb")
-    assert isinstance(model.rollout_buffer, SmoothRolloutBuffer) and model.rollout_buffer.history == 2
+    assert isinstance(model.rollout_buffer, HistoryRolloutBuffer) and model.rollout_buffer.history == 2
     model.learn(256, log_interval=1)
     acc = EventAccumulator(str(next((tmp_path / "tb").iterdir())))
     acc.Reload()
@@ -141,7 +142,7 @@ def test_a2c_with_action_reg_trains_and_logs(tmp_path):
 
 
 def test_replay_buffer_history_respects_episode_ends_and_the_write_pointer():
-    from smoothrl.agents.regularizers import HistoryReplayBuffer
+    from smoothrl.agents.buffers import HistoryReplayBuffer
 
     n_envs = 2
     buf = HistoryReplayBuffer(8, spaces.Box(-1e4, 1e4, (1,)), spaces.Box(-1, 1, (1,)), n_envs=n_envs, history=2)
@@ -172,7 +173,7 @@ def test_replay_buffer_history_respects_episode_ends_and_the_write_pointer():
 
 @pytest.mark.parametrize("algo", ["sac", "td3", "ddpg"])
 def test_off_policy_action_reg_trains_logs_and_round_trips(algo, tmp_path):
-    from smoothrl.agents.regularizers import HistoryReplayBuffer
+    from smoothrl.agents.buffers import HistoryReplayBuffer
 
     overrides = [
         "n_timesteps=300",

@@ -118,7 +118,7 @@ def test_eval_json_and_table(sac_run: Path):
     result = run_cli("eval", sac_run, "--episodes", "2", "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    for key in ("mean_return", "std_return", "episodes", "continuity_cost", "jerk_rms", "smoothness_sm"):
+    for key in ("mean_return", "std_return", "episodes", "continuity_cost", "jerk_rms", "sm"):
         assert key in data
     assert data["episodes"] == 2
     table = run_cli("eval", sac_run, "--episodes", "1", "--stochastic")

@@ -5,7 +5,7 @@ import torch as th
 import yaml
 from stable_baselines3.common.utils import LinearSchedule
 
-from smoothrl.agents import ALGOS
+from smoothrl.registry import ALGOS
 from smoothrl.config import (
     RunConfig,
     build_hyperparam,
@@ -69,10 +69,10 @@ def test_auto_frequencies_are_a_tenth_of_the_budget():
         (["batch_size=2.5"], "wrong type"),
         (["learning_rate=lin_x"], "not a schedule"),
         (["seed=3", "verbose=1"], "'verbose' is set by"),
-        (["noise_type=pink"], "noise_type must be one of"),
+        (["noise_type=pink"], "invalid value for noise_type"),
         (["n_envs=0"], "n_envs"),
         (["normalize.bogus=1"], "unknown keys"),
-        (["gamma.x=1"], "only env_kwargs, policy_kwargs, normalize, smooth_reward, action_reg take a sub-key"),
+        (["gamma.x=1"], "only env_kwargs, policy_kwargs, normalize, smoothness_reward, action_reg take a sub-key"),
         (["no_equals_sign"], "is not key=value"),
         (["policy_kwargs=dict(net_arch=[64,"], "not a valid dict"),
         (["frame_stack=4"], "not supported"),
@@ -125,6 +125,10 @@ def test_every_shipped_preset_is_valid():
         presets = agent_presets(algo)
         assert "smoke" in presets
         for name in presets:
-            env = name if name != "smoke" else ("CartPole-v1" if algo == "dqn" else "Pendulum-v1")
+            env = name if name != "smoke" else ("CartPole-v1" if algo in ("dqn", "sdqn") else "Pendulum-v1")
+            if algo == "sdqn":  # needs its base DQN run, checked when the config is built
+                with pytest.raises(SmoothRLError, match="S-DQN needs base_model"):
+                    resolve_config(algo, env, name)
+                continue
             config = resolve_config(algo, env, name)
             assert config.n_timesteps > 0

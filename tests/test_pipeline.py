@@ -46,9 +46,9 @@ def test_train_writes_the_run_directory(sac_run: Path):
 def test_tensorboard_has_smoothness_and_eval_scalars(sac_run: Path):
     scalars = _scalars(sac_run)
     for tag in (
-        "smooth/continuity_cost",
-        "smooth/jerk_rms",
-        "smooth/sm",
+        "smoothness/continuity_cost",
+        "smoothness/jerk_rms",
+        "smoothness/sm",
         "eval/mean_reward",
         "eval/continuity_cost",
         "eval/jerk_rms",
@@ -57,7 +57,7 @@ def test_tensorboard_has_smoothness_and_eval_scalars(sac_run: Path):
         "train/critic_loss",
     ):
         assert tag in scalars, tag
-    assert all(np.isfinite(v) and v >= 0 for v in scalars["smooth/jerk_rms"])
+    assert all(np.isfinite(v) and v >= 0 for v in scalars["smoothness/jerk_rms"])
 
 
 def test_normalized_run_freezes_statistics_for_eval(ppo_norm_run: Path):
@@ -87,7 +87,7 @@ def test_eval_is_deterministic_for_a_fixed_seed(sac_run: Path):
 
 def test_eval_summary_keys_and_action_units(sac_run: Path):
     summary, episodes = evaluate(sac_run, episodes=2)
-    for key in ("mean_return", "std_return", "episodes", "continuity_cost", "jerk_rms", "smoothness_sm"):
+    for key in ("mean_return", "std_return", "episodes", "continuity_cost", "jerk_rms", "sm"):
         assert key in summary
     assert summary["episodes"] == 2 and len(episodes) == 2
     actions = episodes[0].actions
@@ -145,7 +145,7 @@ def test_existing_run_is_never_overwritten_without_asking(sac_run: Path, tmp_pat
         train(config, copy, progress_bar=False)
     assert (copy / "model.zip").read_bytes() == before
     # a bad config fails before the old run is touched, even with overwrite
-    bad = config.model_copy(update={"algo": "dqn"})
+    bad = resolve_config("dqn", "Pendulum-v1", "smoke", TINY)
     with pytest.raises(SmoothRLError, match="dqn cannot train on Pendulum-v1"):
         train(bad, copy, overwrite=True, progress_bar=False)
     assert (copy / "model.zip").read_bytes() == before
@@ -205,7 +205,7 @@ def test_hvac_training_uses_the_batched_env_and_reports_kpis(tmp_path: Path):
     summary = json.loads((run_dir / "eval.json").read_text())
     assert summary["mean_length"] == 96 and summary["tdis_tot"] >= 0 and summary["ener_tot"] >= 0
     scalars = _scalars(run_dir)
-    for tag in ("eval/tdis_tot", "eval/switches_per_day", "smooth/jerk_rms", "eval/sm"):
+    for tag in ("eval/tdis_tot", "eval/switches_per_day", "smoothness/jerk_rms", "eval/sm"):
         assert tag in scalars, tag
     test_split, _ = evaluate(run_dir, episodes=1)
     train_split, _ = evaluate(run_dir, episodes=1, split="train")

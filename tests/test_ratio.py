@@ -15,7 +15,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from smoothrl.agents import PPO
-from smoothrl.agents.ratio import RATIO_MODES, check_ratio, smoothed_log_ratio, surrogate_loss
+from smoothrl.agents.ratio import RATIO_MODES, check_ratio, mixed_log_ratio, surrogate_loss
 from smoothrl.config import resolve_config
 from smoothrl.errors import SmoothRLError
 from smoothrl.training import make_env, make_model, model_kwargs
@@ -95,13 +95,13 @@ def test_spo_known_values_and_gradient_at_ratio_one():
 def test_smoothed_log_ratio_is_stable_in_log_space():
     x = th.tensor([-300.0, -5.0, 0.0, 2.0, 300.0])
     alpha = 0.1
-    out = smoothed_log_ratio(x, alpha)
+    out = mixed_log_ratio(x, alpha)
     assert th.isfinite(out).all()
     expected = [math.log((1 - alpha) * math.exp(v) + alpha) for v in (-5.0, 0.0, 2.0)]
     np.testing.assert_allclose(out[1:4].numpy(), expected, rtol=1e-6, atol=1e-7)
     assert out[0].item() == pytest.approx(math.log(alpha))  # density far below the old one: r_s -> alpha
     assert out[4].item() == pytest.approx(300.0 + math.log(1 - alpha))
-    assert th.equal(smoothed_log_ratio(x, 0.0), x)
+    assert th.equal(mixed_log_ratio(x, 0.0), x)
 
 
 @pytest.mark.parametrize(
@@ -170,6 +170,7 @@ def test_every_mode_trains_with_gsde_target_kl_and_action_reg_and_logs(mode: str
         "use_sde=true",
         "target_kl=0.05",
         "action_reg.order=2",
+        "diagnostics=true",
         "n_timesteps=256",
         "n_steps=64",
         "n_envs=2",
@@ -180,7 +181,7 @@ def test_every_mode_trains_with_gsde_target_kl_and_action_reg_and_logs(mode: str
     acc = EventAccumulator(str(next((tmp_path / "tb").iterdir())))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    expected = {"ratio_dev_mean", "ratio_dev_max", "smoothed_ratio_dev_mean", "approx_kl", "pg_grad_norm", "grad_norm"}
+    expected = {"ratio_dev_mean", "ratio_dev_max", "mixed_ratio_dev_mean", "approx_kl", "pg_grad_norm", "grad_norm"}
     assert {f"train/{k}" for k in expected} <= tags
     assert ("train/clip_fraction" in tags) == (mode in ("clip", "pspo_clip"))
     assert "train/action_reg_order2" in tags

@@ -83,9 +83,9 @@ def test_episode_returns_stay_unshaped(env_id: str):
         "ppo",
         env_id,
         "smoke",
-        ["smooth_reward.2=5.0", "env_kwargs.episode_days=1"]
+        ["smoothness_reward.2=5.0", "env_kwargs.episode_days=1"]
         if env_id.startswith("smoothrl")
-        else ["smooth_reward.2=5.0"],
+        else ["smoothness_reward.2=5.0"],
     )
     env = make_env(config, n_envs=1)
     env.reset()
@@ -108,7 +108,7 @@ def test_hvac_actions_are_measured_as_the_physical_signal():
     codec = ActionCodec(zones=2, discrete=False, stages=1)
     _, _, unit = codec.decode(np.array([[-1.0, 0.5]]))
     np.testing.assert_allclose(unit, [[0.0, 0.75]])
-    env = make_env(resolve_config("dqn", "smoothrl/HVACDiscrete-v0", "smoke", ["smooth_reward.1=1.0"]), n_envs=1)
+    env = make_env(resolve_config("dqn", "smoothrl/HVACDiscrete-v0", "smoke", ["smoothness_reward.1=1.0"]), n_envs=1)
     env.reset()
     env.step(np.array([1]))  # heat
     _, _, _, infos = env.step(np.array([2]))  # cool: a full swing of the signal
@@ -116,7 +116,8 @@ def test_hvac_actions_are_measured_as_the_physical_signal():
 
 
 @pytest.mark.parametrize(
-    ("overrides", "message"), [(["smooth_reward.4=1"], "smooth_reward"), (["smooth_reward.1=-1"], "smooth_reward")]
+    ("overrides", "message"),
+    [(["smoothness_reward.4=1"], "smoothness_reward"), (["smoothness_reward.1=-1"], "smoothness_reward")],
 )
 def test_bad_smoothness_weights(overrides, message):
     with pytest.raises(SmoothRLError, match=message):

@@ -24,8 +24,8 @@ from smoothrl.robust.certify import (
     reward_lower_bound,
     upper_bound,
 )
-from smoothrl.robust.evaluation import attack_run, certify_run
 from smoothrl.robust.smoothing import aggregate
+from smoothrl.robustness import attack_run, certify_run
 from smoothrl.training import load_run
 from tests.conftest import tiny_run
 
@@ -255,7 +255,17 @@ def test_cli_attack_and_certify_json(cartpole_ppo: Path):
     result = runner.invoke(app, ["certify", str(cartpole_ppo), "--samples", "200", "--states", "5", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["kind"] == "discrete"
-    args = ["eval", str(cartpole_ppo), "--episodes", "1", "--smooth-sigma", "0.01", "--smooth-samples", "5", "--json"]
+    args = [
+        "eval",
+        str(cartpole_ppo),
+        "--episodes",
+        "1",
+        "--smoothing-sigma",
+        "0.01",
+        "--smoothing-samples",
+        "5",
+        "--json",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -272,10 +282,10 @@ def test_cli_attack_and_certify_json(cartpole_ppo: Path):
         (["attack", "{run}", "--eps", "-0.1"], "--eps must be >= 0"),
         (["attack", "{run}", "--attack", "min_q"], "PPO has no Q-function for the min_q attack"),
         (["attack", "{run}", "--attack", "nope"], "unknown attack 'nope'"),
-        (["attack", "{run}", "--smooth-sigma", "-1"], "sigma > 0"),
+        (["attack", "{run}", "--smoothing-sigma", "-1"], "sigma > 0"),
         (["attack", "/nonexistent/run"], "does not exist"),
-        (["eval", "{run}", "--smooth-sigma", "0"], "smoothing needs sigma > 0"),
-        (["eval", "{run}", "--smooth-sigma", "0.1", "--smooth-mode", "median3"], "unknown smoothing mode"),
+        (["eval", "{run}", "--smoothing-sigma", "0"], "smoothing needs sigma > 0"),
+        (["eval", "{run}", "--smoothing-sigma", "0.1", "--smoothing-mode", "median3"], "unknown smoothing mode"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(cartpole_ppo: Path, args: list[str], message: str):
@@ -291,13 +301,13 @@ def test_cli_bad_input_is_one_line_exit_2(cartpole_ppo: Path, args: list[str], m
 def test_sppo_actor_is_the_median_over_noisy_copies_and_the_critic_sees_clean_obs():
     from smoothrl.robust.sppo import SPPO
 
-    model = SPPO("MlpPolicy", "Pendulum-v1", smooth_sigma=0.3, smooth_samples=7, smooth_samples_eval=9, seed=0)
+    model = SPPO("MlpPolicy", "Pendulum-v1", smoothing_sigma=0.3, smoothing_samples=7, smoothing_samples_eval=9, seed=0)
     policy = model.policy
     obs = th.randn(4, 3)
     th.manual_seed(5)
     smoothed = policy.get_distribution(obs).mode()  # (SB3's distribution objects are reused: read it now)
     th.manual_seed(5)
-    noisy = obs.unsqueeze(0) + 0.3 * th.randn(9, 4, 3)  # the same draw: m = smooth_samples_eval outside learn
+    noisy = obs.unsqueeze(0) + 0.3 * th.randn(9, 4, 3)  # the same draw: m = smoothing_samples_eval outside learn
     with policy.unsmoothed():
         base = policy.get_distribution(noisy.reshape(36, 3)).mode().reshape(9, 4, 1)
         clean_value = policy.predict_values(obs)
@@ -313,9 +323,9 @@ def test_sppo_actor_is_the_median_over_noisy_copies_and_the_critic_sees_clean_ob
 def test_sppo_trains_saves_loads_and_predicts(tmp_path: Path, env_id: str, extra: list[str]):
     from smoothrl.robust.sppo import SPPO
 
-    run_dir = tiny_run(tmp_path, "sppo", env_id, ("smooth_samples=4", "smooth_samples_eval=8", *extra))
+    run_dir = tiny_run(tmp_path, "sppo", env_id, ("smoothing_samples=4", "smoothing_samples_eval=8", *extra))
     run = load_run(run_dir)
-    assert isinstance(run.model, SPPO) and run.model.policy.smooth_samples_eval == 8
+    assert isinstance(run.model, SPPO) and run.model.policy.smoothing_samples_eval == 8
     obs = run.model.env.reset() if run.model.env is not None else np.zeros((1, *run.model.observation_space.shape))
     th.manual_seed(0)
     a = run.model.predict(obs, deterministic=True)[0]
@@ -323,14 +333,14 @@ def test_sppo_trains_saves_loads_and_predicts(tmp_path: Path, env_id: str, extra
     np.testing.assert_array_equal(a, run.model.predict(obs, deterministic=True)[0])
     summary = attack_run(run, Attack("smoothed", 0.05, steps=2, samples=4), episodes=1)
     assert summary["max_perturbation"] <= 0.05 + 1e-6
-    assert certify_run(run, run.model.smooth_sigma, 100, n_states=3)["states"] == 3
+    assert certify_run(run, run.model.smoothing_sigma, 100, n_states=3)["states"] == 3
 
 
 def test_sppo_bad_smoothing_is_a_construction_error():
     from smoothrl.config import resolve_config
     from smoothrl.training import make_env, make_model
 
-    config = resolve_config("sppo", "Pendulum-v1", "smoke", ["smooth_sigma=0"])
+    config = resolve_config("sppo", "Pendulum-v1", "smoke", ["smoothing_sigma=0"])
     with pytest.raises(SmoothRLError, match="S-PPO needs sigma > 0"):
         make_model(config, make_env(config))
 
@@ -356,7 +366,7 @@ def test_sdqn_trains_only_the_denoiser_and_votes(tmp_path: Path, cartpole_dqn: P
     np.testing.assert_array_equal(a, run.model.predict(obs)[0])
     summary = attack_run(run, Attack("pgd", 0.01, steps=2), episodes=1)
     assert summary["max_perturbation"] <= 0.01 + 1e-6
-    cert = certify_run(run, run.model.smooth_sigma, 200, n_states=4)
+    cert = certify_run(run, run.model.smoothing_sigma, 200, n_states=4)
     assert cert["kind"] == "discrete" and cert["states"] == 4
 
 
@@ -370,7 +380,7 @@ def test_sdqn_bad_configuration(tmp_path: Path, cartpole_dqn: Path, ppo_norm_run
         train(resolve_config("sdqn", "Pendulum-v1", "smoke", [f"base_model={ppo_norm_run}"]), tmp_path / "b")
     with pytest.raises(SmoothRLError, match="has no model.zip"):
         train(resolve_config("sdqn", "CartPole-v1", "smoke", [f"base_model={tmp_path}"]), tmp_path / "c")
-    config = resolve_config("sdqn", "CartPole-v1", "smoke", [f"base_model={cartpole_dqn}", "smooth_samples=0"])
+    config = resolve_config("sdqn", "CartPole-v1", "smoke", [f"base_model={cartpole_dqn}", "smoothing_samples=0"])
     with pytest.raises(SmoothRLError, match="S-DQN needs at least 1 noisy copy"):
         train(config, tmp_path / "d", progress_bar=False)
     assert not (tmp_path / "d").exists()  # nothing half-written

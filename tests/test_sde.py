@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch as th
 
-from smoothrl.agents.sde import GSDEActor
+from smoothrl.agents.policies import GSDEActor
 from smoothrl.config import resolve_config
 from smoothrl.training import make_env, make_model
 

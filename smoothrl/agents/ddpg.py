@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from stable_baselines3 import DDPG as _SB3DDPG
 
-from smoothrl.agents.td3 import DeterministicActorMixin
+from smoothrl.agents.td3 import TD3Extensions
 
 
-class DDPG(DeterministicActorMixin, _SB3DDPG):
+class DDPG(TD3Extensions, _SB3DDPG):
     """
     Stable-Baselines3's DDPG (off-policy; SB3 implements it as TD3 with one critic, no policy
     delay and no target smoothing) with smoothrl's extensions as keywords, all off by default.

@@ -1,4 +1,4 @@
-"""smoothrl's DQN: a subclass of :class:`stable_baselines3.DQN` (same behaviour when no extension is used)."""
+"""smoothrl's DQN: :class:`stable_baselines3.DQN` itself, under smoothrl's name."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from stable_baselines3 import DQN as _SB3DQN
 
 class DQN(_SB3DQN):
     """
-    Stable-Baselines3's DQN (off-policy), as a smoothrl class.
-
-    Constructor, ``learn``, ``save`` and ``load`` are SB3's: every SB3 keyword and every
-    rl-zoo3 hyperparameter works unchanged. smoothrl's extensions are added here as keywords
-    that are off by default.
+    Stable-Baselines3's DQN (off-policy), unchanged: smoothrl has no DQN keyword yet. It exists
+    so that every algorithm is importable from ``smoothrl`` and S-DQN
+    (:class:`smoothrl.robust.sdqn.SDQN`) has a smoothrl base; models it saves load with SB3.
     """

@@ -14,8 +14,6 @@ never consume it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from colorednoise import powerlaw_psd_gaussian
 from stable_baselines3.common.noise import ActionNoise, VectorizedActionNoise
@@ -89,27 +87,3 @@ class VectorizedColoredActionNoise(VectorizedActionNoise):
         super().__init__(base_noise, n_envs)
         for noise, child in zip(self.noises, np.random.SeedSequence(seed).spawn(n_envs), strict=True):
             noise.reseed(child)
-
-
-class EnvStepHookMixin:
-    """
-    Calls ``_after_env_step(dones)`` after SB3 stores each env step's transitions: the one place
-    an off-policy algorithm sees every env's episode ends (used to renew per-env exploration).
-    """
-
-    def _store_transition(
-        self,
-        replay_buffer: Any,
-        buffer_action: np.ndarray,
-        new_obs: Any,
-        reward: np.ndarray,
-        dones: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)  # type: ignore[misc]
-        self._after_env_step(np.asarray(dones, dtype=bool))
-
-    def _after_env_step(self, dones: np.ndarray) -> None:
-        """
-        :param dones: ``(n_envs,)`` episode ends of the step just stored
-        """

@@ -4,17 +4,18 @@ With ``r = pi_theta(a|s) / pi_old(a|s)`` and advantage ``A``, the policy loss is
 
 - ``clip`` (SB3's PPO): ``-E[min(r A, clip(r, 1 - eps, 1 + eps) A)]``;
 - ``none``: the unclipped importance-weighted surrogate ``-E[r A]``;
-- ``pspo`` (probability smoothing, PSPO 2025): the policy's probability (density, for continuous
+- ``pspo`` (PSPO 2025, which calls it probability smoothing; here: *mixing*, to keep it apart from
+  action smoothness and randomized smoothing): the policy's probability (density, for continuous
   actions) is mixed with the old one, ``pi_s = (1 - alpha) pi_theta + alpha pi_old``, so the ratio
   becomes ``r_s = (1 - alpha) r + alpha`` and the loss ``-E[r_s A]``, with no min and no clip;
-- ``pspo_clip``: the smoothed ratio ``r_s`` in PPO's clipped surrogate;
+- ``pspo_clip``: the mixed ratio ``r_s`` in PPO's clipped surrogate;
 - ``spo`` (Simple Policy Optimization): ``-E[r A - |A| (r - 1)^2 / (2 eps)]``.
 
-What the smoothing does, exactly: ``d(-E[r_s A]) = (1 - alpha) d(-E[r A])``, so ``pspo`` is ``none``
+What the mixing does, exactly: ``d(-E[r_s A]) = (1 - alpha) d(-E[r A])``, so ``pspo`` is ``none``
 with its gradient scaled by ``1 - alpha``; and ``min(r_s A, clip(r_s) A) = (1 - alpha) min(r A,
 clip(r, 1 +- eps / (1 - alpha)) A) + alpha A``, so ``pspo_clip`` is PPO-clip with the wider clip
 range ``eps / (1 - alpha)``, scaled by ``1 - alpha``, plus a constant. Adam is nearly invariant to a
-constant scale of the whole gradient; what remains of the smoothing is the policy term's smaller
+constant scale of the whole gradient; what remains of the mixing is the policy term's smaller
 weight against the value and entropy terms (when they share parameters or the gradient-norm
 clip) and, for ``pspo_clip``, the wider clip range.
 """
@@ -38,7 +39,7 @@ def check_ratio(mode: str, alpha: float, clip_range: float | Callable[[float], f
     Check a ``ratio`` configuration; raise at construction rather than in the first update.
 
     :param mode: one of :data:`RATIO_MODES`
-    :param alpha: PSPO's smoothing weight, in [0, 1)
+    :param alpha: PSPO's mixing weight, in [0, 1)
     :param clip_range: PPO's clip range (a number or a schedule of the remaining progress)
     :raises ValueError: with what is wrong and how to fix it
     """
@@ -52,14 +53,14 @@ def check_ratio(mode: str, alpha: float, clip_range: float | Callable[[float], f
             raise ValueError(f"ratio={mode!r} needs a positive clip_range, got {eps!r}")
 
 
-def smoothed_log_ratio(log_ratio: th.Tensor, alpha: float) -> th.Tensor:
+def mixed_log_ratio(log_ratio: th.Tensor, alpha: float) -> th.Tensor:
     """
     ``log r_s`` with ``r_s = (1 - alpha) r + alpha``, computed in log space: the mixture
     ``(1 - alpha) pi_theta + alpha pi_old`` divided by ``pi_old`` never exponentiates a density.
 
     :param log_ratio: ``log pi_theta(a|s) - log pi_old(a|s)``
-    :param alpha: smoothing weight in [0, 1)
-    :return: the log of the smoothed ratio, same shape
+    :param alpha: mixing weight in [0, 1)
+    :return: the log of the mixed ratio, same shape
     """
     if alpha == 0.0:
         return log_ratio
@@ -73,6 +74,7 @@ def surrogate_loss(
     advantages: th.Tensor,
     clip_range: float,
     alpha: float = 0.0,
+    diagnostics: bool = True,
 ) -> tuple[th.Tensor, dict[str, float]]:
     """
     The policy loss of one minibatch under a ratio mode, and its diagnostics.
@@ -85,9 +87,10 @@ def surrogate_loss(
     :param old_log_prob: the same under the policy that collected them
     :param advantages: (normalized) advantages
     :param clip_range: ``eps`` (used by ``clip``, ``pspo_clip`` and ``spo``)
-    :param alpha: PSPO's smoothing weight (``pspo`` and ``pspo_clip``)
-    :return: the loss and ``{"ratio_dev_mean", "ratio_dev_max", "smoothed_ratio_dev_mean"}`` plus
-        ``"clip_fraction"`` for the modes that clip
+    :param alpha: PSPO's mixing weight (``pspo`` and ``pspo_clip``)
+    :param diagnostics: also compute ``ratio_dev_mean``, ``ratio_dev_max`` and ``mixed_ratio_dev_mean``
+    :return: the loss and its statistics: ``"clip_fraction"`` for the modes that clip, plus
+        ``{"ratio_dev_mean", "ratio_dev_max", "mixed_ratio_dev_mean"}`` with ``diagnostics``
     """
     ratio = th.exp(log_prob - old_log_prob)
     stats: dict[str, float] = {}
@@ -95,27 +98,28 @@ def surrogate_loss(
         policy_loss_1 = advantages * ratio
         policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
         loss = -th.min(policy_loss_1, policy_loss_2).mean()
-        smoothed = ratio
+        mixed = ratio
     elif mode == "none":
         loss = -(advantages * ratio).mean()
-        smoothed = ratio
+        mixed = ratio
     elif mode in ("pspo", "pspo_clip"):
-        smoothed = th.exp(smoothed_log_ratio(log_prob - old_log_prob, alpha))
+        mixed = th.exp(mixed_log_ratio(log_prob - old_log_prob, alpha))
         if mode == "pspo":
-            loss = -(advantages * smoothed).mean()
+            loss = -(advantages * mixed).mean()
         else:
-            clipped = advantages * th.clamp(smoothed, 1 - clip_range, 1 + clip_range)
-            loss = -th.min(advantages * smoothed, clipped).mean()
+            clipped = advantages * th.clamp(mixed, 1 - clip_range, 1 + clip_range)
+            loss = -th.min(advantages * mixed, clipped).mean()
     elif mode == "spo":
         loss = -(advantages * ratio - advantages.abs() * (ratio - 1) ** 2 / (2 * clip_range)).mean()
-        smoothed = ratio
+        mixed = ratio
     else:
         raise ValueError(f"unknown ratio mode {mode!r}; use one of {', '.join(RATIO_MODES)}")
     with th.no_grad():
-        dev = (ratio - 1).abs()
-        stats["ratio_dev_mean"] = dev.mean().item()
-        stats["ratio_dev_max"] = dev.max().item()
-        stats["smoothed_ratio_dev_mean"] = (smoothed - 1).abs().mean().item()
-        if mode in ("clip", "pspo_clip"):
-            stats["clip_fraction"] = ((smoothed - 1).abs() > clip_range).float().mean().item()
+        if mode in ("clip", "pspo_clip"):  # SB3's clip fraction, always (SB3 logs it)
+            stats["clip_fraction"] = th.mean((th.abs(mixed - 1) > clip_range).float()).item()
+        if diagnostics:
+            dev = (ratio - 1).abs()
+            stats["ratio_dev_mean"] = dev.mean().item()
+            stats["ratio_dev_max"] = dev.max().item()
+            stats["mixed_ratio_dev_mean"] = (mixed - 1).abs().mean().item()
     return loss, stats

@@ -1,4 +1,5 @@
-"""smoothrl's SAC: :class:`stable_baselines3.SAC` plus action-smoothness loss terms (off by default)."""
+"""smoothrl's SAC: :class:`stable_baselines3.SAC` plus action-smoothness loss terms and colored
+exploration noise (off by default)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ from stable_baselines3 import SAC as _SB3SAC
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
-from smoothrl.agents.noise import ColoredActionNoise, EnvStepHookMixin, VectorizedColoredActionNoise
-from smoothrl.agents.regularizers import OffPolicyActionRegMixin
-from smoothrl.agents.sde import ResamplingPredictMixin
+from smoothrl.agents.extensions import OffPolicyExtensions
+from smoothrl.agents.noise import ColoredActionNoise, VectorizedColoredActionNoise
 
 
-class SAC(ResamplingPredictMixin, EnvStepHookMixin, OffPolicyActionRegMixin, _SB3SAC):
+class SAC(OffPolicyExtensions, _SB3SAC):
     """
     Stable-Baselines3's SAC (off-policy) with smoothrl's extensions as keywords, all off by default.
 
@@ -72,6 +72,7 @@ class SAC(ResamplingPredictMixin, EnvStepHookMixin, OffPolicyActionRegMixin, _SB
         return self.policy.unscale_action(scaled), scaled
 
     def _after_env_step(self, dones: np.ndarray) -> None:
+        super()._after_env_step(dones)
         if self._colored is not None and dones.any():
             self._colored.reset(indices=np.flatnonzero(dones).tolist())  # a new sequence per new episode
 
@@ -80,31 +81,45 @@ class SAC(ResamplingPredictMixin, EnvStepHookMixin, OffPolicyActionRegMixin, _SB
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         """
-        SB3's SAC update, unchanged but for one term added to the actor loss (``action_reg``):
-        the structure below follows ``stable_baselines3.sac.SAC.train`` line for line.
+        SB3's SAC update (``stable_baselines3.sac.SAC.train``, SB3 2.9), with SB3's comments,
+        unchanged but for one term added to the actor loss (``action_reg``); lines marked
+        ``smoothrl`` are the changes. A plain SAC never gets here: it runs SB3's own ``train``.
         """
+        if self._plain_update():  # every extension off: SB3's own update, at SB3's cost
+            return super().train(gradient_steps, batch_size)
+        # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
+        # Update optimizers learning rate
         optimizers = [self.actor.optimizer, self.critic.optimizer]
         if self.ent_coef_optimizer is not None:
             optimizers += [self.ent_coef_optimizer]
+
+        # Update learning rate according to lr schedule
         self._update_learning_rate(optimizers)
 
         ent_coef_losses, ent_coefs = [], []
         actor_losses, critic_losses = [], []
-        reg_logs: dict[str, list[float]] = {}
+        reg_logs: dict[str, list[float]] = {}  # smoothrl: action-smoothness terms
 
         for gradient_step in range(gradient_steps):
+            # Sample replay buffer
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
+            # We need to sample because `log_std` may have changed between two gradient steps
             if self.use_sde:
                 self.actor.reset_noise()
 
+            # Action by the current actor for the sampled state
             actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
             log_prob = log_prob.reshape(-1, 1)
 
             ent_coef_loss = None
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                # Important: detach the variable from the graph
+                # so we don't change it with other losses
+                # see https://github.com/rail-berkeley/softlearning/issues/60
                 ent_coef = th.exp(self.log_ent_coef.detach())
                 assert isinstance(self.target_entropy, float)
                 ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
@@ -114,39 +129,56 @@ class SAC(ResamplingPredictMixin, EnvStepHookMixin, OffPolicyActionRegMixin, _SB
 
             ent_coefs.append(ent_coef.item())
 
+            # Optimize entropy coefficient, also called
+            # entropy temperature or alpha in the paper
             if ent_coef_loss is not None and self.ent_coef_optimizer is not None:
                 self.ent_coef_optimizer.zero_grad()
                 ent_coef_loss.backward()
                 self.ent_coef_optimizer.step()
 
             with th.no_grad():
+                # Select action according to policy
                 next_actions, next_log_prob = self.actor.action_log_prob(replay_data.next_observations)
+                # Compute the next Q values: min over all critics targets
                 next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
                 next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
+                # add entropy term
                 next_q_values = next_q_values - ent_coef * next_log_prob.reshape(-1, 1)
+                # td error + entropy term
                 target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
 
+            # Get current Q-values estimates for each critic network
+            # using action from the replay buffer
             current_q_values = self.critic(replay_data.observations, replay_data.actions)
-            critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
-            assert isinstance(critic_loss, th.Tensor)
-            critic_losses.append(critic_loss.item())
 
+            # Compute critic loss
+            critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
+            assert isinstance(critic_loss, th.Tensor)  # for type checker
+            critic_losses.append(critic_loss.item())  # type: ignore[union-attr]
+
+            # Optimize the critic
             self.critic.optimizer.zero_grad()
             critic_loss.backward()
             self.critic.optimizer.step()
 
+            # Compute actor loss
+            # Alternative: actor_loss = th.mean(log_prob - qf1_pi)
+            # Min over all critic networks
             q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
             min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
             actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
             actor_losses.append(actor_loss.item())
             actor_loss = actor_loss + self._action_reg_term(replay_data, reg_logs)  # smoothrl: action smoothness
 
+            # Optimize the actor
             self.actor.optimizer.zero_grad()
             actor_loss.backward()
             self.actor.optimizer.step()
 
+            # Update target networks
             if gradient_step % self.target_update_interval == 0:
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                # Copy running stats, see GH issue #996
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
         self._n_updates += gradient_steps
@@ -157,4 +189,4 @@ class SAC(ResamplingPredictMixin, EnvStepHookMixin, OffPolicyActionRegMixin, _SB
         self.logger.record("train/critic_loss", np.mean(critic_losses))
         if len(ent_coef_losses) > 0:
             self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
-        self._record_action_reg(reg_logs)
+        self._record_action_reg(reg_logs)  # smoothrl

@@ -1,8 +1,10 @@
-"""Environments: id lookup across gymnasium, PyBullet and smoothrl's own ids.
+"""Environments: id lookup across gymnasium, PyBullet and smoothrl's own ids, and how an id
+becomes a VecEnv (:func:`make_vec_env`, in :mod:`smoothrl.envs.factory`).
 
-Importing this package registers every ``smoothrl/*`` id with gymnasium. PyBullet ids
-(``HalfCheetahBulletEnv-v0``, ...) come from ``pybullet_envs_gymnasium``, imported on first use
-with pybullet's C-level banner kept off stdout (so ``--json`` output stays clean).
+Importing this package registers every ``smoothrl/*`` id with gymnasium and imports nothing
+heavier than gymnasium (no torch, no SB3). PyBullet ids (``HalfCheetahBulletEnv-v0``, ...) come
+from ``pybullet_envs_gymnasium``, imported on first use with pybullet's C-level banner kept off
+stdout (so ``--json`` output stays clean).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import difflib
 import os
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import gymnasium as gym
 
@@ -134,3 +137,12 @@ def list_env_ids() -> dict[str, list[str]]:
         "pybullet": list(BULLET_IDS),
         "classic control": list(CLASSIC_CONTROL_IDS),
     }
+
+
+def __getattr__(name: str) -> Any:
+    """``smoothrl.envs.make_vec_env`` imports SB3 only when it is used (PEP 562)."""
+    if name == "make_vec_env":
+        from smoothrl.envs.factory import make_vec_env
+
+        return make_vec_env
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

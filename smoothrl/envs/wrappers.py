@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from math import comb
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-#: ``info`` key holding the action the wrapped env received, in normalized units (``[0, 1]``).
-ACTION_INFO_KEY = "action_unit"
+from smoothrl.envs.keys import ACTION_INFO_KEY
+from smoothrl.metrics import check_derivative_weights, difference_coefficients
 
 
 def action_bounds(space: spaces.Space) -> tuple[np.ndarray, np.ndarray] | None:
@@ -82,17 +81,12 @@ class ActionHistory:
     """
 
     def __init__(self, n: int, dim: int, weights: dict[int, float]) -> None:
-        for order, weight in weights.items():
-            if int(order) not in (1, 2, 3) or weight < 0:
-                raise ValueError(f"smoothness weights need orders 1, 2 or 3 and weights >= 0, got {weights}")
-        self.weights = {int(k): float(v) for k, v in weights.items()}
+        self.weights = check_derivative_weights(weights, "smoothness_reward")
         self.k = max(self.weights, default=1)
         self.dim = dim
         self.actions = np.zeros((n, self.k + 1, dim))  # newest last
         self.count = np.zeros(n, dtype=np.int64)  # actions seen in the current episode
-        self._coeffs = {
-            j: np.array([(-1) ** (j - i) * comb(j, i) for i in range(j + 1)], dtype=np.float64) for j in (1, 2, 3)
-        }
+        self._coeffs = {j: np.array(difference_coefficients(j), dtype=np.float64) for j in self.weights}
 
     def reset(self, mask: np.ndarray) -> None:
         """

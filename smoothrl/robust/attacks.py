@@ -117,7 +117,9 @@ def _objective(attack: Attack, view: PolicyView, clean: th.Tensor, smoothing: An
         return lambda adv: deviation(view.output(adv))
     sigma = attack.sigma if attack.sigma is not None else getattr(smoothing, "sigma", None)
     if sigma is None:
-        raise SmoothRLError("the smoothed attack needs a noise level: attack a smoothed policy or pass --smooth-sigma")
+        raise SmoothRLError(
+            "the smoothed attack needs a noise level: attack a smoothed policy or pass --smoothing-sigma"
+        )
     generator = getattr(smoothing, "generator", None)
 
     def smoothed_deviation(adv: th.Tensor) -> th.Tensor:
@@ -182,7 +184,7 @@ class AttackedPolicy:
         self.generator = th.Generator(device=view.device)
         self.generator.manual_seed(seed)
         # the smoothed attack's noise: a SmoothedPolicy's sigma, or the smoothing of S-PPO / S-DQN
-        sigma = getattr(policy, "sigma", None) or getattr(policy, "smooth_sigma", None)
+        sigma = getattr(policy, "sigma", None) or getattr(policy, "smoothing_sigma", None)
         self.smoothing = policy if hasattr(policy, "sigma") else SimpleNamespace(sigma=sigma) if sigma else None
         self.perturbation_norms: list[float] = []
         self.action_deviations: list[float] = []

@@ -6,11 +6,12 @@ clean next observations, plus ``recon_weight * ||D(s + noise) - s||^2``, on data
 the denoised agent itself (one noisy copy per step while learning). Optionally a fraction of
 the updates train on PGD-perturbed noisy observations (adversarial training of the denoiser).
 At test time the agent votes: the most frequent ``argmax_a Q(D(s + noise), a)`` over
-``smooth_samples`` copies (published: 100).
+``smoothing_samples`` copies (published: 100).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,7 +25,6 @@ from torch.nn import functional as F
 
 from smoothrl import rundir
 from smoothrl.agents.dqn import DQN
-from smoothrl.errors import SmoothRLError
 from smoothrl.robust.smoothing import SmoothingSwitch, aggregate, check_smoothing, noisy_copies
 
 
@@ -60,8 +60,8 @@ class SDQNPolicy(SmoothingSwitch, DQNPolicy):
 
     :param args: as for ``DQNPolicy``
     :param denoiser_arch: the denoiser's hidden layers
-    :param smooth_sigma: noise standard deviation (normalized observation units)
-    :param smooth_samples: noisy copies voting per decision outside ``learn``
+    :param smoothing_sigma: noise standard deviation (normalized observation units)
+    :param smoothing_samples: noisy copies voting per decision outside ``learn``
     :param kwargs: as for ``DQNPolicy``
     """
 
@@ -69,13 +69,13 @@ class SDQNPolicy(SmoothingSwitch, DQNPolicy):
         self,
         *args: Any,
         denoiser_arch: list[int] | None = None,
-        smooth_sigma: float = 0.2,
-        smooth_samples: int = 100,
+        smoothing_sigma: float = 0.2,
+        smoothing_samples: int = 100,
         **kwargs: Any,
     ) -> None:
         self.denoiser_arch = list(denoiser_arch) if denoiser_arch is not None else [256, 256]
-        self.smooth_sigma = smooth_sigma
-        self.smooth_samples = smooth_samples
+        self.smoothing_sigma = smoothing_sigma
+        self.smoothing_samples = smoothing_samples
         self.acting_samples: int | None = None  # set by SDQN.learn: copies per decision while learning
         super().__init__(*args, **kwargs)
 
@@ -92,8 +92,8 @@ class SDQNPolicy(SmoothingSwitch, DQNPolicy):
         return {
             **super()._get_constructor_parameters(),
             "denoiser_arch": self.denoiser_arch,
-            "smooth_sigma": self.smooth_sigma,
-            "smooth_samples": self.smooth_samples,
+            "smoothing_sigma": self.smoothing_sigma,
+            "smoothing_samples": self.smoothing_samples,
         }
 
     def set_training_mode(self, mode: bool) -> None:
@@ -108,8 +108,8 @@ class SDQNPolicy(SmoothingSwitch, DQNPolicy):
     def _predict(self, obs: Any, deterministic: bool = True) -> th.Tensor:
         if not self.smoothing:
             return self.denoised_q(obs).argmax(dim=1).reshape(-1)
-        m = self.acting_samples or self.smooth_samples
-        scores = self.denoised_q(noisy_copies(obs.float(), self.smooth_sigma, m))
+        m = self.acting_samples or self.smoothing_samples
+        scores = self.denoised_q(noisy_copies(obs.float(), self.smoothing_sigma, m))
         return aggregate(scores.reshape(m, obs.shape[0], -1), "vote", True).reshape(-1)
 
 
@@ -128,25 +128,25 @@ def _load_base(path: str | Path) -> _SB3DQN:
     return base
 
 
-def base_normalization(config: Any) -> Path | None:
+def base_run_fields(hyperparams: Mapping[str, Any], normalizes: bool) -> dict[str, Any]:
     """
-    The frozen normalization statistics an S-DQN run must share with its base DQN run.
+    The run-level fields an S-DQN run takes from its base DQN run: it starts from the base run's
+    normalization statistics and never updates them (its frozen Q-network was trained on them).
 
-    :param config: a run config
-    :return: the base run's ``vecnormalize.pkl`` (``None`` when not an S-DQN run or no normalization)
-    :raises SmoothRLError: when the two runs disagree about normalization
+    :param hyperparams: the S-DQN run's keywords (``base_model`` among them)
+    :param normalizes: whether the S-DQN run normalizes observations
+    :return: ``{"initial_normalization": path or None, "freeze_normalization": True}``
+    :raises ValueError: without ``base_model``, or when the two runs disagree about normalization
     """
-    if config.algo != "sdqn":
-        return None
-    if not config.hyperparams.get("base_model"):
-        raise SmoothRLError("S-DQN needs base_model, a trained DQN run: --set base_model=runs/dqn/<run>")
-    base = Path(config.hyperparams["base_model"])
+    if not hyperparams.get("base_model"):
+        raise ValueError("S-DQN needs base_model, a trained DQN run: --set base_model=runs/dqn/<run>")
+    base = Path(hyperparams["base_model"])
     stats = (base if base.is_dir() else base.parent) / rundir.VECNORMALIZE
-    if config.normalize_kwargs is not None and not stats.exists():
-        raise SmoothRLError(f"S-DQN normalizes but base_model {base} has no vecnormalize.pkl; set normalize=false")
-    if config.normalize_kwargs is None and stats.exists():
-        raise SmoothRLError(f"base_model {base} normalizes observations; set normalize=true for the S-DQN run too")
-    return stats if stats.exists() else None
+    if normalizes and not stats.exists():
+        raise ValueError(f"S-DQN normalizes but base_model {base} has no vecnormalize.pkl; set normalize=false")
+    if not normalizes and stats.exists():
+        raise ValueError(f"base_model {base} normalizes observations; set normalize=true for the S-DQN run too")
+    return {"initial_normalization": str(stats) if stats.exists() else None, "freeze_normalization": True}
 
 
 class SDQN(DQN):
@@ -156,8 +156,8 @@ class SDQN(DQN):
 
     :param args: as for :class:`smoothrl.DQN`
     :param base_model: the trained DQN: a run directory written by ``smoothrl train`` or a model file
-    :param smooth_sigma: noise standard deviation, normalized observation units
-    :param smooth_samples: noisy copies voting per decision at test time (published: 100)
+    :param smoothing_sigma: noise standard deviation, normalized observation units
+    :param smoothing_samples: noisy copies voting per decision at test time (published: 100)
     :param denoiser_arch: the denoiser's hidden layers
     :param recon_weight: weight of the reconstruction loss ``||D(s + noise) - s||^2``
     :param adv_fraction: fraction of gradient steps that train on PGD-perturbed noisy observations
@@ -172,8 +172,8 @@ class SDQN(DQN):
         self,
         *args: Any,
         base_model: str | None = None,
-        smooth_sigma: float = 0.2,
-        smooth_samples: int = 100,
+        smoothing_sigma: float = 0.2,
+        smoothing_samples: int = 100,
         denoiser_arch: list[int] | None = None,
         recon_weight: float = 1.0,
         adv_fraction: float = 0.0,
@@ -182,7 +182,7 @@ class SDQN(DQN):
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:
-        check_smoothing(smooth_sigma, smooth_samples, "S-DQN")
+        check_smoothing(smoothing_sigma, smoothing_samples, "S-DQN")
         if recon_weight < 0 or not 0 <= adv_fraction <= 1 or adv_eps < 0 or adv_steps < 1:
             raise ValueError("S-DQN needs recon_weight >= 0, adv_fraction in [0, 1], adv_eps >= 0 and adv_steps >= 1")
         base = None
@@ -198,8 +198,8 @@ class SDQN(DQN):
         kwargs["policy_kwargs"] = {
             **(kwargs.get("policy_kwargs") or {}),
             "denoiser_arch": denoiser_arch,
-            "smooth_sigma": smooth_sigma,
-            "smooth_samples": smooth_samples,
+            "smoothing_sigma": smoothing_sigma,
+            "smoothing_samples": smoothing_samples,
         }
         self.base_model = None if base_model is None else str(base_model)
         self.recon_weight = recon_weight
@@ -217,15 +217,9 @@ class SDQN(DQN):
             self.policy.q_net_target.load_state_dict(base.policy.q_net.state_dict())
 
     @property
-    def smooth_sigma(self) -> float:
+    def smoothing_sigma(self) -> float:
         """The smoothing noise (read by the attacks and certificates)."""
-        return self.policy.smooth_sigma
-
-    def _on_step(self) -> None:
-        """SB3's step hook without target-network updates: the Q-network is frozen."""
-        self._n_calls += 1
-        self.exploration_rate = self.exploration_schedule(self._current_progress_remaining)
-        self.logger.record("rollout/exploration_rate", self.exploration_rate)
+        return self.policy.smoothing_sigma
 
     def learn(self, *args: Any, **kwargs: Any) -> SDQN:
         """SB3's ``learn``; the agent collecting data acts on one noisy, denoised copy per step."""
@@ -262,7 +256,7 @@ class SDQN(DQN):
                     -1, 1
                 )
             clean = replay_data.observations.float()
-            noisy = clean + policy.smooth_sigma * th.randn_like(clean)
+            noisy = clean + policy.smoothing_sigma * th.randn_like(clean)
             if self.adv_fraction > 0 and np.random.random() < self.adv_fraction:
                 noisy = self._adversarial(noisy)
             denoised = policy.denoiser(noisy)

@@ -16,40 +16,40 @@ from stable_baselines3.common.distributions import (
 )
 from stable_baselines3.common.policies import BasePolicy
 
+from smoothrl.agents.policies import GSDEActorCriticPolicy
 from smoothrl.agents.ppo import PPO
-from smoothrl.agents.sde import SmoothActorCriticPolicy
 from smoothrl.robust.smoothing import SmoothingSwitch, check_smoothing, noisy_copies
 
 
-class SmoothedActorCriticPolicy(SmoothingSwitch, SmoothActorCriticPolicy):
+class SPPOPolicy(SmoothingSwitch, GSDEActorCriticPolicy):
     """
     An actor-critic policy whose actor is median-smoothed: the action mean (logits for discrete
     actions) is the coordinate-wise median over ``m`` copies ``s + N(0, sigma^2 I)`` of the
     (normalized) observation; the value function sees the clean observation. The median is
     differentiable (the gradient flows through the median copy), so updates train the smoothed
-    actor itself. ``m`` is ``smooth_samples`` while learning and ``smooth_samples_eval``
+    actor itself. ``m`` is ``smoothing_samples`` while learning and ``smoothing_samples_eval``
     otherwise (published: 20 and 100).
 
     :param args: as for ``ActorCriticPolicy``
-    :param smooth_sigma: noise standard deviation (published: 0.2)
-    :param smooth_samples: noisy copies while learning
-    :param smooth_samples_eval: noisy copies when predicting outside ``learn``
+    :param smoothing_sigma: noise standard deviation (published: 0.2)
+    :param smoothing_samples: noisy copies while learning
+    :param smoothing_samples_eval: noisy copies when predicting outside ``learn``
     :param kwargs: as for ``ActorCriticPolicy``
     """
 
     def __init__(
         self,
         *args: Any,
-        smooth_sigma: float = 0.2,
-        smooth_samples: int = 20,
-        smooth_samples_eval: int = 100,
+        smoothing_sigma: float = 0.2,
+        smoothing_samples: int = 20,
+        smoothing_samples_eval: int = 100,
         **kwargs: Any,
     ) -> None:
-        check_smoothing(smooth_sigma, smooth_samples, "S-PPO")
-        check_smoothing(smooth_sigma, smooth_samples_eval, "S-PPO")
-        self.smooth_sigma = smooth_sigma
-        self.smooth_samples = smooth_samples
-        self.smooth_samples_eval = smooth_samples_eval
+        check_smoothing(smoothing_sigma, smoothing_samples, "S-PPO")
+        check_smoothing(smoothing_sigma, smoothing_samples_eval, "S-PPO")
+        self.smoothing_sigma = smoothing_sigma
+        self.smoothing_samples = smoothing_samples
+        self.smoothing_samples_eval = smoothing_samples_eval
         self.learning = False
         self._obs: th.Tensor | None = None
         super().__init__(*args, **kwargs)
@@ -61,9 +61,9 @@ class SmoothedActorCriticPolicy(SmoothingSwitch, SmoothActorCriticPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {
             **super()._get_constructor_parameters(),
-            "smooth_sigma": self.smooth_sigma,
-            "smooth_samples": self.smooth_samples,
-            "smooth_samples_eval": self.smooth_samples_eval,
+            "smoothing_sigma": self.smoothing_sigma,
+            "smoothing_samples": self.smoothing_samples,
+            "smoothing_samples_eval": self.smoothing_samples_eval,
         }
 
     @contextmanager
@@ -91,9 +91,9 @@ class SmoothedActorCriticPolicy(SmoothingSwitch, SmoothActorCriticPolicy):
         :param obs: ``(batch, *shape)`` observations
         :return: the median over the noisy copies of the action mean (or logits)
         """
-        m = self.smooth_samples if self.learning else self.smooth_samples_eval
+        m = self.smoothing_samples if self.learning else self.smoothing_samples_eval
         batch = obs.shape[0]
-        noisy = noisy_copies(obs.float(), self.smooth_sigma, m)
+        noisy = noisy_copies(obs.float(), self.smoothing_sigma, m)
         features = BasePolicy.extract_features(self, noisy, self.pi_features_extractor)
         means = self.action_net(self.mlp_extractor.forward_actor(features))
         return means.reshape(m, batch, -1).median(dim=0).values
@@ -112,44 +112,44 @@ class SmoothedActorCriticPolicy(SmoothingSwitch, SmoothActorCriticPolicy):
 class SPPO(PPO):
     """
     S-PPO: smoothrl's PPO (ratio modes, action regularization, gSDE all available) with a
-    median-smoothed actor (:class:`SmoothedActorCriticPolicy`). Rollouts and updates use
-    ``smooth_samples`` noisy copies, ``predict`` outside ``learn`` uses ``smooth_samples_eval``.
+    median-smoothed actor (:class:`SPPOPolicy`). Rollouts and updates use
+    ``smoothing_samples`` noisy copies, ``predict`` outside ``learn`` uses ``smoothing_samples_eval``.
 
     :param args: as for :class:`smoothrl.PPO`
-    :param smooth_sigma: noise standard deviation in the normalized observation space (published: 0.2)
-    :param smooth_samples: noisy copies while learning (published: 20)
-    :param smooth_samples_eval: noisy copies at test time (published: 100)
+    :param smoothing_sigma: noise standard deviation in the normalized observation space (published: 0.2)
+    :param smoothing_samples: noisy copies while learning (published: 20)
+    :param smoothing_samples_eval: noisy copies at test time (published: 100)
     :param kwargs: as for :class:`smoothrl.PPO`
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {  # type: ignore[misc]
         **PPO.policy_aliases,
-        "MlpPolicy": SmoothedActorCriticPolicy,
+        "MlpPolicy": SPPOPolicy,
     }
 
     def __init__(
         self,
         *args: Any,
-        smooth_sigma: float = 0.2,
-        smooth_samples: int = 20,
-        smooth_samples_eval: int = 100,
+        smoothing_sigma: float = 0.2,
+        smoothing_samples: int = 20,
+        smoothing_samples_eval: int = 100,
         **kwargs: Any,
     ) -> None:
-        policy_kwargs = {  # (SmoothedActorCriticPolicy checks them when SB3 builds it)
+        policy_kwargs = {  # (SPPOPolicy checks them when SB3 builds it)
             **(kwargs.pop("policy_kwargs", None) or {}),
-            "smooth_sigma": smooth_sigma,
-            "smooth_samples": smooth_samples,
-            "smooth_samples_eval": smooth_samples_eval,
+            "smoothing_sigma": smoothing_sigma,
+            "smoothing_samples": smoothing_samples,
+            "smoothing_samples_eval": smoothing_samples_eval,
         }
         super().__init__(*args, policy_kwargs=policy_kwargs, **kwargs)
 
     @property
-    def smooth_sigma(self) -> float:
+    def smoothing_sigma(self) -> float:
         """The smoothing noise (read by the attacks and certificates)."""
-        return self.policy.smooth_sigma
+        return self.policy.smoothing_sigma
 
     def learn(self, *args: Any, **kwargs: Any) -> SPPO:
-        """SB3's ``learn``, with ``smooth_samples`` copies per decision throughout."""
+        """SB3's ``learn``, with ``smoothing_samples`` copies per decision throughout."""
         self.policy.learning = True
         try:
             return super().learn(*args, **kwargs)

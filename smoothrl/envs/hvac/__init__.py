@@ -9,10 +9,12 @@ Ids (``gymnasium.make(id, preset=..., split="train"|"test", **overrides)``):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import gymnasium as gym
-from stable_baselines3.common.vec_env import VecEnv
+from smoothrl.envs.registration import register
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env import VecEnv
 
 ENTRY_POINT = "smoothrl.envs.hvac.env:HVACEnv"
 #: id -> constructor keywords fixed by the id (the user may still pass ``preset``).
@@ -26,8 +28,14 @@ HVAC_IDS: dict[str, dict[str, Any]] = {
 def register_ids() -> None:
     """Register the HVAC ids with gymnasium (idempotent)."""
     for env_id, kwargs in HVAC_IDS.items():
-        if env_id not in gym.registry:
-            gym.register(env_id, entry_point=ENTRY_POINT, kwargs=kwargs)
+        register(
+            env_id,
+            ENTRY_POINT,
+            kwargs,
+            vec_entry_point="smoothrl.envs.hvac:make_hvac_vec_env",
+            eval_kwargs={"split": "test"},  # evaluation runs on the test weeks (every 4th week)
+            splits=("train", "test"),
+        )
 
 
 def make_hvac_vec_env(env_id: str, n_envs: int, seed: int | None, **kwargs: Any) -> VecEnv:

@@ -12,8 +12,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from smoothrl.envs.hvac.simulator import HVACSimulator
 from smoothrl.envs.hvac.spec import HVACSpec, load_spec
-from smoothrl.envs.wrappers import ACTION_INFO_KEY
-from smoothrl.episodes import KPI_INFO_KEY
+from smoothrl.envs.keys import ACTION_INFO_KEY, KPI_INFO_KEY
 from smoothrl.errors import SmoothRLError
 
 DEFAULT_PRESET = "office_1zone_denver"

@@ -54,9 +54,9 @@ def attack_run(
     attack: Attack,
     episodes: int | None = None,
     seed: int | None = None,
-    smooth_sigma: float | None = None,
-    smooth_samples: int = 100,
-    smooth_mode: str | None = None,
+    smoothing_sigma: float | None = None,
+    smoothing_samples: int = 100,
+    smoothing_mode: str | None = None,
 ) -> dict[str, Any]:
     """
     Play a run's evaluation episodes with every observation attacked.
@@ -65,9 +65,9 @@ def attack_run(
     :param attack: the attack and its budget
     :param episodes: episodes (default: the run's ``eval_episodes``)
     :param seed: env, attack and smoothing seed (default: run seed + 10000)
-    :param smooth_sigma: act with the model smoothed at this noise (``None``: the model itself)
-    :param smooth_samples: noisy copies per smoothed decision
-    :param smooth_mode: smoothing mode
+    :param smoothing_sigma: act with the model smoothed at this noise (``None``: the model itself)
+    :param smoothing_samples: noisy copies per smoothed decision
+    :param smoothing_mode: smoothing mode
     :return: the evaluation summary plus ``attack``, ``eps``, ``norm``, ``max_perturbation``
         (never above ``eps``), ``mean_action_deviation`` (L2 in [-1, 1] action units, or the
         fraction of changed discrete actions) and ``smoothing``
@@ -76,7 +76,7 @@ def attack_run(
     run = _as_run(run)
     seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
     view = PolicyView(run.model)
-    policy = acting_policy(run, smooth_sigma, smooth_samples, smooth_mode, seed)
+    policy = acting_policy(run, smoothing_sigma, smoothing_samples, smoothing_mode, seed)
     attacked = AttackedPolicy(policy, view, attack, seed)
     summary, _ = evaluate(run, episodes=episodes, seed=seed, policy=attacked)
     summary.update(
@@ -87,8 +87,8 @@ def attack_run(
         max_perturbation=float(max(attacked.perturbation_norms, default=0.0)),
         mean_action_deviation=float(np.mean(attacked.action_deviations)) if attacked.action_deviations else 0.0,
         smoothing=None
-        if smooth_sigma is None
-        else {"sigma": smooth_sigma, "samples": smooth_samples, "mode": getattr(policy, "mode", None)},
+        if smoothing_sigma is None
+        else {"sigma": smoothing_sigma, "samples": smoothing_samples, "mode": getattr(policy, "mode", None)},
     )
     return summary
 
