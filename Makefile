@@ -46,6 +46,7 @@ bench: install
 
 test: install-dev
 	$(VENV)/bin/ruff check smoothrl tests scripts
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: install-dev

@@ -83,7 +83,6 @@ class SmoothnessEvalCallback(BaseCallback):
         self.n_episodes = n_episodes
         self.deterministic = deterministic
         self._next = eval_freq
-        self.last_summary: dict[str, float] | None = None
 
     def _init_callback(self) -> None:
         self._next = (self.model.num_timesteps // self.eval_freq + 1) * self.eval_freq
@@ -99,7 +98,6 @@ class SmoothnessEvalCallback(BaseCallback):
             eval_norm.obs_rms = deepcopy(train_norm.obs_rms)
             eval_norm.ret_rms = deepcopy(train_norm.ret_rms)
         summary = summarize(run_episodes(self.model, self.eval_env, self.n_episodes, self.deterministic))
-        self.last_summary = summary
         self.logger.record("eval/mean_reward", summary["mean_return"])
         self.logger.record("eval/std_reward", summary["std_return"])
         self.logger.record("eval/mean_ep_length", summary["mean_length"])

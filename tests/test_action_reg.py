@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
-from smoothrl.agents.buffers import HistoryRolloutBuffer
-from smoothrl.agents.losses import ActionReg, action_reg_loss, finite_difference
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from smoothrl.agents import PPO
+from smoothrl.agents.buffers import HistoryRolloutBuffer
+from smoothrl.agents.losses import ActionReg, action_reg_loss, finite_difference
 from smoothrl.config import resolve_config
 from smoothrl.errors import SmoothRLError
 from smoothrl.metrics import finite_difference as np_finite_difference

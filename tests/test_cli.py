@@ -221,3 +221,49 @@ def test_eval_controller_bad_input(sac_run: Path):
     )
     assert_user_error(run_cli("eval", sac_run, "--split", "test"), "--split applies to the HVAC envs only")
     assert_user_error(run_cli("eval"), "eval needs RUN_DIR")
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragments"),
+    [
+        (
+            lambda c: c["hyperparams"].update(lerning_rate=0.1),
+            ["'lerning_rate' is not a parameter of sac", "learning_rate"],
+        ),
+        (lambda c: c.update(n_envz=2), ["unknown key 'n_envz'"]),
+        (lambda c: c["hyperparams"].update(batch_size="big"), ["batch_size='big' has the wrong type"]),
+        (lambda c: c.update(smooth_reward={3: 0.1}), ["'smooth_reward' is now spelled smoothness_reward"]),
+    ],
+)
+def test_hand_edited_config_is_validated_by_eval_and_resume(broken_copy: Path, edit, fragments):
+    """A config.yaml edited by hand goes through the same validation as a new run, on every path."""
+    import yaml
+
+    path = broken_copy / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    edit(config)
+    path.write_text(yaml.safe_dump(config))
+    for args in (["eval", broken_copy], ["train", "--resume", "--run-dir", broken_copy, "--timesteps", "900"]):
+        assert_user_error(run_cli(*args), "config.yaml is not a valid run config", *fragments)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--set", "smooth_reward.3=0.1"], "'smooth_reward' is now spelled smoothness_reward"),
+        (["--set", "colored_noise_beta=1"], "'colored_noise_beta' is now spelled noise_type=colored with noise_beta"),
+    ],
+)
+def test_old_config_keys_point_to_the_new_spelling(args: list[str], fragment: str, tmp_path: Path):
+    assert_user_error(
+        run_cli("train", "--algo", "sac", "--env", "Pendulum-v1", *args, "--run-dir", tmp_path / "r"), fragment
+    )
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("old", ["--smooth-sigma", "--smooth-samples", "--smooth-mode"])
+@pytest.mark.parametrize("command", ["eval", "attack"])
+def test_old_cli_options_point_to_the_new_spelling(old: str, command: str, sac_run: Path):
+    new = old.replace("smooth", "smoothing")
+    assert_user_error(run_cli(command, sac_run, old, "0.1"), f"{old} is now {new}")
+    assert_user_error(run_cli(command, sac_run, f"{old}=0.1"), f"{old} is now {new}")

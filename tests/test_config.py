@@ -5,7 +5,6 @@ import torch as th
 import yaml
 from stable_baselines3.common.utils import LinearSchedule
 
-from smoothrl.registry import ALGOS
 from smoothrl.config import (
     RunConfig,
     build_hyperparam,
@@ -16,6 +15,7 @@ from smoothrl.config import (
 )
 from smoothrl.errors import SmoothRLError
 from smoothrl.presets import agent_presets
+from smoothrl.registry import ALGOS
 
 
 def test_preset_keyed_by_env_id_is_the_default():

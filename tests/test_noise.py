@@ -62,7 +62,14 @@ def test_td3_with_colored_noise_keeps_one_generator_per_env():
 
 
 def test_sac_colored_exploration_is_used_only_to_explore(tmp_path):
-    overrides = ["noise_type=colored", "noise_beta=1.0", "n_envs=2", "n_timesteps=300", "learning_starts=100", "gradient_steps=2"]
+    overrides = [
+        "noise_type=colored",
+        "noise_beta=1.0",
+        "n_envs=2",
+        "n_timesteps=300",
+        "learning_starts=100",
+        "gradient_steps=2",
+    ]
     config = resolve_config("sac", "Pendulum-v1", "smoke", overrides)
     env = make_env(config)
     model = make_model(config, env)
@@ -82,4 +89,6 @@ def test_sac_colored_exploration_is_used_only_to_explore(tmp_path):
     loaded = type(model).load(tmp_path / "m.zip", env=env)
     assert loaded.colored_noise_beta == 1.0 and loaded._colored is None  # the generator is not saved
     with pytest.raises(SmoothRLError, match="use_sde"):
-        make_model(resolve_config("sac", "Pendulum-v1", "smoke", ["noise_type=colored", "noise_beta=1.0", "use_sde=true"]), env)
+        make_model(
+            resolve_config("sac", "Pendulum-v1", "smoke", ["noise_type=colored", "noise_beta=1.0", "use_sde=true"]), env
+        )

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import stable_baselines3 as sb3
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.save_util import load_from_pkl
 from stable_baselines3.common.vec_env import VecNormalize
@@ -18,9 +17,7 @@ import smoothrl
 from smoothrl import rundir
 from smoothrl.config import resolve_config
 from smoothrl.errors import SmoothRLError, TrainingInterrupted
-from smoothrl.training import evaluate, load_run, make_env, make_model, model_kwargs, resume, train
-
-from .conftest import TINY
+from smoothrl.training import evaluate, load_run, make_env, resume, train
 
 
 def _scalars(run: Path) -> dict[str, list[float]]:
@@ -108,8 +105,8 @@ class _StopAt(BaseCallback):
         return True
 
 
-def test_interrupt_then_resume_counts_steps(tmp_path: Path):
-    config = resolve_config("sac", "Pendulum-v1", "smoke", TINY)
+def test_interrupt_then_resume_counts_steps(tiny_overrides, tmp_path: Path):
+    config = resolve_config("sac", "Pendulum-v1", "smoke", tiny_overrides)
     run_dir = tmp_path / "run"
     with pytest.raises(TrainingInterrupted, match="--resume"):
         train(config, run_dir, progress_bar=False, callbacks=[_StopAt(450)])
@@ -136,16 +133,16 @@ def test_interrupt_then_resume_counts_steps(tmp_path: Path):
         resume(run_dir, progress_bar=False)
 
 
-def test_existing_run_is_never_overwritten_without_asking(sac_run: Path, tmp_path: Path):
+def test_existing_run_is_never_overwritten_without_asking(tiny_overrides, sac_run: Path, tmp_path: Path):
     copy = tmp_path / "copy"
     shutil.copytree(sac_run, copy)
     before = (copy / "model.zip").read_bytes()
-    config = resolve_config("sac", "Pendulum-v1", "smoke", TINY)
+    config = resolve_config("sac", "Pendulum-v1", "smoke", tiny_overrides)
     with pytest.raises(SmoothRLError, match="--resume .* or --overwrite"):
         train(config, copy, progress_bar=False)
     assert (copy / "model.zip").read_bytes() == before
     # a bad config fails before the old run is touched, even with overwrite
-    bad = resolve_config("dqn", "Pendulum-v1", "smoke", TINY)
+    bad = resolve_config("dqn", "Pendulum-v1", "smoke", tiny_overrides)
     with pytest.raises(SmoothRLError, match="dqn cannot train on Pendulum-v1"):
         train(bad, copy, overwrite=True, progress_bar=False)
     assert (copy / "model.zip").read_bytes() == before
@@ -163,26 +160,6 @@ def test_atomic_write_leaves_old_file_when_writer_fails(tmp_path: Path):
         rundir.atomic_write(target, broken)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["model.zip"]
-
-
-@pytest.mark.parametrize("algo", ["ppo", "a2c", "sac", "td3", "ddpg", "dqn"])
-def test_plain_smoothrl_algorithms_act_like_sb3(algo: str):
-    """With no extension keyword, a smoothrl class learns exactly what the SB3 class learns."""
-    env_id = "CartPole-v1" if algo == "dqn" else "Pendulum-v1"
-    extra = ["learning_starts=50"] if algo in ("sac", "td3", "ddpg", "dqn") else []
-    config = resolve_config(algo, env_id, "smoke", ["n_timesteps=300", *extra])
-    # each model is built and trained in turn: both draw from torch's global RNG, seeded at construction
-    ours = make_model(config, make_env(config))
-    ours.learn(300)
-    sb3_cls = getattr(sb3, type(ours).__name__)
-    assert issubclass(type(ours), sb3_cls)
-    env = make_env(config)
-    theirs = sb3_cls(config.policy, env, seed=config.seed, verbose=0, **model_kwargs(config, env))
-    theirs.learn(300)
-    for a, b in zip(ours.policy.parameters(), theirs.policy.parameters(), strict=True):
-        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
-    obs = make_env(config).reset()
-    np.testing.assert_array_equal(ours.predict(obs, deterministic=True)[0], theirs.predict(obs, deterministic=True)[0])
 
 
 def test_hvac_training_uses_the_batched_env_and_reports_kpis(tmp_path: Path):

@@ -76,16 +76,11 @@ class PolicyView:
                 return policy.get_distribution(obs).distribution.logits
         raise SmoothRLError(f"{self.algo_name} with discrete actions is not supported by the robustness tools")
 
-    def decide(self, out: th.Tensor) -> th.Tensor:
-        """:param out: :meth:`output` of a batch
-        :return: the decision: action indices for discrete actions, the output itself otherwise"""
-        return out.argmax(dim=-1) if self.discrete else out
-
     def to_env(self, decision: th.Tensor) -> np.ndarray:
         """
         The actions to send to the env, post-processed as SB3's ``predict`` does.
 
-        :param decision: :meth:`decide`'s result
+        :param decision: action indices (discrete actions) or the policy's actions
         :return: numpy actions
         """
         actions = decision.detach().cpu().numpy()

@@ -119,7 +119,6 @@ class HVACEnv(gym.Env):
     ) -> None:
         self.render_mode = render_mode
         self.sim, self.codec = _build(preset, discrete, split, 1, spec, overrides)
-        self.spec_hvac = self.sim.spec
         self.action_space = self.codec.space
         self.observation_space = _observation_space(self.sim)
         self._rngs = [np.random.default_rng()]
