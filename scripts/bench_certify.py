@@ -15,19 +15,16 @@ Writes ``results/bench_certify.json`` and prints a table.
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import torch as th
 from rich.console import Console
-from rich.table import Table
 from stable_baselines3 import DQN, PPO
 
+from smoothrl.benchmark import save_results, study_args, table
 from smoothrl.robust.certify import certify_continuous, certify_discrete
 from smoothrl.robust.smoothing import noisy_copies
 from smoothrl.robust.views import PolicyView
-from smoothrl.rundir import atomic_write_json
 
 SIGMA, N, N0 = 0.2, 10_000, 100
 
@@ -59,10 +56,7 @@ def per_sample(view: PolicyView, state: th.Tensor, samples: int = 500) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20 states instead of 100")
-    parser.add_argument("--out", type=Path, default=Path("results/bench_certify.json"))
-    args = parser.parse_args()
+    args = study_args(__doc__, "bench_certify", quick="20 states instead of 100")
     n_states = 20 if args.quick else 100
     th.manual_seed(0)
     models = {
@@ -85,12 +79,8 @@ def main() -> None:
             "speedup_vs_per_state": state_loop / batched,
             "speedup_vs_per_sample": sample_loop / batched,
         }
-    atomic_write_json(args.out, results)
-    table = Table(title=f"certify: {n_states} states x {N:,} samples, sigma {SIGMA}, {th.get_num_threads()} threads")
-    for col in ("policy", "batched ms/state", "per-state ms", "per-sample ms", "x vs per-state", "x vs per-sample"):
-        table.add_column(col, justify="right")
-    for name, row in results["rows"].items():
-        table.add_row(
+    rows = (
+        (
             name,
             f"{row['batched_ms_per_state']:.2f}",
             f"{row['per_state_ms']:.2f}",
@@ -98,8 +88,11 @@ def main() -> None:
             f"{row['speedup_vs_per_state']:.2f}",
             f"{row['speedup_vs_per_sample']:.0f}",
         )
-    Console(width=140).print(table)
-    print(f"wrote {args.out}")
+        for name, row in results["rows"].items()
+    )
+    columns = ("policy", "batched ms/state", "per-state ms", "per-sample ms", "x vs per-state", "x vs per-sample")
+    title = f"certify: {n_states} states x {N:,} samples, sigma {SIGMA}, {th.get_num_threads()} threads"
+    save_results(results, args.out, [table(title, columns, rows)], Console(width=140))
 
 
 if __name__ == "__main__":

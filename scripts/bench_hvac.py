@@ -18,7 +18,6 @@ actions from ``numpy.random.default_rng(0)``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import re
@@ -29,12 +28,11 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
 import smoothrl
+from smoothrl.benchmark import save_results, study_args, table
 from smoothrl.envs.hvac.env import HVACEnv, HVACVectorEnv
 from smoothrl.envs.hvac.weather import resolve_weather
-from smoothrl.rundir import atomic_write_json
 
 TARGET_SINGLE = 20_000
 TARGET_BATCHED = 2_000_000
@@ -104,10 +102,7 @@ def energyplus_week_seconds() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter measurements (about 15 s)")
-    parser.add_argument("--out", type=Path, default=Path("results/bench_hvac.json"))
-    args = parser.parse_args()
+    args = study_args(__doc__, "bench_hvac", quick="shorter measurements (about 15 s)")
     console = Console(width=150)
     steps = 10_000 if args.quick else 50_000
     seconds = 0.5 if args.quick else 2.0
@@ -154,22 +149,18 @@ def main() -> None:
             "batched_speedup_vs_energyplus": max(batched.values()) / (week_zone_steps / eplus_week),
         },
     }
-    atomic_write_json(args.out, results)
-
-    table = Table(title=f"HVAC simulator speed ({'quick' if args.quick else 'full'}; {os.cpu_count()} cpus)")
-    table.add_column("measurement")
-    table.add_column("value", justify="right")
-    table.add_column("ratio", justify="right")
-    table.add_row("single env steps/s (raw)", f"{single_raw:,.0f}", f"{single_raw / TARGET_SINGLE:.2f} x target")
-    table.add_row(
-        "single env steps/s (gymnasium.make)", f"{single_make:,.0f}", f"{single_make / TARGET_SINGLE:.2f} x target"
-    )
-    for key, value in batched.items():
-        table.add_row(f"batched zone-steps/s, {key}", f"{value:,.0f}", f"{value / TARGET_BATCHED:.2f} x target")
-    table.add_row("one week, 5 zones: smoothrl (s)", f"{ours_week:.3f}", f"{eplus_week / ours_week:.1f} x EnergyPlus")
-    table.add_row("one week, 5 zones: EnergyPlus (s)", f"{eplus_week:.3f}", "1.0")
-    console.print(table)
-    console.print(f"wrote {args.out}")
+    rows = [
+        ("single env steps/s (raw)", f"{single_raw:,.0f}", f"{single_raw / TARGET_SINGLE:.2f} x target"),
+        ("single env steps/s (gymnasium.make)", f"{single_make:,.0f}", f"{single_make / TARGET_SINGLE:.2f} x target"),
+        *(
+            (f"batched zone-steps/s, {key}", f"{value:,.0f}", f"{value / TARGET_BATCHED:.2f} x target")
+            for key, value in batched.items()
+        ),
+        ("one week, 5 zones: smoothrl (s)", f"{ours_week:.3f}", f"{eplus_week / ours_week:.1f} x EnergyPlus"),
+        ("one week, 5 zones: EnergyPlus (s)", f"{eplus_week:.3f}", "1.0"),
+    ]
+    title = f"HVAC simulator speed ({'quick' if args.quick else 'full'}; {os.cpu_count()} cpus)"
+    save_results(results, args.out, [table(title, ("measurement", "value", "ratio"), rows)], console)
 
 
 if __name__ == "__main__":

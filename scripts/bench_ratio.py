@@ -23,16 +23,19 @@ Budget: default 3 seeds x (Pendulum 100k, Swingup 100k, HVAC 200k) steps, 2 work
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
-from smoothrl.benchmark import BULLET_PPO_COMMON, Job, run_jobs, t_interval
-from smoothrl.metrics import mean_report
-from smoothrl.rundir import atomic_write_json
+from smoothrl.benchmark import (
+    BULLET_PPO_COMMON,
+    Job,
+    run_jobs,
+    save_results,
+    seed_summary,
+    study_args,
+    t_interval,
+    table,
+)
 
 BULLET_COMMON = (*BULLET_PPO_COMMON, "use_sde=true", "sde_sample_freq=4")
 #: task -> (common overrides, default budget)
@@ -72,23 +75,24 @@ def verdict(rows: dict[str, dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 seed x 20k steps per run")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per mode (default 3, quick 1)")
-    parser.add_argument("--timesteps", type=int, default=None, help="steps per run (default: per task)")
-    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes")
-    parser.add_argument("--workers", type=int, default=2, help="parallel training processes")
-    parser.add_argument("--out", type=Path, default=Path("results/bench_ratio.json"))
-    args = parser.parse_args()
-    seeds = args.seeds or (1 if args.quick else 3)
+    args = study_args(
+        __doc__,
+        "bench_ratio",
+        seeds=(3, 1),
+        timesteps=(None, 20_000),
+        episodes=(10, 10),
+        workers=2,
+        quick="1 seed x 20k steps per run",
+    )
+    seeds = args.seeds
     console = Console(width=160)
-    budgets = {task: args.timesteps or (20_000 if args.quick else steps) for task, (_, steps) in TASKS.items()}
+    budgets = {task: args.timesteps or steps for task, (_, steps) in TASKS.items()}
     jobs = [
         Job(
             key=(task, name, seed),
             algo="ppo",
             env=task,
-            overrides=(*common, *extra),
+            overrides=(*common, *extra, "diagnostics=true"),  # logs pg_grad_norm and ratio_dev_max
             timesteps=budgets[task],
             seed=seed,
             episodes=args.episodes,
@@ -117,33 +121,33 @@ def main() -> None:
     for task in TASKS:
         rows = {}
         for name in VARIANTS:
-            per_seed = [done[(task, name, seed)] for seed in range(seeds)]
-            row = mean_report(per_seed)
-            row["mean_return"], row["return_ci95"] = t_interval([s["mean_return"] for s in per_seed])
-            row["per_seed"] = per_seed
+            row = seed_summary([done[(task, name, seed)] for seed in range(seeds)])
+            row["mean_return"], row["return_ci95"] = t_interval([s["mean_return"] for s in row["per_seed"]])
             rows[name] = row
         results["tasks"][task] = rows
         results["verdicts"][task] = verdict(rows)
-    atomic_write_json(args.out, results)
-
-    for task, rows in results["tasks"].items():
-        table = Table(title=f"{task}: PPO {budgets[task]:,} steps x {seeds} seed(s), {args.episodes} eval episodes")
-        for col in COLUMNS:
-            table.add_column(col, justify="right")
-        for name, row in rows.items():
-            table.add_row(
-                name,
-                f"{row['mean_return']:.1f} ± {row['return_ci95']:.1f}",
-                f"{row['approx_kl']:.4f}",
-                f"{row['ratio_dev_max']:.3f}",
-                f"{row['pg_grad_norm']:.3f}",
-                f"{row['continuity_cost']:.3f}",
-                f"{row['jerk_rms']:.4f}",
-                f"{row['sm']:.5f}",
-            )
-        console.print(table)
-        console.print(results["verdicts"][task])
-    console.print(f"wrote {args.out}")
+    tables = [
+        table(
+            f"{task}: PPO {budgets[task]:,} steps x {seeds} seed(s), {args.episodes} eval episodes; "
+            f"{results['verdicts'][task]}",
+            COLUMNS,
+            (
+                (
+                    name,
+                    f"{row['mean_return']:.1f} ± {row['return_ci95']:.1f}",
+                    f"{row['approx_kl']:.4f}",
+                    f"{row['ratio_dev_max']:.3f}",
+                    f"{row['pg_grad_norm']:.3f}",
+                    f"{row['continuity_cost']:.3f}",
+                    f"{row['jerk_rms']:.4f}",
+                    f"{row['sm']:.5f}",
+                )
+                for name, row in rows.items()
+            ),
+        )
+        for task, rows in results["tasks"].items()
+    ]
+    save_results(results, args.out, tables, console)
 
 
 if __name__ == "__main__":

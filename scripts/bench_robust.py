@@ -26,7 +26,6 @@ steps, 2 episodes. Writes ``results/bench_robust.json`` and ``.png``, and prints
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import tempfile
@@ -37,8 +36,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from smoothrl.benchmark import run_jobs, t_interval
-from smoothrl.rundir import atomic_write_json
+from smoothrl.benchmark import run_jobs, save_results, study_args, t_interval
 
 
 @dataclass(frozen=True)
@@ -207,14 +205,15 @@ def print_tables(results: dict[str, Any], tasks: list[Task], console: Console) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 seed, a quarter of the steps, 2 episodes")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per task (default 3, quick 1)")
-    parser.add_argument("--workers", type=int, default=2, help="parallel processes")
-    parser.add_argument("--out", type=Path, default=Path("results/bench_robust.json"))
-    parser.add_argument("--replot", action="store_true", help="only redraw tables and PNG from --out")
-    args = parser.parse_args()
-    seeds = args.seeds or (1 if args.quick else 3)
+    args = study_args(
+        __doc__,
+        "bench_robust",
+        seeds=(3, 1),
+        workers=2,
+        quick="1 seed, a quarter of the steps, 2 episodes",
+        extra=lambda p: p.add_argument("--replot", action="store_true", help="only redraw tables and PNG from --out"),
+    )
+    seeds = args.seeds
     scale = 0.25 if args.quick else 1.0
     tasks = [replace(t, episodes=2) if args.quick else t for t in TASKS]
     console = Console(width=170)
@@ -244,11 +243,10 @@ def main() -> None:
             row = {label: t_interval([p[label] for p in per_seed]) for label in labels}
             per_agent[agent] = {"returns": row, "per_seed": per_seed}
         results["tasks"][task.env] = per_agent
-    atomic_write_json(args.out, results)
-
+    save_results(results, args.out, [], console)
     print_tables(results, tasks, console)
     plot(results, args.out.with_suffix(".png"))
-    console.print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    console.print(f"wrote {args.out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

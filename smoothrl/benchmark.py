@@ -1,11 +1,14 @@
-"""What the benchmark scripts share: one (config, seed) training job, a process pool with a
-progress bar, and confidence intervals over seeds."""
+"""The skeleton every benchmark script in ``scripts/`` stands on: its command line (``--quick``
+and the budget options), one (config, seed) training job, a process pool with a progress bar,
+aggregation over seeds with confidence intervals, and the JSON + table output. A script declares
+only its tasks, variants and columns."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -15,6 +18,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.progress import Progress
+from rich.table import Table
 from scipy import stats
 
 #: PPO on PyBullet tasks with one common, fast configuration (the benchmarks that compare
@@ -140,3 +144,98 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
         return float(x.mean()) if len(x) else math.nan, math.nan
     half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
     return float(x.mean()), float(half)
+
+
+def study_args(
+    doc: str,
+    name: str,
+    *,
+    seeds: tuple[int, int] | None = None,
+    timesteps: tuple[int | None, int | None] | None = None,
+    episodes: tuple[int, int] | None = None,
+    workers: int | None = None,
+    quick: str = "",
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """
+    Parse a benchmark's command line: ``--quick``, ``--out results/<name>.json`` and, where the
+    study has them, ``--seeds``, ``--timesteps``, ``--episodes`` and ``--workers``. A budget left
+    unset takes its full value, or its quick value with ``--quick``.
+
+    :param doc: the script's docstring (its first line is the description)
+    :param name: the results file's name
+    :param seeds: ``(full, quick)`` seeds per variant
+    :param timesteps: ``(full, quick)`` steps per run (``None``: per task, decided by the script)
+    :param episodes: ``(full, quick)`` evaluation episodes
+    :param workers: default number of parallel processes
+    :param quick: what ``--quick`` does, for ``--help``
+    :param extra: adds the script's own options
+    :return: the parsed arguments, budgets resolved
+    """
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick or "a smaller budget, in minutes")
+    budgets = {"seeds": seeds, "timesteps": timesteps, "episodes": episodes}
+    for option, values in budgets.items():
+        if values is not None:
+            parser.add_argument(
+                f"--{option}", type=int, default=None, help=f"default {values[0]} (--quick: {values[1]})"
+            )
+    if workers is not None:
+        parser.add_argument("--workers", type=int, default=workers, help="parallel training processes")
+    parser.add_argument("--out", type=Path, default=Path(f"results/{name}.json"))
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args()
+    for option, values in budgets.items():
+        if values is not None and getattr(args, option) is None:
+            setattr(args, option, values[1] if args.quick else values[0])
+    return args
+
+
+def seed_summary(per_seed: Sequence[Mapping[str, float]], keys: Iterable[str] = ()) -> dict[str, Any]:
+    """
+    Aggregate one variant's per-seed results: the key-wise mean, ``<key>_std`` for ``keys``, and
+    the per-seed values themselves.
+
+    :param per_seed: one result per seed
+    :param keys: the keys whose standard deviation over seeds is reported too
+    :return: ``{key: mean, ..., "<key>_std": std, ..., "per_seed": [...]}``
+    """
+    from smoothrl.metrics import mean_report
+
+    row: dict[str, Any] = mean_report(per_seed)
+    row.update({f"{k}_std": float(np.std([s[k] for s in per_seed])) for k in keys})
+    row["per_seed"] = [dict(s) for s in per_seed]
+    return row
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    """
+    :param title: the table's title (budget and seeds belong in it)
+    :param columns: column names (the first is left-aligned)
+    :param rows: formatted cells
+    :return: a rich table
+    """
+    out = Table(title=title)
+    for i, col in enumerate(columns):
+        out.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        out.add_row(*row)
+    return out
+
+
+def save_results(results: Mapping[str, Any], out: Path, tables: Iterable[Table], console: Console) -> None:
+    """
+    Write ``results`` to ``out`` (atomically) and print the tables.
+
+    :param results: JSON-serializable results (``settings`` first: budget, seeds, commands)
+    :param out: ``results/<name>.json``
+    :param tables: what to print
+    :param console: where
+    """
+    from smoothrl.rundir import atomic_write_json
+
+    atomic_write_json(out, results)
+    for t in tables:
+        console.print(t)
+    console.print(f"wrote {out}")
