@@ -324,6 +324,63 @@ def _print_certificate(summary: dict[str, Any], title: str) -> None:
     console.print(table)
 
 
+@app.command()
+@user_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `smoothrl train`.")],
+    out: Annotated[Path, typer.Option(help="The artefact directory to write.")],
+    format_: Annotated[str, typer.Option("--format", help="onnx (what `deploy` loads) or torchscript.")] = "onnx",
+    smoothing_sigma: Annotated[
+        float | None, typer.Option(help="Put randomized smoothing at this noise in the graph (default: S-PPO/S-DQN's).")
+    ] = None,
+    smoothing_samples: Annotated[int | None, typer.Option(help="Noisy copies per smoothed decision.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the graph's fixed smoothing noise.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an artefact already in --out.")] = False,
+) -> None:
+    """Export a run to a self-contained policy artefact (policy.onnx + manifest.json) for `smoothrl deploy`."""
+    from smoothrl.export import export_run
+
+    path = export_run(run_dir, out, format_, smoothing_sigma, smoothing_samples, seed, overwrite)  # type: ignore[arg-type]
+    manifest = json.loads((path / "manifest.json").read_text())
+    smoothing = manifest["smoothing"]
+    extra = f", smoothing sigma {smoothing['sigma']} x {smoothing['samples']}" if smoothing else ""
+    typer.echo(
+        f"wrote {path}/{manifest['file']} and manifest.json ({manifest['source']['algo']} on "
+        f"{manifest['source']['env']}{extra})"
+    )
+
+
+@app.command()
+@user_errors
+def deploy(
+    artefact: Annotated[Path, typer.Argument(help="An artefact directory written by `smoothrl export`.")],
+    hardware: Annotated[str, typer.Option(help="Controller profile: hardware/NAME.yaml or a shipped NAME.")],
+    duration: Annotated[float | None, typer.Option(help="Seconds to run (lock-step: simulated seconds).")] = None,
+    lockstep: Annotated[
+        bool | None, typer.Option("--lockstep/--realtime", help="Sim backend: step per command, or in real time.")
+    ] = None,
+    speedup: Annotated[float, typer.Option(help="Real-time sim: run this many times faster than the clock.")] = 1.0,
+    log: Annotated[Path | None, typer.Option(help="Write a per-period CSV log here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
+    """Run an artefact on hardware (or its simulator) at the profile's rate, behind the safety filter."""
+    from smoothrl.hardware.deploy import deploy as run_deploy
+
+    summary = run_deploy(artefact, hardware, duration, lockstep, speedup, log, status=None if as_json else console)
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    table = Table(title=f"deploy: {artefact} on {summary['profile']}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if key not in ("profile", "interventions"):
+            table.add_row(key, _fmt(value))
+    for key, value in summary["interventions"].items():
+        table.add_row(f"interventions: {key}", str(value))
+    console.print(table)
+
+
 @app.command("list")
 @user_errors
 def list_(

@@ -1,0 +1,16 @@
+"""The deployment runtime: an exported policy artefact driving hardware at a fixed rate, safely.
+
+Runs on a controller that has numpy, onnxruntime and PyYAML, and no torch or SB3 (tested):
+
+- :mod:`~smoothrl.hardware.artefact`: load ``policy.onnx`` + ``manifest.json``, check a profile
+  against it, and act (keeping the action history the policy observes);
+- :mod:`~smoothrl.hardware.profile`: a controller profile (``hardware/*.yaml``): backend,
+  control period, observation checks, command limits, bring-up, watchdog;
+- :mod:`~smoothrl.hardware.safety`: the safety filter between policy and hardware (bounds, rate
+  and jerk limits that always hold, low-pass, safe action) and the bring-up sequence;
+- :mod:`~smoothrl.hardware.interface`: ``HardwareInterface``, a lifecycle like ros2_control's;
+- :mod:`~smoothrl.hardware.loop`: the fixed-rate loop on absolute deadlines, with its watchdog,
+  latched emergency stop, timing figures and log;
+- :mod:`~smoothrl.hardware.backends`: ``sim`` (an env in its own process, real time or
+  lock-step).
+"""

@@ -1,0 +1,167 @@
+"""A policy artefact (``policy.onnx`` + ``manifest.json``, written by ``smoothrl export``) at run time.
+
+numpy and onnxruntime only. :class:`Artefact` checks the manifest and the file's hash, and
+:class:`ArtefactPolicy` acts: it builds the observation the policy expects from the sensors'
+(appending the action history for runs trained with ``smoothness_reward``; the history restarts
+at zero at every activation, as at an episode start) and returns the action.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smoothrl.errors import SmoothRLError
+
+MANIFEST = "manifest.json"
+#: the manifest layout this runtime reads
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Artefact:
+    """
+    A loaded artefact directory.
+
+    :param path: the directory
+    :param manifest: its ``manifest.json``
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Artefact:
+        """
+        :param path: an artefact directory written by ``smoothrl export``
+        :return: the artefact
+        :raises SmoothRLError: for a missing, foreign or tampered artefact
+        """
+        path = Path(path)
+        manifest_path = path / MANIFEST
+        if not manifest_path.is_file():
+            raise SmoothRLError(
+                f"{path} has no {MANIFEST}, so it is not a policy artefact; run `smoothrl export` first"
+            )
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise SmoothRLError(f"{manifest_path} is not valid JSON; export the run again") from None
+        if manifest.get("manifest_version") != MANIFEST_VERSION:
+            raise SmoothRLError(
+                f"{manifest_path} has layout version {manifest.get('manifest_version')!r}, this runtime reads "
+                f"{MANIFEST_VERSION}; export the run again with this smoothrl"
+            )
+        policy_file = path / manifest["file"]
+        if not policy_file.is_file():
+            raise SmoothRLError(f"{path} lacks {manifest['file']}; export the run again")
+        if hashlib.sha256(policy_file.read_bytes()).hexdigest() != manifest["sha256"]:
+            raise SmoothRLError(f"{policy_file} does not match its manifest's hash; export the run again")
+        return cls(path, manifest)
+
+    @property
+    def discrete(self) -> bool:
+        """Whether the action is an index."""
+        return self.manifest["action_space"]["type"] == "Discrete"
+
+    @property
+    def action_dim(self) -> int:
+        """Command channels."""
+        space = self.manifest["action_space"]
+        return 1 if self.discrete else int(np.prod(space["shape"]))
+
+    @property
+    def sensors(self) -> int:
+        """Observation channels the hardware provides (the policy's input minus the augmentations)."""
+        return int(self.manifest["observation_space"]["sensors"])
+
+    @property
+    def control_period_s(self) -> float | None:
+        """The env's step, when it has one."""
+        return self.manifest.get("control_period_s")
+
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """:return: ``(low, high)`` of the action (indices ``start .. start + n - 1`` when discrete)"""
+        space = self.manifest["action_space"]
+        if self.discrete:
+            return np.array([space["start"]], dtype=float), np.array([space["start"] + space["n"] - 1], dtype=float)
+        return np.asarray(space["low"], dtype=float), np.asarray(space["high"], dtype=float)
+
+    def policy(self) -> ArtefactPolicy:
+        """:return: a fresh policy (its own onnxruntime session and action history)"""
+        if self.manifest["format"] != "onnx":
+            raise SmoothRLError(
+                f"{self.path} holds a {self.manifest['format']} graph; the runtime loads ONNX: "
+                "export with --format onnx"
+            )
+        return ArtefactPolicy(self)
+
+
+class ArtefactPolicy:
+    """
+    Sensor observation -> action through the artefact's ONNX graph (one onnxruntime session).
+
+    :param artefact: the loaded artefact
+    """
+
+    def __init__(self, artefact: Artefact) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # one decision per period: threads cost more than they give
+        options.inter_op_num_threads = 1
+        self.artefact = artefact
+        self.session = ort.InferenceSession(
+            str(artefact.path / artefact.manifest["file"]), options, providers=["CPUExecutionProvider"]
+        )
+        self.input_name = artefact.manifest["input"]["name"]
+        history = [a for a in artefact.manifest["augmentations"] if a["kind"] == "action_history"]
+        self.history_k = int(history[0]["k"]) if history else 0
+        self.history_dim = int(history[0]["dim"]) if history else 0
+        self.low, self.high = artefact.action_bounds()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the action history (at activation: as at an episode start)."""
+        self.history = np.zeros((self.history_k, self.history_dim), dtype=np.float32)
+
+    def observation(self, sensors: np.ndarray) -> np.ndarray:
+        """
+        :param sensors: ``(sensors,)`` raw observation from the hardware
+        :return: ``(1, input size)`` what the graph takes
+        """
+        sensors = np.asarray(sensors, dtype=np.float32).ravel()
+        if sensors.size != self.artefact.sensors:
+            raise SmoothRLError(
+                f"the hardware gave {sensors.size} observation values, the policy expects {self.artefact.sensors}"
+            )
+        if self.history_k == 0:
+            return sensors[None]
+        return np.concatenate([sensors, self.history.ravel()])[None]
+
+    def act(self, sensors: np.ndarray) -> np.ndarray:
+        """
+        :param sensors: raw observation
+        :return: the policy's action (``(dim,)`` float64, or ``(1,)`` index), before the safety filter
+        """
+        out = self.session.run(None, {self.input_name: self.observation(sensors)})[0]
+        return np.asarray(out, dtype=np.float64).reshape(-1)
+
+    def sent(self, command: np.ndarray) -> None:
+        """
+        Record the command the hardware received, for the action history (normalized to ``[0, 1]``
+        by the action bounds, as ``info["action_unit"]`` was in training).
+
+        :param command: what was written
+        """
+        if self.history_k == 0:
+            return
+        unit = (np.clip(np.asarray(command, dtype=np.float64).ravel(), self.low, self.high) - self.low) / (
+            self.high - self.low
+        )
+        self.history = np.concatenate([self.history[1:], unit[None].astype(np.float32)])

@@ -1,0 +1,33 @@
+"""Hardware backends: what a profile's ``backend:`` names.
+
+``sim``: a gymnasium / smoothrl env in its own process (:mod:`smoothrl.hardware.backends.sim`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from smoothrl.errors import SmoothRLError
+
+if TYPE_CHECKING:
+    from smoothrl.hardware.interface import HardwareInterface
+    from smoothrl.hardware.profile import HardwareProfile
+
+BACKENDS = ("sim",)
+
+
+def make_interface(profile: HardwareProfile, lockstep: bool | None = None, speedup: float = 1.0) -> HardwareInterface:
+    """
+    The hardware interface a profile names.
+
+    :param profile: the controller profile
+    :param lockstep: override the profile's lock-step setting (sim backend)
+    :param speedup: run a real-time sim this many times faster than the wall clock
+    :return: the (unconfigured) interface
+    :raises SmoothRLError: for an unknown backend
+    """
+    if profile.backend == "sim":
+        from smoothrl.hardware.backends.sim import SimInterface
+
+        return SimInterface(profile.sim, profile.control_period_s, lockstep=lockstep, speedup=speedup)
+    raise SmoothRLError(f"unknown backend {profile.backend!r} in {profile.path}; use one of: {', '.join(BACKENDS)}")

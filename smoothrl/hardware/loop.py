@@ -1,0 +1,402 @@
+"""The fixed-rate control loop: read -> policy -> safety filter -> write, on absolute deadlines.
+
+Period ``k`` starts at ``t0 + k * period`` (never ``sleep(dt)`` after the work, which drifts).
+Each period the loop reads the newest observation, checks it (finite, in range, not older than
+``max_age_periods``), asks the policy (in a worker thread, so that an inference slower than the
+period cannot hold the hardware: the last command is held and the overrun counted), filters the
+command (:mod:`smoothrl.hardware.safety`) and writes it. Before the policy takes over, the
+bring-up ramps from the safe command to the nominal one and holds it.
+
+The watchdog latches the emergency stop on a stale, missing, non-finite or out-of-range
+observation, a read or write failure, or ``max_overruns`` consecutive overruns: the safe action
+is written within the period, and then the run ends (``on_estop: stop``) or keeps writing the
+safe action until :meth:`ControlLoop.rearm` (``on_estop: hold``). Every period is timed and,
+with a log, written as one CSV row (flushed, so a log is complete up to a fault; the file gets
+its final name when the loop ends).
+
+In lock-step (a simulated backend that advances only when commanded) nothing sleeps and time is
+the simulation's: period ``k`` is at ``k * period``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smoothrl.errors import SmoothRLError
+from smoothrl.hardware.artefact import ArtefactPolicy
+from smoothrl.hardware.interface import HardwareInterface
+from smoothrl.hardware.profile import HardwareProfile
+from smoothrl.hardware.safety import DiscreteSafetyFilter, SafetyFilter
+
+PHASES = ("ramp", "hold", "policy", "estop")
+
+
+@dataclass
+class LoopStats:
+    """Timing and safety figures of a run."""
+
+    periods: int = 0
+    overruns: int = 0
+    period_errors: list[float] = field(default_factory=list)
+    inference_s: list[float] = field(default_factory=list)
+    read_to_write_s: list[float] = field(default_factory=list)
+    obs_age_s: list[float] = field(default_factory=list)
+    estop: str | None = None
+    estops: int = 0
+    stopped_by: str = "duration"
+    interventions: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """:return: JSON-friendly figures (seconds in ms)"""
+
+        def ms(values: list[float], q: float) -> float:
+            return float(np.percentile(values, q) * 1000) if values else float("nan")
+
+        errors = np.abs(self.period_errors) if self.period_errors else np.array([np.nan])
+        return {
+            "periods": self.periods,
+            "overruns": self.overruns,
+            "mean_period_error_ms": float(np.mean(self.period_errors) * 1000) if self.period_errors else float("nan"),
+            "p99_jitter_ms": float(np.percentile(errors, 99) * 1000),
+            "inference_median_ms": ms(self.inference_s, 50),
+            "inference_p99_ms": ms(self.inference_s, 99),
+            "read_to_write_median_ms": ms(self.read_to_write_s, 50),
+            "read_to_write_p99_ms": ms(self.read_to_write_s, 99),
+            "max_obs_age_ms": float(np.max(self.obs_age_s) * 1000) if self.obs_age_s else float("nan"),
+            "estop": self.estop,
+            "estops": self.estops,
+            "stopped_by": self.stopped_by,
+            "interventions": dict(self.interventions),
+        }
+
+
+class DeployLog:
+    """
+    One CSV row per period, flushed as it is written, to ``PATH.partial``; renamed to ``PATH``
+    when closed (an existing ``PATH`` is never overwritten: the caller chooses a new name).
+
+    :param path: the log file
+    :param observations: observation channels
+    :param commands: command channels
+    """
+
+    def __init__(self, path: str | Path, observations: int, commands: int) -> None:
+        self.path = Path(path)
+        if self.path.exists():
+            raise SmoothRLError(f"{self.path} already exists; pass another --log")
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.partial, "w", newline="")  # noqa: SIM115  (closed by close())
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(
+            [
+                "period",
+                "t_s",
+                "phase",
+                "period_error_ms",
+                "inference_ms",
+                "obs_age_ms",
+                *(f"obs_{i}" for i in range(observations)),
+                *(f"raw_{i}" for i in range(commands)),
+                *(f"cmd_{i}" for i in range(commands)),
+                "interventions",
+                "estop",
+            ]
+        )
+
+    def row(self, values: list[Any]) -> None:
+        """:param values: one period's values, in the header's order"""
+        self._writer.writerow(values)
+        self._file.flush()
+
+    def close(self) -> Path:
+        """:return: the final path"""
+        if not self._file.closed:
+            self._file.close()
+            os.replace(self.partial, self.path)
+        return self.path
+
+
+def make_filter(profile: HardwareProfile, low: np.ndarray, high: np.ndarray, discrete: bool, n: int = 0) -> Any:
+    """
+    The safety filter of a profile for an artefact's action space.
+
+    :param profile: the controller profile
+    :param low: the artefact's action lower bounds
+    :param high: its upper bounds
+    :param discrete: whether commands are indices
+    :param n: number of discrete actions
+    :return: a :class:`SafetyFilter` or :class:`DiscreteSafetyFilter`
+    :raises SmoothRLError: when the profile's limits do not fit the artefact's action space
+    """
+    cmd = profile.command
+    if discrete:
+        return DiscreteSafetyFilter(n, int(low[0]), cmd.safe_action)
+    dim = len(low)
+    for name in ("low", "high", "max_rate", "max_jerk", "nominal"):
+        value = getattr(cmd, name)
+        if value is not None and value.size not in (1, dim):
+            raise SmoothRLError(
+                f"{profile.path}: command.{name} has {value.size} values, the policy has {dim} command channels"
+            )
+    if not isinstance(cmd.safe_action, str) and cmd.safe_action.size not in (1, dim):
+        raise SmoothRLError(f"{profile.path}: command.safe_action has {cmd.safe_action.size} values, expected {dim}")
+    lo = low if cmd.low is None else np.broadcast_to(cmd.low, (dim,)).astype(float)
+    hi = high if cmd.high is None else np.broadcast_to(cmd.high, (dim,)).astype(float)
+    if np.any(lo < low - 1e-9) or np.any(hi > high + 1e-9):
+        raise SmoothRLError(
+            f"{profile.path}: command bounds [{lo.tolist()}, {hi.tolist()}] exceed the policy's action bounds "
+            f"[{low.tolist()}, {high.tolist()}]; narrow them"
+        )
+    return SafetyFilter(lo, hi, cmd.max_rate, cmd.max_jerk, cmd.lowpass_alpha, cmd.safe_action)
+
+
+class ControlLoop:
+    """
+    Drive a hardware interface with an artefact policy under a profile.
+
+    :param policy: the artefact's policy
+    :param interface: the hardware
+    :param profile: the controller profile
+    :param log: a per-period log (``None``: none)
+    :param clock: monotonic seconds (tests pass a fake)
+    :param sleep: sleeps seconds (tests pass a fake)
+    """
+
+    def __init__(
+        self,
+        policy: ArtefactPolicy,
+        interface: HardwareInterface,
+        profile: HardwareProfile,
+        log: str | Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.policy = policy
+        self.interface = interface
+        self.profile = profile
+        self.period = profile.control_period_s
+        self.clock, self.sleep = clock, sleep
+        self.log_path = Path(log) if log is not None else None
+        artefact = policy.artefact
+        low, high = artefact.action_bounds()
+        n = int(artefact.manifest["action_space"].get("n", 0))
+        self.filter = make_filter(profile, low, high, artefact.discrete, n)
+        self.stats = LoopStats()
+        self.stop_event = threading.Event()
+        self._rearm = threading.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
+        self._pending: Future | None = None
+        self._consecutive_overruns = 0
+
+    # -- bring-up ---------------------------------------------------------------------------
+
+    def _bringup_commands(self) -> tuple[np.ndarray, np.ndarray]:
+        """The bring-up's start (the safe action; ``hold``: the nominal command) and nominal command."""
+        f, cmd = self.filter, self.profile.command
+        if not isinstance(f, SafetyFilter):
+            return f.last.copy(), f.last.copy()
+        nominal = (f.low + f.high) / 2 if cmd.nominal is None else np.broadcast_to(cmd.nominal, (f.dim,)).astype(float)
+        nominal = f.clip(nominal)
+        if isinstance(cmd.safe_action, str):
+            start = nominal if cmd.safe_action == "hold" else f.clip(np.zeros(f.dim))
+        else:
+            start = f.clip(np.broadcast_to(cmd.safe_action, (f.dim,)).astype(float))
+        return start, nominal
+
+    def _bringup_target(self, t: float, start: np.ndarray, nominal: np.ndarray) -> tuple[str, np.ndarray]:
+        ramp, hold = self.profile.ramp_s, self.profile.hold_s
+        if t < ramp:
+            return "ramp", start + (nominal - start) * (t / ramp)
+        if t < ramp + hold:
+            return "hold", nominal
+        return "policy", nominal
+
+    # -- the watchdog ---------------------------------------------------------------------
+
+    def _estop(self, reason: str) -> np.ndarray:
+        command = self.filter.safe()
+        if self.stats.estop is None:
+            self.stats.estop = reason
+            self.stats.estops += 1
+        try:
+            self.interface.emergency_stop(command)
+        except Exception as e:  # the hardware cannot even take the safe action: tell it, and stop
+            self.interface.on_error(e)
+            self.stats.stopped_by = "estop"
+            self.stop_event.set()
+        return command
+
+    def rearm(self) -> None:
+        """Clear a latched emergency stop: the bring-up runs again from the safe command."""
+        self._rearm.set()
+
+    def _check(self, obs: np.ndarray, stamp: float, now: float) -> str | None:
+        if not np.all(np.isfinite(obs)):
+            return "non-finite observation"
+        p = self.profile
+        if (p.obs_low is not None and np.any(obs < p.obs_low)) or (p.obs_high is not None and np.any(obs > p.obs_high)):
+            return "observation out of range"
+        if not self.interface.lockstep and now - stamp > p.max_age_periods * self.period:
+            return f"stale observation ({(now - stamp) * 1000:.0f} ms old)"
+        return None
+
+    def _decide(self, obs: np.ndarray, deadline: float) -> tuple[np.ndarray | None, float]:
+        """The policy's action, or ``None`` when it missed the period (an overrun)."""
+        if self.interface.lockstep:
+            start = self.clock()
+            return self.policy.act(obs), self.clock() - start
+        if self._pending is not None and not self._pending.done():
+            return None, float("nan")  # still busy with an earlier period's observation
+        start = self.clock()
+        self._pending = self._executor.submit(self.policy.act, obs)
+        try:
+            action = self._pending.result(timeout=max(0.0, deadline - self.clock()))
+        except FutureTimeout:
+            return None, float("nan")
+        return action, self.clock() - start
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, duration_s: float | None = None) -> LoopStats:
+        """
+        Configure, activate, and run until ``duration_s`` (simulated seconds in lock-step), the
+        far end's end, :attr:`stop_event`, or a latched emergency stop with ``on_estop: stop``.
+        Ctrl-C writes the safe action and ends the run cleanly (``stopped_by="interrupt"``).
+
+        :param duration_s: how long (``None``: until stopped)
+        :return: the figures
+        :raises SmoothRLError: when the hardware's channels do not match the policy
+        """
+        artefact = self.policy.artefact
+        channels = self.interface.configure()
+        if channels.observations != artefact.sensors or channels.commands != artefact.action_dim:
+            self.interface.deactivate()
+            raise SmoothRLError(
+                f"the hardware has {channels.observations} observation and {channels.commands} command channels, "
+                f"the policy {artefact.sensors} and {artefact.action_dim}; use a profile for this policy's env"
+            )
+        log = DeployLog(self.log_path, channels.observations, channels.commands) if self.log_path else None
+        try:
+            self.interface.activate()
+            self._loop(duration_s, log)
+        except KeyboardInterrupt:
+            self._estop("interrupted")
+            self.stats.stopped_by = "interrupt"
+        except BaseException as e:
+            self._estop(f"error: {type(e).__name__}")
+            self.interface.on_error(e)
+            raise
+        finally:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self.stats.interventions = {**vars(self.filter.counts), "total": self.filter.counts.total()}
+            try:
+                self.interface.deactivate()
+            finally:
+                if log is not None:
+                    log.close()
+        return self.stats
+
+    def _loop(self, duration_s: float | None, log: DeployLog | None) -> None:
+        period, lockstep = self.period, self.interface.lockstep
+        start_command, nominal = self._bringup_commands()
+        self.filter.reset(start_command)
+        self.policy.reset()
+        t0 = self.clock()
+        phase_t0 = 0.0
+        k = 0
+        while not self.stop_event.is_set():
+            t_k = k * period
+            if duration_s is not None and t_k >= duration_s - 1e-12:
+                return
+            if self.interface.finished:
+                self.stats.stopped_by = "episode end"
+                return
+            deadline = t0 + t_k
+            if not lockstep:
+                self.sleep(max(0.0, deadline - self.clock()))
+            now = self.clock()
+            error = 0.0 if lockstep else now - deadline
+            raw = np.full(self.filter.dim, np.nan)
+            inference = float("nan")
+            if self._rearm.is_set() and self.stats.estop is not None:
+                self._rearm.clear()
+                self.stats.estop = None
+                start_command, phase_t0 = self.filter.last.copy(), t_k
+                self.policy.reset()
+            try:
+                obs, stamp = self.interface.read()
+                obs = np.asarray(obs, dtype=np.float64).ravel()
+                fault = self._check(obs, stamp, now)
+            except Exception as e:
+                obs, stamp, fault = np.full(self.policy.artefact.sensors, np.nan), now, f"read failed ({e})"
+            read_at = self.clock()
+            if fault is None and self.interface.finished:  # the episode ended with the last command
+                self.stats.stopped_by = "episode end"
+                return
+            if self.stats.estop is not None or fault is not None:
+                phase = "estop"
+                command = self._estop(fault or self.stats.estop)  # type: ignore[arg-type]
+            else:
+                phase, target = self._bringup_target(t_k - phase_t0, start_command, nominal)
+                if phase == "policy":
+                    action, inference = self._decide(obs, deadline + period * 0.9 if not lockstep else 0.0)
+                    if action is None:
+                        self.stats.overruns += 1
+                        self._consecutive_overruns += 1
+                        target = self.filter.last.copy()
+                    else:
+                        self._consecutive_overruns = 0
+                        raw = action
+                        target = action
+                command = self.filter(target)
+                if self._consecutive_overruns >= max(1, self.profile.max_overruns):
+                    phase = "estop"
+                    command = self._estop(f"{self._consecutive_overruns} consecutive overruns")
+                else:
+                    try:
+                        self.interface.write(command)
+                    except Exception as e:
+                        phase = "estop"
+                        command = self._estop(f"write failed ({e})")
+                self.policy.sent(command)
+            self.stats.periods += 1
+            self.stats.period_errors.append(error)
+            age = 0.0 if lockstep else max(0.0, now - stamp)
+            self.stats.obs_age_s.append(age)
+            if np.isfinite(inference):
+                self.stats.inference_s.append(inference)
+            self.stats.read_to_write_s.append(self.clock() - read_at)
+            if log is not None:
+                log.row(
+                    [
+                        k,
+                        round(t_k, 9),
+                        phase,
+                        error * 1000,
+                        inference * 1000,
+                        age * 1000,
+                        *obs.tolist(),
+                        *np.broadcast_to(raw, (self.filter.dim,)).tolist(),
+                        *np.asarray(command, dtype=float).tolist(),
+                        self.filter.counts.total(),
+                        self.stats.estop or "",
+                    ]
+                )
+            if not lockstep and self.clock() > deadline + period:
+                self.stats.overruns += 1  # the whole period's work ran past the next deadline
+            if self.stats.estop is not None and self.profile.on_estop == "stop":
+                self.stats.stopped_by = "estop"
+                return
+            k += 1
