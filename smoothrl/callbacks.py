@@ -13,7 +13,7 @@ from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 from smoothrl.envs.keys import ACTION_INFO_KEY
 from smoothrl.episodes import run_episodes, summarize
 from smoothrl.metrics import SMOOTHNESS_KEYS, mean_report, smoothness_report
-from smoothrl.rundir import atomic_write, checkpoint_paths
+from smoothrl.rundir import atomic_write, checkpoint_paths, checkpoint_steps
 
 #: TensorBoard names of the smoothness metrics (``smoothness/*`` in training, ``eval/*`` in evaluation).
 TB_NAMES = {"continuity_cost": "continuity_cost", "jerk_rms": "jerk_rms", "sm": "sm"}
@@ -125,17 +125,14 @@ def save_checkpoint(model, run_dir: str | Path, keep_replay_buffers: int = 1) ->
     vec_normalize = model.get_vec_normalize_env()
     if vec_normalize is not None:
         atomic_write(ckpt.vecnormalize, vec_normalize.save)
-    if getattr(model, "replay_buffer", None) is not None:
+    has_buffer = getattr(model, "replay_buffer", None) is not None
+    if has_buffer:
         atomic_write(ckpt.replay_buffer, model.save_replay_buffer)
-        old = sorted(ckpt.replay_buffer.parent.glob("model_replay_buffer_*_steps.pkl"), key=_steps_of)
-        for path in old[:-keep_replay_buffers]:
-            path.unlink()
     atomic_write(ckpt.model, model.save)
+    if has_buffer:  # only once the new checkpoint is complete are older buffers removed
+        for steps in checkpoint_steps(run_dir, "replay_buffer")[:-keep_replay_buffers]:
+            checkpoint_paths(run_dir, steps).replay_buffer.unlink()
     return model.num_timesteps
-
-
-def _steps_of(path: Path) -> int:
-    return int(path.stem.rsplit("_", 2)[-2])
 
 
 class AtomicCheckpointCallback(BaseCallback):

@@ -189,13 +189,19 @@ def sm(
     return float(per_dim.mean())
 
 
-def switches_per_day(on: ArrayLike, steps_per_day: float) -> np.ndarray:
+def switches_per_day(on: ArrayLike, steps_per_day: float, initial: ArrayLike | None = None) -> np.ndarray:
     """
     On/off transitions of each piece of equipment, per day.
+
+    ``on[t]`` is the state during control step ``t``, so ``T`` samples span ``T / steps_per_day``
+    days. Transitions are counted between consecutive samples, and from ``initial`` (the state
+    before the first step) to ``on[0]`` when it is given: that is how the HVAC simulator counts
+    its ``switches_per_day`` KPI (a test checks that the two agree).
 
     :param on: on/off state trace, shape ``(T,)`` or ``(T, k)`` for ``k`` pieces of equipment;
         any non-zero value counts as "on"
     :param steps_per_day: control steps per simulated day (e.g. 96 for 15-minute steps)
+    :param initial: the state before the first step, shape ``()`` or ``(k,)`` (``None``: unknown)
     :return: switches per day for each piece of equipment, shape ``(k,)``
     """
     s = np.asarray(on) != 0
@@ -206,6 +212,8 @@ def switches_per_day(on: ArrayLike, steps_per_day: float) -> np.ndarray:
     days = len(s) / steps_per_day
     if days == 0:
         return np.full(s.shape[1], np.nan)
+    if initial is not None:
+        s = np.concatenate([np.broadcast_to(np.asarray(initial) != 0, (1, s.shape[1])), s])
     return np.count_nonzero(s[1:] != s[:-1], axis=0) / days
 
 

@@ -25,7 +25,8 @@ TB = "tb"
 CHECKPOINTS = "checkpoints"
 TB_RUN_NAME = "run"
 
-_CKPT_RE = re.compile(r"^model_(\d+)_steps\.zip$")
+#: ``model_<steps>_steps.zip``, ``model_replay_buffer_<steps>_steps.pkl``, ``model_vecnormalize_<steps>_steps.pkl``
+_CKPT_RE = re.compile(r"^model_(?:(replay_buffer|vecnormalize)_)?(\d+)_steps\.(?:zip|pkl)$")
 
 
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
@@ -122,6 +123,21 @@ def checkpoint_paths(run_dir: str | Path, steps: int) -> Checkpoint:
     )
 
 
+def checkpoint_steps(run_dir: str | Path, part: str = "model") -> list[int]:
+    """
+    The steps at which a checkpoint part was saved (the one place checkpoint names are parsed).
+
+    :param run_dir: the run directory
+    :param part: ``"model"``, ``"replay_buffer"`` or ``"vecnormalize"``
+    :return: the steps, ascending
+    """
+    d = Path(run_dir) / CHECKPOINTS
+    if not d.is_dir():
+        return []
+    found = ((m.group(1) or "model", int(m.group(2))) for p in d.iterdir() if (m := _CKPT_RE.match(p.name)))
+    return sorted(steps for kind, steps in found if kind == part)
+
+
 def latest_checkpoint(run_dir: str | Path) -> Checkpoint | None:
     """
     The checkpoint with the most steps, or ``None`` when there is none.
@@ -131,11 +147,8 @@ def latest_checkpoint(run_dir: str | Path) -> Checkpoint | None:
     :param run_dir: the run directory
     :return: the latest checkpoint
     """
-    d = Path(run_dir) / CHECKPOINTS
-    if not d.is_dir():
-        return None
-    steps = [int(m.group(1)) for p in d.iterdir() if (m := _CKPT_RE.match(p.name))]
-    return checkpoint_paths(run_dir, max(steps)) if steps else None
+    steps = checkpoint_steps(run_dir)
+    return checkpoint_paths(run_dir, steps[-1]) if steps else None
 
 
 def next_free_run_dir(root: str | Path, name: str) -> Path:

@@ -323,3 +323,27 @@ def test_unknown_preset_and_split():
         gym.make("smoothrl/HVAC-v0", preset="skyscraper")
     with pytest.raises(SmoothRLError, match="split must be"):
         gym.make("smoothrl/HVAC-v0", split="validation")
+
+
+@pytest.mark.parametrize("env_id", ["smoothrl/HVAC-v0", "smoothrl/HVACDiscrete-v0", "smoothrl/HVACMultiZone-v0"])
+def test_kernel_switch_count_equals_the_metric_on_the_mode_trace(env_id: str):
+    """The KPI ``switches_per_day`` (counted inside the compiled step) and
+    ``metrics.switches_per_day`` (from the on/off trace) are one definition."""
+    from smoothrl import metrics
+
+    env = gym.make(env_id, episode_days=2).unwrapped
+    env.reset(seed=3)
+    env.action_space.seed(3)
+    sim = env.sim
+    rng = np.random.default_rng(3)
+    modes = [sim.plant.mode[0].copy()]
+    info: dict = {}
+    truncated = False
+    while not truncated:
+        action = env.action_space.sample() if rng.random() < 0.3 else np.zeros_like(env.action_space.sample())
+        _, _, _, truncated, info = env.step(action)
+        modes.append(sim.plant.mode[0].copy())
+    on = np.stack(modes) != 0  # the state before the first step, then the state of each step
+    per_zone = metrics.switches_per_day(on[1:], sim.steps_per_day, initial=on[0])
+    assert info["kpis"]["switches_per_day"] == pytest.approx(per_zone.mean())
+    assert per_zone.mean() > 0

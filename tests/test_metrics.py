@@ -71,6 +71,8 @@ def test_switches_per_day_counts_each_equipment():
     on = np.array([[0, 1], [1, 1], [1, 0], [0, 0], [0, 1], [0, 1], [1, 1], [1, 1]])
     # equipment 0 switches 3 times, equipment 1 switches 2 times, over 8 steps = 2 days of 4 steps
     np.testing.assert_allclose(metrics.switches_per_day(on, steps_per_day=4), [1.5, 1.0])
+    # from an initial state: a switch into the first sample counts too
+    np.testing.assert_allclose(metrics.switches_per_day(on, steps_per_day=4, initial=[1, 1]), [2.0, 1.0])
     with pytest.raises(ValueError, match="steps_per_day"):
         metrics.switches_per_day(on, 0)
 
