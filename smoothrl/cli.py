@@ -381,6 +381,33 @@ def deploy(
     console.print(table)
 
 
+bridge_app = typer.Typer(help="Far ends for `smoothrl deploy` to talk to (robots, plants), on loopback by default.")
+app.add_typer(bridge_app, name="bridge")
+
+
+@bridge_app.command("pybullet")
+@user_errors
+def bridge_pybullet(
+    env: Annotated[str, typer.Option(help="The robot: a PyBullet id (any gymnasium / smoothrl id works).")],
+    port: Annotated[int, typer.Option(help="UDP port to listen on.")] = 5555,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean it).")] = "127.0.0.1",
+    lockstep: Annotated[bool, typer.Option("--lockstep/--realtime", help="Step per command, or in real time.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the first episode.")] = 10_000,
+    episodes: Annotated[int | None, typer.Option(help="Stop after this many episodes (default: never).")] = None,
+) -> None:
+    """Run a robot env as the far end of the udp backend (protocol: smoothrl.hardware.backends.udp)."""
+    from smoothrl.envs import check_env_id
+    from smoothrl.hardware.backends.udp import serve_env
+
+    check_env_id(env)
+    typer.echo(f"bridge: {env} on udp://{host}:{port} ({'lock-step' if lockstep else 'real time'}); Ctrl-C stops")
+    try:
+        returns = serve_env(env, port, host, lockstep, seed, episodes=episodes)
+    except OSError as e:
+        raise SmoothRLError(f"cannot listen on udp://{host}:{port}: {e.strerror}; pick another --port") from None
+    typer.echo(json.dumps({"episode_returns": returns}))
+
+
 @app.command("list")
 @user_errors
 def list_(

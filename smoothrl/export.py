@@ -191,20 +191,13 @@ def _check_history_units(config: Any) -> None:
 
 
 def _control_period(config: Any) -> float | None:
-    """Seconds per env step, where the env says (``dt``, ``tau`` or the HVAC step)."""
-    from smoothrl.envs import make_base_env
+    """Seconds per env step, where the env says (:func:`smoothrl.envs.control_period`)."""
+    from smoothrl.envs import control_period, make_base_env
 
     env = make_base_env(config.env, **config.env_kwargs)
     try:
-        unwrapped = env.unwrapped
-        for attr in ("dt", "tau"):
-            value = getattr(unwrapped, attr, None)
-            if isinstance(value, int | float) and value > 0:
-                return float(value)
-        sim = getattr(unwrapped, "sim", None)
-        if sim is not None and hasattr(sim, "dt_h"):
-            return float(sim.dt_h) * 3600.0
-        return None
+        env.reset(seed=config.seed)
+        return control_period(env)
     finally:
         env.close()
 

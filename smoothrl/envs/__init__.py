@@ -126,6 +126,29 @@ def make_base_env(env_id: str, **kwargs) -> gym.Env:
     return gym.make(env_id, **kwargs)
 
 
+def control_period(env: gym.Env) -> float | None:
+    """
+    Seconds per step of an env, where it says: ``dt`` (MuJoCo-style and classic control),
+    ``tau`` (CartPole), the PyBullet scene's ``dt`` (known after the first reset), or the HVAC
+    simulator's step.
+
+    :param env: a (reset) env
+    :return: the period, or ``None`` when the env does not say
+    """
+    unwrapped = env.unwrapped
+    for value in (
+        getattr(unwrapped, "dt", None),
+        getattr(unwrapped, "tau", None),
+        getattr(getattr(unwrapped, "scene", None), "dt", None),
+    ):
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    sim = getattr(unwrapped, "sim", None)
+    if sim is not None and hasattr(sim, "dt_h"):
+        return float(sim.dt_h) * 3600.0
+    return None
+
+
 def list_env_ids() -> dict[str, list[str]]:
     """
     The ids smoothrl supports, grouped.

@@ -91,6 +91,8 @@ class HardwareProfile:
     :param control_period_s: the loop's period
     :param command: the safety filter's limits
     :param sim: the sim backend's settings (``env``, ``env_kwargs``, ``seed``, ``lockstep``)
+    :param udp: the udp backend's settings (``host``, ``port``, ``bind``, ``bind_port``,
+        ``observations``, ``commands``, ``lockstep``, ``timeout_s``)
     :param max_age_periods: an observation older than this many periods is stale
     :param obs_low: lowest plausible observation per channel (``None``: unchecked)
     :param obs_high: highest plausible observation per channel
@@ -107,6 +109,7 @@ class HardwareProfile:
     control_period_s: float
     command: CommandLimits
     sim: dict[str, Any] = field(default_factory=dict)
+    udp: dict[str, Any] = field(default_factory=dict)
     max_age_periods: float = 3.0
     obs_low: np.ndarray | None = None
     obs_high: np.ndarray | None = None
@@ -128,7 +131,7 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
     """
     if not isinstance(data, Mapping):
         raise SmoothRLError(f"{where} is not a hardware profile (a mapping of backend, control_period_s, ...)")
-    top = ("name", "backend", "control_period_s", "sim", "observation", "command", "bringup", "watchdog")
+    top = ("name", "backend", "control_period_s", "sim", "udp", "observation", "command", "bringup", "watchdog")
     unknown = sorted(set(data) - set(top))
     if unknown:
         raise SmoothRLError(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(top)}")
@@ -144,6 +147,13 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
     bringup = _section(data, "bringup", ("ramp_s", "hold_s"), where)
     watchdog = _section(data, "watchdog", ("max_overruns", "on_estop"), where)
     sim = _section(data, "sim", ("env", "env_kwargs", "seed", "lockstep"), where)
+    udp = _section(
+        data, "udp", ("host", "port", "bind", "bind_port", "observations", "commands", "lockstep", "timeout_s"), where
+    )
+    if data["backend"] == "udp":
+        for key in ("port", "observations", "commands"):
+            if not isinstance(udp.get(key), int) or isinstance(udp.get(key), bool) or udp[key] < 0:
+                raise SmoothRLError(f"{where}: the udp backend needs udp.{key}, a non-negative integer")
     safe = cmd.get("safe_action", "hold")
     if not (safe in ("hold", "zero") or isinstance(safe, list | int | float)):
         raise SmoothRLError(f"{where}: command.safe_action must be hold, zero or a vector, got {safe!r}")
@@ -185,6 +195,7 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
         control_period_s=float(period),
         command=limits,
         sim=sim,
+        udp=udp,
         max_age_periods=float(numbers["observation.max_age_periods"]),
         obs_low=_vector(obs.get("low"), "observation.low", where),
         obs_high=_vector(obs.get("high"), "observation.high", where),

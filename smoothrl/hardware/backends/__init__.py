@@ -1,6 +1,7 @@
 """Hardware backends: what a profile's ``backend:`` names.
 
-``sim``: a gymnasium / smoothrl env in its own process (:mod:`smoothrl.hardware.backends.sim`).
+- ``sim``: a gymnasium / smoothrl env in its own process (:mod:`smoothrl.hardware.backends.sim`);
+- ``udp``: a robot bridge over a small binary UDP protocol (:mod:`smoothrl.hardware.backends.udp`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from smoothrl.hardware.interface import HardwareInterface
     from smoothrl.hardware.profile import HardwareProfile
 
-BACKENDS = ("sim",)
+BACKENDS = ("sim", "udp")
 
 
 def make_interface(profile: HardwareProfile, lockstep: bool | None = None, speedup: float = 1.0) -> HardwareInterface:
@@ -30,4 +31,8 @@ def make_interface(profile: HardwareProfile, lockstep: bool | None = None, speed
         from smoothrl.hardware.backends.sim import SimInterface
 
         return SimInterface(profile.sim, profile.control_period_s, lockstep=lockstep, speedup=speedup)
+    if profile.backend == "udp":
+        from smoothrl.hardware.backends.udp import UdpInterface
+
+        return UdpInterface(profile.udp, profile.control_period_s, lockstep=lockstep)
     raise SmoothRLError(f"unknown backend {profile.backend!r} in {profile.path}; use one of: {', '.join(BACKENDS)}")
