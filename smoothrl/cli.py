@@ -408,6 +408,40 @@ def bridge_pybullet(
     typer.echo(json.dumps({"episode_returns": returns}))
 
 
+@bridge_app.command("modbus-hvac")
+@user_errors
+def bridge_modbus_hvac(
+    preset: Annotated[str | None, typer.Option(help="HVAC preset (envs/NAME.yaml; default: the env's).")] = None,
+    env: Annotated[
+        str, typer.Option(help="HVAC id: smoothrl/HVAC-v0 or smoothrl/HVACMultiZone-v0.")
+    ] = "smoothrl/HVAC-v0",
+    port: Annotated[int, typer.Option(help="Modbus TCP port.")] = 5020,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean it).")] = "127.0.0.1",
+    lockstep: Annotated[bool, typer.Option("--lockstep/--realtime", help="Step per command, or in real time.")] = True,
+    speedup: Annotated[float, typer.Option(help="Real time: simulated time runs this many times faster.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the episode's start day.")] = 10_000,
+    split: Annotated[str, typer.Option(help="test (evaluation weeks) or train.")] = "test",
+) -> None:
+    """Run the HVAC simulator behind a Modbus TCP server, as the plant of the modbus backend."""
+    from smoothrl.hardware.backends.modbus import HVACPlantServer
+
+    if env not in ("smoothrl/HVAC-v0", "smoothrl/HVACMultiZone-v0"):
+        raise SmoothRLError(
+            f"--env must be a modulating HVAC id (smoothrl/HVAC-v0, smoothrl/HVACMultiZone-v0), not {env}"
+        )
+    if speedup <= 0:
+        raise SmoothRLError(f"--speedup must be positive, got {speedup}")
+    plant = HVACPlantServer(preset, port, host, lockstep, speedup, seed, split, env)
+    typer.echo(f"plant: {env} on modbus://{host}:{port} ({'lock-step' if lockstep else f'real time x{speedup:g}'})")
+    typer.echo(json.dumps(plant.register_map()))
+    stop = __import__("threading").Event()
+    try:
+        result = plant.serve(stop)
+    except KeyboardInterrupt:
+        result = {"steps": plant.steps, "episode_return": plant.episode_return, "kpis": plant.kpis}
+    typer.echo(json.dumps(result))
+
+
 @app.command("list")
 @user_errors
 def list_(

@@ -59,7 +59,7 @@ def deploy(
     if log is not None and Path(log).exists():
         raise SmoothRLError(f"{log} already exists; pass another --log")
     interface = make_interface(profile, lockstep=lockstep, speedup=speedup)
-    loop = ControlLoop(artefact.policy(), interface, profile, log=log)
+    loop = ControlLoop(artefact.policy(), interface, profile, log=log, speedup=speedup)
     done = threading.Event()
 
     def report() -> None:

@@ -170,6 +170,8 @@ class ControlLoop:
     :param interface: the hardware
     :param profile: the controller profile
     :param log: a per-period log (``None``: none)
+    :param speedup: real time: run the loop this many times faster than the profile's period
+        (with a far end that is sped up as much: a simulated plant)
     :param clock: monotonic seconds (tests pass a fake)
     :param sleep: sleeps seconds (tests pass a fake)
     """
@@ -180,12 +182,16 @@ class ControlLoop:
         interface: HardwareInterface,
         profile: HardwareProfile,
         log: str | Path | None = None,
+        speedup: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.policy = policy
         self.interface = interface
         self.profile = profile
+        if speedup <= 0:
+            raise SmoothRLError(f"--speedup must be positive, got {speedup}")
+        self.speedup = speedup
         self.period = profile.control_period_s
         self.clock, self.sleep = clock, sleep
         self.log_path = Path(log) if log is not None else None
@@ -271,7 +277,8 @@ class ControlLoop:
 
     def run(self, duration_s: float | None = None) -> LoopStats:
         """
-        Configure, activate, and run until ``duration_s`` (simulated seconds in lock-step), the
+        Configure, activate, and run until ``duration_s`` (the profile's seconds: simulated in
+        lock-step or with a speedup), the
         far end's end, :attr:`stop_event`, or a latched emergency stop with ``on_estop: stop``.
         Ctrl-C writes the safe action and ends the run cleanly (``stopped_by="interrupt"``).
 
@@ -280,6 +287,8 @@ class ControlLoop:
         :raises SmoothRLError: when the hardware's channels do not match the policy
         """
         artefact = self.policy.artefact
+        if not self.interface.lockstep:  # wall-clock periods; lock-step periods are simulated time
+            self.period = self.profile.control_period_s / self.speedup
         channels = self.interface.configure()
         if channels.observations != artefact.sensors or channels.commands != artefact.action_dim:
             self.interface.deactivate()
@@ -318,7 +327,8 @@ class ControlLoop:
         k = 0
         while not self.stop_event.is_set():
             t_k = k * period
-            if duration_s is not None and t_k >= duration_s - 1e-12:
+            simulated = t_k * (1.0 if lockstep else self.speedup)  # the profile's seconds
+            if duration_s is not None and simulated >= duration_s - 1e-9:
                 return
             if self.interface.finished:
                 self.stats.stopped_by = "episode end"
@@ -333,7 +343,7 @@ class ControlLoop:
             if self._rearm.is_set() and self.stats.estop is not None:
                 self._rearm.clear()
                 self.stats.estop = None
-                start_command, phase_t0 = self.filter.last.copy(), t_k
+                start_command, phase_t0 = self.filter.last.copy(), simulated
                 self.policy.reset()
             try:
                 obs, stamp = self.interface.read()
@@ -349,7 +359,7 @@ class ControlLoop:
                 phase = "estop"
                 command = self._estop(fault or self.stats.estop)  # type: ignore[arg-type]
             else:
-                phase, target = self._bringup_target(t_k - phase_t0, start_command, nominal)
+                phase, target = self._bringup_target(simulated - phase_t0, start_command, nominal)
                 if phase == "policy":
                     action, inference = self._decide(obs, deadline + period * 0.9 if not lockstep else 0.0)
                     if action is None:

@@ -91,6 +91,11 @@ class HardwareProfile:
     :param control_period_s: the loop's period
     :param command: the safety filter's limits
     :param sim: the sim backend's settings (``env``, ``env_kwargs``, ``seed``, ``lockstep``)
+    :param modbus: the modbus backend's settings (``host``, ``port``, ``unit``, ``commands``,
+        ``lockstep``, ``timeout_s``, ``step_register``, ``command_register``,
+        ``sequence_register``, ``weekday_jan1``)
+    :param obs_channels: where each observation channel comes from (modbus): ``{name, register}``,
+        ``{name, clock}`` or ``{name, constant}``
     :param udp: the udp backend's settings (``host``, ``port``, ``bind``, ``bind_port``,
         ``observations``, ``commands``, ``lockstep``, ``timeout_s``)
     :param max_age_periods: an observation older than this many periods is stale
@@ -110,6 +115,8 @@ class HardwareProfile:
     command: CommandLimits
     sim: dict[str, Any] = field(default_factory=dict)
     udp: dict[str, Any] = field(default_factory=dict)
+    modbus: dict[str, Any] = field(default_factory=dict)
+    obs_channels: list[dict[str, Any]] = field(default_factory=list)
     max_age_periods: float = 3.0
     obs_low: np.ndarray | None = None
     obs_high: np.ndarray | None = None
@@ -131,7 +138,18 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
     """
     if not isinstance(data, Mapping):
         raise SmoothRLError(f"{where} is not a hardware profile (a mapping of backend, control_period_s, ...)")
-    top = ("name", "backend", "control_period_s", "sim", "udp", "observation", "command", "bringup", "watchdog")
+    top = (
+        "name",
+        "backend",
+        "control_period_s",
+        "sim",
+        "udp",
+        "modbus",
+        "observation",
+        "command",
+        "bringup",
+        "watchdog",
+    )
     unknown = sorted(set(data) - set(top))
     if unknown:
         raise SmoothRLError(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(top)}")
@@ -140,7 +158,7 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
     period = data.get("control_period_s")
     if not isinstance(period, int | float) or isinstance(period, bool) or not period > 0:
         raise SmoothRLError(f"{where}: control_period_s must be a positive number of seconds, got {period!r}")
-    obs = _section(data, "observation", ("max_age_periods", "low", "high"), where)
+    obs = _section(data, "observation", ("max_age_periods", "low", "high", "channels"), where)
     cmd = _section(
         data, "command", ("low", "high", "max_rate", "max_jerk", "lowpass_alpha", "safe_action", "nominal"), where
     )
@@ -150,6 +168,15 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
     udp = _section(
         data, "udp", ("host", "port", "bind", "bind_port", "observations", "commands", "lockstep", "timeout_s"), where
     )
+    modbus_keys = ("host", "port", "unit", "commands", "lockstep", "timeout_s", "step_register")
+    modbus = _section(data, "modbus", (*modbus_keys, "command_register", "sequence_register", "weekday_jan1"), where)
+    channels = _channels(obs.get("channels"), where)
+    if data["backend"] == "modbus":
+        for key in ("port", "commands"):
+            if not isinstance(modbus.get(key), int) or isinstance(modbus.get(key), bool) or modbus[key] < 0:
+                raise SmoothRLError(f"{where}: the modbus backend needs modbus.{key}, a non-negative integer")
+        if not channels:
+            raise SmoothRLError(f"{where}: the modbus backend needs observation.channels (a source per channel)")
     if data["backend"] == "udp":
         for key in ("port", "observations", "commands"):
             if not isinstance(udp.get(key), int) or isinstance(udp.get(key), bool) or udp[key] < 0:
@@ -196,6 +223,8 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
         command=limits,
         sim=sim,
         udp=udp,
+        modbus=modbus,
+        obs_channels=channels,
         max_age_periods=float(numbers["observation.max_age_periods"]),
         obs_low=_vector(obs.get("low"), "observation.low", where),
         obs_high=_vector(obs.get("high"), "observation.high", where),
@@ -205,6 +234,29 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
         on_estop=on_estop,
         path=where,
     )
+
+
+def _channels(value: Any, where: str) -> list[dict[str, Any]]:
+    """Check ``observation.channels``: each names exactly one source."""
+    from smoothrl.hardware.backends.modbus import CLOCK_FEATURES
+
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SmoothRLError(f"{where}: observation.channels must be a list of {{name, register | clock | constant}}")
+    out = []
+    for i, channel in enumerate(value):
+        sources = [k for k in ("register", "clock", "constant") if isinstance(channel, Mapping) and k in channel]
+        if not isinstance(channel, Mapping) or len(sources) != 1 or set(channel) - {"name", *sources}:
+            raise SmoothRLError(
+                f"{where}: observation.channels[{i}] must have a name and exactly one of register, clock, constant"
+            )
+        if "register" in channel and (not isinstance(channel["register"], int) or channel["register"] < 0):
+            raise SmoothRLError(f"{where}: observation.channels[{i}].register must be a register address (int >= 0)")
+        if "clock" in channel and channel["clock"] not in CLOCK_FEATURES:
+            raise SmoothRLError(f"{where}: observation.channels[{i}].clock must be one of {', '.join(CLOCK_FEATURES)}")
+        out.append(dict(channel))
+    return out
 
 
 def load_profile(path: str | Path) -> HardwareProfile:

@@ -1,7 +1,8 @@
 """Hardware backends: what a profile's ``backend:`` names.
 
 - ``sim``: a gymnasium / smoothrl env in its own process (:mod:`smoothrl.hardware.backends.sim`);
-- ``udp``: a robot bridge over a small binary UDP protocol (:mod:`smoothrl.hardware.backends.udp`).
+- ``udp``: a robot bridge over a small binary UDP protocol (:mod:`smoothrl.hardware.backends.udp`);
+- ``modbus``: building automation over Modbus TCP (:mod:`smoothrl.hardware.backends.modbus`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from smoothrl.hardware.interface import HardwareInterface
     from smoothrl.hardware.profile import HardwareProfile
 
-BACKENDS = ("sim", "udp")
+BACKENDS = ("sim", "udp", "modbus")
 
 
 def make_interface(profile: HardwareProfile, lockstep: bool | None = None, speedup: float = 1.0) -> HardwareInterface:
@@ -35,4 +36,9 @@ def make_interface(profile: HardwareProfile, lockstep: bool | None = None, speed
         from smoothrl.hardware.backends.udp import UdpInterface
 
         return UdpInterface(profile.udp, profile.control_period_s, lockstep=lockstep)
+    if profile.backend == "modbus":
+        from smoothrl.hardware.backends.modbus import ModbusInterface
+
+        settings = profile.modbus
+        return ModbusInterface(settings, profile.obs_channels, settings["commands"], profile.control_period_s, lockstep)
     raise SmoothRLError(f"unknown backend {profile.backend!r} in {profile.path}; use one of: {', '.join(BACKENDS)}")

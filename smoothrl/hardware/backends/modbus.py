@@ -1,0 +1,371 @@
+"""The ``modbus`` backend (building automation over Modbus TCP, with pymodbus) and its plant.
+
+Values travel as IEEE-754 float32 in two consecutive 16-bit registers, high word first (the
+usual "ABCD" order of building-automation gateways). The profile names every register the
+controller touches::
+
+    modbus:
+      host: 127.0.0.1
+      port: 5020
+      unit: 1                  # the Modbus device id
+      lockstep: true
+      timeout_s: 2.0
+      step_register: 100       # input registers: the plant's step counter (uint32, 2 registers), the
+                               # simulated seconds since Jan 1, 00:00 (uint32, 2 registers) and 1
+                               # once the plant's run has ended (1 register): 100..104
+      command_register: 0      # holding registers: one float32 per command channel ...
+      sequence_register: 2     # ... then a holding register the controller bumps with each command
+    observation:
+      channels:                # in the policy's order; each from a register, the clock or a constant
+        - {name: t_zone, register: 0}
+        - {name: tod_sin, clock: tod_sin}
+        - {name: unused, constant: 0.0}
+
+The client reads input registers and writes only the command and sequence registers the profile
+names; a register the server does not have is one clear error at ``configure``.
+
+``smoothrl bridge modbus-hvac`` runs the HVAC simulator (one building) behind a pymodbus TCP
+server on loopback: every observation channel of the env at input registers ``2 i`` (float32),
+the step counter and the clock at 100 and 102, the heat-pump commands at holding registers
+``2 j`` and the sequence register right after them. Lock-step: each new sequence number steps
+the plant once with the commands written alongside it. Real time: the plant steps every
+``step_minutes / speedup`` with the latest commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import struct
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from smoothrl.errors import SmoothRLError
+from smoothrl.hardware.interface import Channels, HardwareInterface
+
+STEP_REGISTER = 100
+CLOCK_REGISTER = 102
+FINISHED_REGISTER = 104
+#: clock features the runtime computes from the plant's clock register (as the HVAC env does)
+CLOCK_FEATURES = ("tod_sin", "tod_cos", "dow_sin", "dow_cos")
+SECONDS_PER_DAY = 86_400.0
+
+
+def to_registers(values: np.ndarray) -> list[int]:
+    """:param values: floats
+    :return: two 16-bit registers per value, float32 big-endian (high word first)"""
+    raw = struct.pack(f">{len(values)}f", *np.asarray(values, dtype=np.float64).ravel())
+    return list(struct.unpack(f">{2 * len(values)}H", raw))
+
+
+def from_registers(registers: list[int]) -> np.ndarray:
+    """:param registers: an even number of 16-bit registers
+    :return: the float32 values they hold"""
+    raw = struct.pack(f">{len(registers)}H", *registers)
+    return np.asarray(struct.unpack(f">{len(registers) // 2}f", raw), dtype=np.float64)
+
+
+def uint32(registers: list[int]) -> int:
+    """:param registers: two 16-bit registers, high word first
+    :return: the unsigned 32-bit value"""
+    return (int(registers[0]) << 16) | int(registers[1])
+
+
+def clock_feature(name: str, seconds: float, weekday0: int) -> float:
+    """
+    A time feature as the HVAC env computes it.
+
+    :param name: one of :data:`CLOCK_FEATURES`
+    :param seconds: simulated seconds since Jan 1, 00:00
+    :param weekday0: the weekday of Jan 1 (0 Monday)
+    :return: the feature
+    """
+    hour = (seconds % SECONDS_PER_DAY) / 3600.0
+    weekday = (weekday0 + int(seconds // SECONDS_PER_DAY)) % 7
+    tod = 2 * math.pi * hour / 24.0
+    dow = 2 * math.pi * (weekday + hour / 24.0) / 7.0
+    return {"tod_sin": math.sin(tod), "tod_cos": math.cos(tod), "dow_sin": math.sin(dow), "dow_cos": math.cos(dow)}[
+        name
+    ]
+
+
+class ModbusInterface(HardwareInterface):
+    """
+    The controller's side: a pymodbus TCP client.
+
+    :param settings: the profile's ``modbus`` section (see the module docstring)
+    :param channels: the profile's ``observation.channels``
+    :param commands: number of command channels
+    :param period: the control period
+    :param lockstep: override ``settings["lockstep"]``
+    """
+
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        channels: list[dict[str, Any]],
+        commands: int,
+        period: float,
+        lockstep: bool | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sources = channels
+        self.commands = commands
+        self.period = period
+        self.lockstep = bool(settings.get("lockstep", False) if lockstep is None else lockstep)
+        self.unit = int(settings.get("unit", 1))
+        self.timeout = float(settings.get("timeout_s", 2.0))
+        self.step_register = int(settings.get("step_register", STEP_REGISTER))
+        self.command_register = int(settings.get("command_register", 0))
+        self.sequence_register = int(settings.get("sequence_register", self.command_register + 2 * commands))
+        self.weekday0 = int(settings.get("weekday_jan1", 0))
+        registers = [int(c["register"]) for c in channels if "register" in c]
+        self._span = (min(registers), max(registers) + 2) if registers else None
+        self.client: Any = None
+        self.sequence = 0
+        self._last_step = -1
+        self._finished = False
+
+    def _check(self, response: Any, what: str) -> Any:
+        if response is None or response.isError():
+            raise ConnectionError(f"Modbus {what} failed ({response})")
+        return response
+
+    def configure(self) -> Channels:
+        from pymodbus.client import ModbusTcpClient
+
+        host, port = str(self.settings.get("host", "127.0.0.1")), int(self.settings["port"])
+        self.client = ModbusTcpClient(host, port=port, timeout=self.timeout, retries=0)
+        if not self.client.connect():
+            raise SmoothRLError(f"no Modbus server answers at {host}:{port}; start the plant (smoothrl bridge) first")
+        reads = [(self.step_register, 5, "the step, clock and end registers")]
+        if self._span is not None:
+            reads.append((self._span[0], self._span[1] - self._span[0], "the observation registers"))
+        for address, count, what in reads:
+            response = self.client.read_input_registers(address, count=count, device_id=self.unit)
+            if response.isError():
+                self.client.close()
+                raise SmoothRLError(
+                    f"the Modbus server has no input registers {address}..{address + count - 1} ({what}); "
+                    "fix the register map in the profile"
+                )
+        response = self.client.read_holding_registers(
+            self.command_register, count=2 * self.commands, device_id=self.unit
+        )
+        sequence = self.client.read_holding_registers(self.sequence_register, count=1, device_id=self.unit)
+        if response.isError() or sequence.isError():
+            self.client.close()
+            raise SmoothRLError(
+                f"the Modbus server has no holding registers {self.command_register}..{self.sequence_register} "
+                "(commands and sequence); fix the register map in the profile"
+            )
+        self.sequence = int(sequence.registers[0])
+        return Channels(len(self.sources), self.commands, tuple(str(c.get("name", "")) for c in self.sources))
+
+    def activate(self) -> None:
+        """The plant is already running (real time) or waiting for the first command (lock-step)."""
+
+    def _status(self) -> tuple[int, float]:
+        regs = self._check(
+            self.client.read_input_registers(self.step_register, count=5, device_id=self.unit), "read"
+        ).registers
+        self._finished = bool(regs[4])
+        return uint32(regs[:2]), float(uint32(regs[2:4]))
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def read(self) -> tuple[np.ndarray, float]:
+        step, seconds = self._status()
+        if self.lockstep:  # wait for the plant to have taken the last command
+            deadline = time.monotonic() + self.timeout
+            while step <= self._last_step and not self._finished:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the plant did not step")
+                time.sleep(0.0005)
+                step, seconds = self._status()
+        stamp = time.monotonic()
+        if self._span is not None:
+            start, stop = self._span
+            regs = self._check(
+                self.client.read_input_registers(start, count=stop - start, device_id=self.unit), "read"
+            ).registers
+        obs = np.empty(len(self.sources))
+        for i, source in enumerate(self.sources):
+            if "register" in source:
+                offset = int(source["register"]) - self._span[0]  # type: ignore[index]
+                obs[i] = from_registers(regs[offset : offset + 2])[0]
+            elif "clock" in source:
+                obs[i] = clock_feature(source["clock"], seconds, self.weekday0)
+            else:
+                obs[i] = float(source["constant"])
+        self._last_step = step
+        return obs, stamp
+
+    def write(self, command: np.ndarray) -> None:
+        self.sequence = (self.sequence + 1) % 65536
+        values = to_registers(np.asarray(command, dtype=np.float64).ravel())
+        if self.sequence_register == self.command_register + len(values):  # one write: commands, then sequence
+            self._check(
+                self.client.write_registers(self.command_register, [*values, self.sequence], device_id=self.unit),
+                "write",
+            )
+            return
+        self._check(self.client.write_registers(self.command_register, values, device_id=self.unit), "write")
+        self._check(self.client.write_registers(self.sequence_register, [self.sequence], device_id=self.unit), "write")
+
+    def deactivate(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+class HVACPlantServer:
+    """
+    The HVAC simulator (one building) behind a pymodbus TCP server (see the module docstring).
+
+    :param preset: the HVAC preset (``envs/<name>.yaml``)
+    :param port: TCP port
+    :param host: address to bind (loopback by default)
+    :param lockstep: step once per command sequence number; else in real time
+    :param speedup: real time: simulated seconds per wall-clock second / step length
+    :param seed: seed of the episode's start day
+    :param split: ``"test"`` (the evaluation weeks) or ``"train"``
+    :param env_id: the HVAC id (``smoothrl/HVAC-v0`` modulating, ``smoothrl/HVACMultiZone-v0``)
+    :param env_kwargs: more keyword arguments of the env
+    """
+
+    def __init__(
+        self,
+        preset: str | None = None,
+        port: int = 5020,
+        host: str = "127.0.0.1",
+        lockstep: bool = True,
+        speedup: float = 1.0,
+        seed: int = 10_000,
+        split: str = "test",
+        env_id: str = "smoothrl/HVAC-v0",
+        env_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        import gymnasium as gym
+
+        import smoothrl.envs  # noqa: F401  (registers the ids)
+
+        kwargs = {**(env_kwargs or {}), "split": split, **({"preset": preset} if preset else {})}
+        self.env = gym.make(env_id, **kwargs).unwrapped
+        self.sim = self.env.sim
+        self.obs, _ = self.env.reset(seed=seed)
+        self.zones = int(np.prod(self.env.action_space.shape))
+        self.names = list(self.sim.obs_names)
+        self.port, self.host, self.lockstep = port, host, lockstep
+        self.dt = self.sim.dt_h * 3600.0 / speedup
+        self.command = np.zeros(self.zones)
+        self.sequence = 0
+        self.steps = 0
+        self.episode_return = 0.0
+        self.kpis: dict[str, float] | None = None
+        self.finished = threading.Event()
+        self.ready = threading.Event()
+        self._end_read = False  # a controller has seen that the run ended
+        self._lock = threading.Lock()
+
+    @property
+    def sequence_register(self) -> int:
+        """Holding register of the command sequence number (right after the commands)."""
+        return 2 * self.zones
+
+    def register_map(self) -> dict[str, Any]:
+        """:return: the addresses a profile needs, by channel name"""
+        return {
+            "observations": {name: 2 * i for i, name in enumerate(self.names)},
+            "step_register": STEP_REGISTER,
+            "command_register": 0,
+            "sequence_register": self.sequence_register,
+            "weekday_jan1": int(self.sim.profiles["weekday"][0]),
+        }
+
+    def _seconds(self) -> int:
+        return int(self.sim.k[0]) * int(round(self.sim.dt_h * 3600))
+
+    def _step(self) -> None:
+        with self._lock:
+            if self.finished.is_set():
+                return
+            obs, reward, _, truncated, info = self.env.step(self.command.astype(np.float32))
+            self.obs = obs
+            self.steps += 1
+            self.episode_return += reward
+            if truncated:
+                self.kpis = dict(info["kpis"])
+                self.finished.set()
+
+    async def _action(self, fc: int, start: int, address: int, count: int, registers: list, values: Any) -> None:
+        if fc == 4:  # input registers: publish the current state
+            with self._lock:
+                words = to_registers(self.obs)
+                seconds, ended = self._seconds(), self.finished.is_set()
+                status = [self.steps >> 16, self.steps & 0xFFFF, seconds >> 16, seconds & 0xFFFF, int(ended)]
+                if ended and address <= FINISHED_REGISTER < address + count:
+                    self._end_read = True
+            registers[0 - start : len(words) - start] = words
+            registers[STEP_REGISTER - start : FINISHED_REGISTER + 1 - start] = status
+        elif values is not None:  # a write to the holding registers
+            current = list(registers)
+            current[address - start : address - start + len(values)] = list(values)
+            command = from_registers(current[0 - start : 2 * self.zones - start])
+            sequence = int(current[self.sequence_register - start])
+            with self._lock:
+                self.command = np.clip(command, -1.0, 1.0)
+            if sequence != self.sequence:
+                self.sequence = sequence
+                if self.lockstep:
+                    self._step()
+        return None
+
+    async def _serve(self, stop: threading.Event) -> None:
+        from pymodbus.server import ModbusTcpServer
+        from pymodbus.simulator import SimData, SimDevice
+        from pymodbus.simulator.simdata import DataType
+
+        def block(count: int) -> list:
+            return [SimData(0, count=count, datatype=DataType.REGISTERS)]
+
+        bits = [SimData(0, count=1, datatype=DataType.BITS)]
+        device = SimDevice(
+            id=1,
+            simdata=(bits, bits, block(self.sequence_register + 1), block(FINISHED_REGISTER + 1)),
+            action=self._action,
+        )
+        server = ModbusTcpServer(device, address=(self.host, self.port))
+        task = asyncio.create_task(server.serve_forever())
+        await asyncio.sleep(0.05)
+        self.ready.set()
+        next_step = time.monotonic() + self.dt
+        while not stop.is_set() and not task.done() and not self._end_read:
+            await asyncio.sleep(0.005 if self.lockstep else max(0.0, min(0.05, next_step - time.monotonic())))
+            if not self.lockstep and time.monotonic() >= next_step:
+                next_step += self.dt
+                self._step()
+        await server.shutdown()
+        if task.done() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+    def serve(self, stop: threading.Event | None = None) -> dict[str, Any]:
+        """
+        Serve until ``stop`` is set, or until the episode has ended and a controller has read that.
+
+        :param stop: ends the server
+        :return: ``{"steps", "episode_return", "kpis"}``
+        :raises SmoothRLError: when the port is taken
+        """
+        stop = stop or threading.Event()
+        try:
+            asyncio.run(self._serve(stop))
+        except (OSError, RuntimeError) as e:  # pymodbus: RuntimeError("Could not start listen ...")
+            reason = getattr(e, "strerror", None) or str(e)
+            raise SmoothRLError(f"cannot listen on {self.host}:{self.port} ({reason}); pick another --port") from None
+        return {"steps": self.steps, "episode_return": self.episode_return, "kpis": self.kpis}
