@@ -92,6 +92,22 @@ def clock_feature(name: str, seconds: float, weekday0: int) -> float:
     ]
 
 
+#: the most registers one Modbus read may ask for (the protocol's limit is 125)
+MAX_READ = 124
+
+
+def _runs(addresses: list[int]) -> list[tuple[int, int]]:
+    """``(start, count)`` reads covering the float32 pairs at ``addresses``: contiguous, at most
+    :data:`MAX_READ` registers each, never reaching into a gap between channels."""
+    runs: list[list[int]] = []
+    for address in addresses:
+        if runs and address <= runs[-1][1] and address + 2 - runs[-1][0] <= MAX_READ:
+            runs[-1][1] = max(runs[-1][1], address + 2)
+        else:
+            runs.append([address, address + 2])
+    return [(start, stop - start) for start, stop in runs]
+
+
 class ModbusInterface(HardwareInterface):
     """
     The controller's side: a pymodbus TCP client.
@@ -122,8 +138,7 @@ class ModbusInterface(HardwareInterface):
         self.command_register = int(settings.get("command_register", 0))
         self.sequence_register = int(settings.get("sequence_register", self.command_register + 2 * commands))
         self.weekday0 = int(settings.get("weekday_jan1", 0))
-        registers = [int(c["register"]) for c in channels if "register" in c]
-        self._span = (min(registers), max(registers) + 2) if registers else None
+        self._runs = _runs(sorted({int(c["register"]) for c in channels if "register" in c}))
         self.client: Any = None
         self.sequence = 0
         self._last_step = -1
@@ -142,8 +157,7 @@ class ModbusInterface(HardwareInterface):
         if not self.client.connect():
             raise SmoothRLError(f"no Modbus server answers at {host}:{port}; start the plant (smoothrl bridge) first")
         reads = [(self.step_register, 5, "the step, clock and end registers")]
-        if self._span is not None:
-            reads.append((self._span[0], self._span[1] - self._span[0], "the observation registers"))
+        reads += [(start, count, "observation registers") for start, count in self._runs]
         for address, count, what in reads:
             response = self.client.read_input_registers(address, count=count, device_id=self.unit)
             if response.isError():
@@ -189,16 +203,15 @@ class ModbusInterface(HardwareInterface):
                 time.sleep(0.0005)
                 step, seconds = self._status()
         stamp = time.monotonic()
-        if self._span is not None:
-            start, stop = self._span
-            regs = self._check(
-                self.client.read_input_registers(start, count=stop - start, device_id=self.unit), "read"
-            ).registers
+        words: dict[int, int] = {}
+        for start, count in self._runs:
+            response = self.client.read_input_registers(start, count=count, device_id=self.unit)
+            words.update(enumerate(self._check(response, "read").registers, start))
         obs = np.empty(len(self.sources))
         for i, source in enumerate(self.sources):
             if "register" in source:
-                offset = int(source["register"]) - self._span[0]  # type: ignore[index]
-                obs[i] = from_registers(regs[offset : offset + 2])[0]
+                address = int(source["register"])
+                obs[i] = from_registers([words[address], words[address + 1]])[0]
             elif "clock" in source:
                 obs[i] = clock_feature(source["clock"], seconds, self.weekday0)
             else:

@@ -1,0 +1,162 @@
+"""The modbus backend against the HVAC plant server (pymodbus, loopback only): a test week in
+lock-step matches `smoothrl eval`, only the profile's registers are written, bad register maps
+and a restarted server end cleanly."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smoothrl.errors import SmoothRLError
+from smoothrl.hardware.artefact import Artefact
+from smoothrl.hardware.backends.modbus import HVACPlantServer, ModbusInterface, from_registers, to_registers
+from smoothrl.hardware.loop import ControlLoop
+from smoothrl.hardware.profile import load_profile, parse_profile
+
+PROFILE = Path("hardware/modbus_hvac_office.yaml")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def plant():
+    """Starts plant servers in threads; stops them when the test ends."""
+    running: list[tuple[HVACPlantServer, threading.Event, threading.Thread]] = []
+
+    def start(wrap=None, **kwargs) -> HVACPlantServer:
+        """:param wrap: replaces the server's register hook by ``wrap(server, hook)`` before it serves"""
+        server = HVACPlantServer(port=kwargs.pop("port", None) or free_port(), **kwargs)
+        if wrap is not None:
+            server._action = wrap(server, server._action)
+        stop = threading.Event()
+        thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
+        thread.start()
+        assert server.ready.wait(30)
+        running.append((server, stop, thread))
+        return server
+
+    yield start
+    for _, stop, thread in running:
+        stop.set()
+        thread.join(10)
+
+
+def profile_for(port: int, **modbus):
+    data = load_profile(PROFILE)
+    return parse_profile(
+        {
+            "backend": "modbus",
+            "control_period_s": data.control_period_s,
+            "modbus": {**data.modbus, "port": port, **modbus},
+            "observation": {"channels": data.obs_channels, "max_age_periods": 2},
+            "command": {"safe_action": "zero"},
+            "watchdog": {"on_estop": "stop"},
+        },
+        "modbus-test.yaml",
+    )
+
+
+def test_float32_registers_round_trip():
+    values = np.array([21.5, -3.25, 0.1])
+    regs = to_registers(values)
+    assert len(regs) == 6 and all(0 <= r < 65536 for r in regs)
+    np.testing.assert_allclose(from_registers(regs), values.astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def hvac_artefact(tmp_path_factory) -> tuple[Path, Path]:
+    from smoothrl.config import resolve_config
+    from smoothrl.export import export_run
+    from smoothrl.training import train
+
+    root = tmp_path_factory.mktemp("modbus")
+    overrides = [
+        "n_timesteps=2048",
+        "n_envs=4",
+        "eval_freq=0",
+        "checkpoint_freq=0",
+        "eval_episodes=1",
+        "normalize=true",
+    ]
+    run_dir = train(resolve_config("ppo", "smoothrl/HVAC-v0", "smoke", overrides), root / "run", progress_bar=False)
+    return run_dir, export_run(run_dir, root / "art")
+
+
+def test_the_client_builds_the_envs_observation(plant):
+    server = plant()
+    interface = ModbusInterface(profile_for(server.port).modbus, profile_for(server.port).obs_channels, 1, 900.0)
+    interface.configure()
+    for command in (0.3, -0.5, 0.0, 1.0):
+        obs, _ = interface.read()
+        np.testing.assert_allclose(obs, server.obs, atol=1e-5)  # registers (float32) and clock features
+        interface.write(np.array([command]))
+    interface.deactivate()
+    assert server.steps == 4
+
+
+def test_lockstep_week_over_modbus_matches_eval(hvac_artefact, plant, tmp_path: Path):
+    from smoothrl.training import evaluate
+
+    run_dir, artefact = hvac_artefact
+    written: list[int] = []
+
+    def recording(server, hook):
+        async def record(fc, start, address, count, registers, values):
+            if values is not None:
+                written.extend(range(address, address + len(values)))
+            return await hook(fc, start, address, count, registers, values)
+
+        return record
+
+    server = plant(wrap=recording, seed=10_000, split="test")
+    prof = profile_for(server.port)
+    interface = ModbusInterface(prof.modbus, prof.obs_channels, 1, prof.control_period_s)
+    stats = ControlLoop(Artefact.load(artefact).policy(), interface, prof, log=tmp_path / "log.csv").run()
+    reference, _ = evaluate(run_dir, episodes=1)
+    assert stats.stopped_by == "episode end" and stats.periods == 672 and stats.estop is None, stats.summary()
+    for kpi in ("tdis_tot", "ener_tot", "cost_tot", "switches_per_day"):
+        assert server.kpis[kpi] == pytest.approx(reference[kpi], rel=0.01, abs=1e-6), kpi
+    assert set(written) == {0, 1, 2}  # the command's two registers and the sequence register only
+
+
+def test_a_register_map_outside_the_server_is_one_clear_error(plant):
+    server = plant()
+    prof = profile_for(server.port)
+    channels = [*prof.obs_channels[:-1], {"name": "hvac_locked[office]", "register": 200}]
+    with pytest.raises(SmoothRLError, match=r"no input registers 200\.\.201"):
+        ModbusInterface(prof.modbus, channels, 1, 900.0).configure()
+    with pytest.raises(SmoothRLError, match="no holding registers 7..9"):
+        ModbusInterface(
+            {**prof.modbus, "command_register": 7, "sequence_register": 9}, prof.obs_channels, 1, 900.0
+        ).configure()
+    with pytest.raises(SmoothRLError, match="no Modbus server answers"):
+        ModbusInterface({**prof.modbus, "port": free_port()}, prof.obs_channels, 1, 900.0).configure()
+
+
+def test_a_restarted_server_latches_the_estop_and_the_log_is_complete(hvac_artefact, plant, tmp_path: Path):
+    _, artefact = hvac_artefact
+    def dying(server, hook):
+        async def dies(fc, start, address, count, registers, values):
+            if server.steps >= 50:
+                raise ConnectionResetError("plant restarting")
+            return await hook(fc, start, address, count, registers, values)
+
+        return dies
+
+    server = plant(wrap=dying)
+    prof = profile_for(server.port, timeout_s=1.0)
+    interface = ModbusInterface(prof.modbus, prof.obs_channels, 1, prof.control_period_s)
+    loop = ControlLoop(Artefact.load(artefact).policy(), interface, prof, log=tmp_path / "log.csv")
+    stats = loop.run()
+    assert stats.estop is not None and ("read failed" in stats.estop or "write failed" in stats.estop)
+    assert stats.stopped_by == "estop" and 50 <= stats.periods <= 52
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert len(rows) == stats.periods + 1
