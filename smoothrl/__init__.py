@@ -9,9 +9,11 @@ so ``smoothrl.metrics`` and the CLI's ``--help`` stay light.
 from __future__ import annotations
 
 from importlib import import_module
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
-from smoothrl import envs  # noqa: F401  (registers the smoothrl/* env ids; imports gymnasium only)
+if find_spec("smoothrl.envs") is not None:  # absent from the controller's runtime (smoothrl-runtime)
+    from smoothrl import envs  # noqa: F401  (registers the smoothrl/* env ids; imports gymnasium only)
 
 if TYPE_CHECKING:
     from smoothrl.agents import A2C, DDPG, DQN, PPO, SAC, TD3

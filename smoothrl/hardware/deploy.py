@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -84,3 +87,45 @@ def deploy(
     if log is not None:
         summary["log"] = str(log)
     return summary
+
+
+class _Status:
+    """Prints the status line to stderr (the runtime has no rich)."""
+
+    def print(self, line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """
+    ``smoothrl-deploy``: ``smoothrl deploy`` for a controller that has only the runtime installed.
+
+    :param argv: the arguments (default: ``sys.argv[1:]``)
+    :return: the exit code (2 for a user error, 130 when interrupted)
+    """
+    parser = argparse.ArgumentParser(prog="smoothrl-deploy", description="Run an exported policy on hardware.")
+    parser.add_argument("artefact", help="an artefact directory written by `smoothrl export`")
+    parser.add_argument("--hardware", required=True, help="controller profile: a YAML file or a shipped name")
+    parser.add_argument("--duration", type=float, default=None, help="seconds to run")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--lockstep", dest="lockstep", action="store_true", default=None)
+    mode.add_argument("--realtime", dest="lockstep", action="store_false")
+    parser.add_argument("--speedup", type=float, default=1.0, help="run faster than the clock (simulated plants)")
+    parser.add_argument("--log", default=None, help="per-period CSV log")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object only")
+    args = parser.parse_args(argv)
+    try:
+        summary = deploy(
+            args.artefact,
+            args.hardware,
+            args.duration,
+            args.lockstep,
+            args.speedup,
+            args.log,
+            status=None if args.json else _Status(),
+        )
+    except SmoothRLError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    return 130 if summary.get("stopped_by") == "interrupt" else 0
