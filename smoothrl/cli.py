@@ -483,13 +483,21 @@ def list_(
 @app.command()
 @user_errors
 def plot(
-    run_dirs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],
+    run_dirs: Annotated[list[Path] | None, typer.Argument(help="One or more run directories.")] = None,
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("smoothrl.png"),
     seed: Annotated[int | None, typer.Option(help="Seed of the evaluation episode.")] = None,
+    deploy_log: Annotated[Path | None, typer.Option(help="Plot a `deploy --log` file instead of runs.")] = None,
 ) -> None:
-    """Plot learning curves, and action traces with their spectrum from one evaluation episode."""
-    from smoothrl.plotting import plot_runs
+    """Plot learning curves and action traces of runs, or a deployment log (signals, commands, timing)."""
+    from smoothrl.plotting import plot_deploy_log, plot_runs
 
+    if deploy_log is not None:
+        if run_dirs:
+            raise SmoothRLError("give either RUN_DIR ... or --deploy-log, not both")
+        typer.echo(f"wrote {plot_deploy_log(deploy_log, out)}")
+        return
+    if not run_dirs:
+        raise SmoothRLError("plot needs RUN_DIR ... (folders written by `smoothrl train`) or --deploy-log FILE")
     path = plot_runs(list(run_dirs), out, seed=seed)
     typer.echo(f"wrote {path}")
 

@@ -84,3 +84,75 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, seed: int | None = No
     rundir.atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110))
     plt.close(fig)
     return out
+
+
+def read_deploy_log(path: str | Path) -> dict[str, np.ndarray]:
+    """
+    A deployment log written by ``smoothrl deploy --log`` (CSV, one row per period).
+
+    :param path: the log
+    :return: column name -> values (``phase`` and ``estop`` as strings, the rest as floats)
+    :raises SmoothRLError: for a missing or foreign file
+    """
+    import csv
+
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except OSError as e:
+        raise SmoothRLError(f"cannot read deploy log {path}: {e.strerror}; check the path") from None
+    if not rows or rows[0][:3] != ["period", "t_s", "phase"] or len(rows) < 2:
+        raise SmoothRLError(f"{path} is not a deploy log with at least one period; pass a file from `deploy --log`")
+    columns = list(zip(*rows[1:], strict=True))
+    out: dict[str, np.ndarray] = {}
+    for name, values in zip(rows[0], columns, strict=True):
+        out[name] = np.array(values) if name in ("phase", "estop") else np.array(values, dtype=np.float64)
+    return out
+
+
+def plot_deploy_log(path: str | Path, out: str | Path) -> Path:
+    """
+    Draw a deployment: observations, the policy's raw command against the filtered one written,
+    the interventions and e-stops, and a histogram of the period errors.
+
+    :param path: a deploy log
+    :param out: the PNG to write (atomically)
+    :return: the PNG path
+    :raises SmoothRLError: for a bad log or output path
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise SmoothRLError(f"--out must name a .png file, got {out}")
+    log = read_deploy_log(path)
+    t = log["t_s"]
+    fig, (ax_obs, ax_cmd, ax_int, ax_hist) = plt.subplots(4, 1, figsize=(9, 12))
+    for name in (k for k in log if k.startswith("obs_") and k.removeprefix("obs_").isdigit()):
+        ax_obs.plot(t, log[name], lw=1, label=name)
+    for name in (k for k in log if k.startswith("cmd_")):
+        i = name.removeprefix("cmd_")
+        ax_cmd.plot(t, log[f"raw_{i}"], lw=1, alpha=0.6, label=f"policy {i}")
+        ax_cmd.plot(t, log[name], lw=1.2, label=f"written {i}")
+    ax_int.step(t, log["interventions"], where="post", label="interventions (cumulative)")
+    estop = np.array([bool(x) for x in log["estop"]])
+    if estop.any():
+        ax_int.axvline(t[np.argmax(estop)], color="red", ls="--", label="e-stop")
+    errors = log["period_error_ms"]
+    ax_hist.hist(errors[np.isfinite(errors)], bins=50)
+    ax_obs.set(title="Observations", xlabel="t (s)")
+    ax_cmd.set(title="Commands: the policy's and the filtered one written", xlabel="t (s)")
+    ax_int.set(title="Safety filter interventions", xlabel="t (s)")
+    ax_hist.set(title="Period error (wake-up minus deadline)", xlabel="ms", ylabel="periods")
+    for ax in (ax_obs, ax_cmd, ax_int):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    rundir.atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110))
+    plt.close(fig)
+    return out

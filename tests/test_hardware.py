@@ -376,3 +376,13 @@ def test_runtime_runs_without_torch(pendulum_artefact, tmp_path: Path):
     )
     assert out.returncode == 0, out.stderr
     assert "ran without torch" in out.stdout
+
+
+def test_plot_draws_a_deploy_log(tmp_path: Path):
+    hardware = FakeHardware()
+    run(hardware, duration=0.1, log=tmp_path / "log.csv")
+    result = runner.invoke(app, ["plot", "--deploy-log", str(tmp_path / "log.csv"), "--out", str(tmp_path / "d.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    assert_one_line(runner.invoke(app, ["plot", "--deploy-log", str(tmp_path / "bad.csv")]), "not a deploy log")
