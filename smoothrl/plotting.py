@@ -76,7 +76,14 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, seed: int | None = No
         xlabel="frequency (cycles/step)",
         ylabel="amplitude",
     )
-    for ax in (ax_curve, ax_trace, ax_spec):
+    return _save(fig, (ax_curve, ax_trace, ax_spec), out)
+
+
+def _save(fig, axes, out: Path) -> Path:  # noqa: ANN001  (matplotlib objects)
+    """Legends and grids on ``axes``, then the PNG written atomically."""
+    import matplotlib.pyplot as plt
+
+    for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
@@ -148,11 +155,4 @@ def plot_deploy_log(path: str | Path, out: str | Path) -> Path:
     ax_cmd.set(title="Commands: the policy's and the filtered one written", xlabel="t (s)")
     ax_int.set(title="Safety filter interventions", xlabel="t (s)")
     ax_hist.set(title="Period error (wake-up minus deadline)", xlabel="ms", ylabel="periods")
-    for ax in (ax_obs, ax_cmd, ax_int):
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    rundir.atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110))
-    plt.close(fig)
-    return out
+    return _save(fig, (ax_obs, ax_cmd, ax_int), out)

@@ -188,7 +188,7 @@ class UdpInterface(HardwareInterface):
             packet = self.receiver.accept(data, sender)
             if packet is not None and packet.kind == OBSERVATION:
                 self._latest, got = packet, True
-                self._finished = bool(packet.flags & EPISODE_END)
+                self._finished = self.lockstep and bool(packet.flags & EPISODE_END)  # real time: the robot goes on
             self.sock.settimeout(0.0)
 
     def activate(self) -> None:
@@ -294,6 +294,7 @@ def serve_env(
                 if packet is not None and packet.kind == HELLO and (controller in (None, tuple(sender[:2]))):
                     controller = tuple(sender[:2])  # type: ignore[assignment]
                     receiver.peer = controller
+                    stamp = time.monotonic()  # the sensors are read now
                     send()
                 elif packet is not None and packet.kind == COMMAND:
                     command = packet.values if not discrete else packet.values[:1]
@@ -308,7 +309,10 @@ def serve_env(
                             send()
             if not lockstep and time.monotonic() >= next_step:
                 next_step += dt
-                if command is not None and controller is not None:
+                if controller is not None and command is None:  # no command yet: the robot stands still
+                    stamp = time.monotonic()
+                    send()
+                elif command is not None and controller is not None:
                     step()
                     flags = EPISODE_END if ended else 0
                     if ended:
