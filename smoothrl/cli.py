@@ -336,11 +336,15 @@ def export(
     smoothing_samples: Annotated[int | None, typer.Option(help="Noisy copies per smoothed decision.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the graph's fixed smoothing noise.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an artefact already in --out.")] = False,
+    certify: Annotated[bool, typer.Option(help="Attach `smoothrl certify` numbers for the graph's smoothing.")] = False,
+    certify_samples: Annotated[int, typer.Option(help="With --certify: noise samples per state.")] = 10_000,
+    certify_states: Annotated[int, typer.Option(help="With --certify: states to certify.")] = 100,
 ) -> None:
     """Export a run to a self-contained policy artefact (policy.onnx + manifest.json) for `smoothrl deploy`."""
     from smoothrl.export import export_run
 
-    path = export_run(run_dir, out, format_, smoothing_sigma, smoothing_samples, seed, overwrite)  # type: ignore[arg-type]
+    options = {"samples": certify_samples, "n_states": certify_states} if certify else None
+    path = export_run(run_dir, out, format_, smoothing_sigma, smoothing_samples, seed, overwrite, options)  # type: ignore[arg-type]
     manifest = json.loads((path / "manifest.json").read_text())
     smoothing = manifest["smoothing"]
     extra = f", smoothing sigma {smoothing['sigma']} x {smoothing['samples']}" if smoothing else ""
@@ -423,7 +427,7 @@ def bridge_modbus_hvac(
     split: Annotated[str, typer.Option(help="test (evaluation weeks) or train.")] = "test",
 ) -> None:
     """Run the HVAC simulator behind a Modbus TCP server, as the plant of the modbus backend."""
-    from smoothrl.hardware.backends.modbus import HVACPlantServer
+    from smoothrl.hardware.backends.hvac_plant import HVACPlantServer
 
     if env not in ("smoothrl/HVAC-v0", "smoothrl/HVACMultiZone-v0"):
         raise SmoothRLError(

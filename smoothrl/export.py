@@ -250,6 +250,7 @@ def export_run(
     smoothing_samples: int | None = None,
     seed: int = 0,
     overwrite: bool = False,
+    certify: dict[str, Any] | None = None,
 ) -> Path:
     """
     Write a run's artefact directory (``policy.onnx`` or ``policy.pt``, ``manifest.json``).
@@ -265,6 +266,9 @@ def export_run(
     :param smoothing_samples: see :func:`build_policy`
     :param seed: seed of the smoothing noise tensor
     :param overwrite: replace an existing artefact directory
+    :param certify: attach ``smoothrl certify``'s numbers for the artefact's smoothing to the
+        manifest: keyword arguments of :func:`smoothrl.robustness.certify_run` (``samples``,
+        ``n_states``, ``alpha``, ...); needs smoothing in the graph
     :return: the artefact directory
     :raises SmoothRLError: for bad input, with what to do about it
     """
@@ -277,6 +281,21 @@ def export_run(
     run = load_run(run_dir, device="cpu")
     config = run.config
     module, env = build_policy(run, smoothing_sigma, smoothing_samples, seed)
+    certificate = None
+    if certify is not None:
+        if module.smoothing is None:
+            env.close()
+            raise SmoothRLError(
+                "--certify needs smoothing in the graph: pass --smoothing-sigma (or an S-PPO/S-DQN run)"
+            )
+        from smoothrl.robustness import certify_run
+
+        options = {"samples": 10_000, "n_states": 100, **certify}
+        certificate = certify_run(run, module.smoothing.sigma, **options)
+        certificate["note"] = (
+            "certificate of the policy smoothed with fresh noise at this sigma; the artefact decides with a "
+            "fixed draw of its noisy copies"
+        )
     try:
         history = _history(env)
         obs_space = env.observation_space
@@ -330,6 +349,7 @@ def export_run(
             ),
             "normalization": normalization,
             "smoothing": None if module.smoothing is None else vars(module.smoothing),
+            "certificate": certificate,
             "control_period_s": _control_period(config),
             "source": {
                 "run_dir": str(Path(run_dir).resolve()),

@@ -170,3 +170,16 @@ def test_export_refuses_what_it_cannot_hold(tmp_path: Path, sac_run: Path):
     with pytest.raises(SmoothRLError, match="does not match its manifest's hash"):
         Artefact.load(tmp_path / "b")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp folders left
+
+
+def test_certify_attaches_the_certificate_of_the_graphs_smoothing(tmp_path: Path):
+    run_dir = tiny(tmp_path, "dqn", "CartPole-v1", [])
+    art = export_run(
+        run_dir, tmp_path / "art", smoothing_sigma=0.1, smoothing_samples=8, certify={"samples": 200, "n_states": 3}
+    )
+    certificate = json.loads((art / "manifest.json").read_text())["certificate"]
+    assert certificate["sigma"] == pytest.approx(0.1) and certificate["states"] == 3 and certificate["samples"] == 200
+    assert certificate["kind"] == "discrete" and "fixed draw" in certificate["note"]
+    with pytest.raises(SmoothRLError, match="--certify needs smoothing"):
+        export_run(run_dir, tmp_path / "b", certify={"samples": 100})
+    assert not (tmp_path / "b").exists()

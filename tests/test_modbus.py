@@ -13,7 +13,8 @@ import pytest
 
 from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.artefact import Artefact
-from smoothrl.hardware.backends.modbus import HVACPlantServer, ModbusInterface, from_registers, to_registers
+from smoothrl.hardware.backends.hvac_plant import HVACPlantServer
+from smoothrl.hardware.backends.modbus import ModbusInterface, from_registers, to_registers
 from smoothrl.hardware.loop import ControlLoop
 from smoothrl.hardware.profile import load_profile, parse_profile
 

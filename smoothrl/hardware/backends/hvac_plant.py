@@ -1,0 +1,168 @@
+"""The plant of the ``modbus`` backend: the HVAC simulator (one building) behind a pymodbus TCP
+server, for ``smoothrl bridge modbus-hvac`` and the tests. It runs on the development machine
+(it imports the simulator); the register layout is in :mod:`smoothrl.hardware.backends.modbus`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from smoothrl.errors import SmoothRLError
+from smoothrl.hardware.backends.modbus import (
+    FINISHED_REGISTER,
+    STEP_REGISTER,
+    from_registers,
+    to_registers,
+)
+
+
+class HVACPlantServer:
+    """
+    The HVAC simulator (one building) behind a pymodbus TCP server (see the module docstring).
+
+    :param preset: the HVAC preset (``envs/<name>.yaml``)
+    :param port: TCP port
+    :param host: address to bind (loopback by default)
+    :param lockstep: step once per command sequence number; else in real time
+    :param speedup: real time: simulated seconds per wall-clock second / step length
+    :param seed: seed of the episode's start day
+    :param split: ``"test"`` (the evaluation weeks) or ``"train"``
+    :param env_id: the HVAC id (``smoothrl/HVAC-v0`` modulating, ``smoothrl/HVACMultiZone-v0``)
+    :param env_kwargs: more keyword arguments of the env
+    """
+
+    def __init__(
+        self,
+        preset: str | None = None,
+        port: int = 5020,
+        host: str = "127.0.0.1",
+        lockstep: bool = True,
+        speedup: float = 1.0,
+        seed: int = 10_000,
+        split: str = "test",
+        env_id: str = "smoothrl/HVAC-v0",
+        env_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        import gymnasium as gym
+
+        import smoothrl.envs  # noqa: F401  (registers the ids)
+
+        kwargs = {**(env_kwargs or {}), "split": split, **({"preset": preset} if preset else {})}
+        self.env = gym.make(env_id, **kwargs).unwrapped
+        self.sim = self.env.sim
+        self.obs, _ = self.env.reset(seed=seed)
+        self.zones = int(np.prod(self.env.action_space.shape))
+        self.names = list(self.sim.obs_names)
+        self.port, self.host, self.lockstep = port, host, lockstep
+        self.dt = self.sim.dt_h * 3600.0 / speedup
+        self.command = np.zeros(self.zones)
+        self.sequence = 0
+        self.steps = 0
+        self.episode_return = 0.0
+        self.kpis: dict[str, float] | None = None
+        self.finished = threading.Event()
+        self.ready = threading.Event()
+        self._end_read = False  # a controller has seen that the run ended
+        self._lock = threading.Lock()
+
+    @property
+    def sequence_register(self) -> int:
+        """Holding register of the command sequence number (right after the commands)."""
+        return 2 * self.zones
+
+    def register_map(self) -> dict[str, Any]:
+        """:return: the addresses a profile needs, by channel name"""
+        return {
+            "observations": {name: 2 * i for i, name in enumerate(self.names)},
+            "step_register": STEP_REGISTER,
+            "command_register": 0,
+            "sequence_register": self.sequence_register,
+            "weekday_jan1": int(self.sim.profiles["weekday"][0]),
+        }
+
+    def _seconds(self) -> int:
+        return int(self.sim.k[0]) * int(round(self.sim.dt_h * 3600))
+
+    def _step(self) -> None:
+        with self._lock:
+            if self.finished.is_set():
+                return
+            obs, reward, _, truncated, info = self.env.step(self.command.astype(np.float32))
+            self.obs = obs
+            self.steps += 1
+            self.episode_return += reward
+            if truncated:
+                self.kpis = dict(info["kpis"])
+                self.finished.set()
+
+    async def _action(self, fc: int, start: int, address: int, count: int, registers: list, values: Any) -> None:
+        if fc == 4:  # input registers: publish the current state
+            with self._lock:
+                words = to_registers(self.obs)
+                seconds, ended = self._seconds(), self.finished.is_set()
+                status = [self.steps >> 16, self.steps & 0xFFFF, seconds >> 16, seconds & 0xFFFF, int(ended)]
+                if ended and address <= FINISHED_REGISTER < address + count:
+                    self._end_read = True
+            registers[0 - start : len(words) - start] = words
+            registers[STEP_REGISTER - start : FINISHED_REGISTER + 1 - start] = status
+        elif values is not None:  # a write to the holding registers
+            current = list(registers)
+            current[address - start : address - start + len(values)] = list(values)
+            command = from_registers(current[0 - start : 2 * self.zones - start])
+            sequence = int(current[self.sequence_register - start])
+            with self._lock:
+                self.command = np.clip(command, -1.0, 1.0)
+            if sequence != self.sequence:
+                self.sequence = sequence
+                if self.lockstep:
+                    self._step()
+        return None
+
+    async def _serve(self, stop: threading.Event) -> None:
+        from pymodbus.server import ModbusTcpServer
+        from pymodbus.simulator import SimData, SimDevice
+        from pymodbus.simulator.simdata import DataType
+
+        def block(count: int) -> list:
+            return [SimData(0, count=count, datatype=DataType.REGISTERS)]
+
+        bits = [SimData(0, count=1, datatype=DataType.BITS)]
+        device = SimDevice(
+            id=1,
+            simdata=(bits, bits, block(self.sequence_register + 1), block(FINISHED_REGISTER + 1)),
+            action=self._action,
+        )
+        server = ModbusTcpServer(device, address=(self.host, self.port))
+        task = asyncio.create_task(server.serve_forever())
+        await asyncio.sleep(0.05)
+        self.ready.set()
+        next_step = time.monotonic() + self.dt
+        while not stop.is_set() and not task.done() and not self._end_read:
+            await asyncio.sleep(0.005 if self.lockstep else max(0.0, min(0.05, next_step - time.monotonic())))
+            if not self.lockstep and time.monotonic() >= next_step:
+                next_step += self.dt
+                self._step()
+        await server.shutdown()
+        if task.done() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+    def serve(self, stop: threading.Event | None = None) -> dict[str, Any]:
+        """
+        Serve until ``stop`` is set, or until the episode has ended and a controller has read that.
+
+        :param stop: ends the server
+        :return: ``{"steps", "episode_return", "kpis"}``
+        :raises SmoothRLError: when the port is taken
+        """
+        stop = stop or threading.Event()
+        try:
+            asyncio.run(self._serve(stop))
+        except (OSError, RuntimeError) as e:  # pymodbus: RuntimeError("Could not start listen ...")
+            reason = getattr(e, "strerror", None) or str(e)
+            raise SmoothRLError(f"cannot listen on {self.host}:{self.port} ({reason}); pick another --port") from None
+        return {"steps": self.steps, "episode_return": self.episode_return, "kpis": self.kpis}
