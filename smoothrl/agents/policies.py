@@ -19,6 +19,7 @@ action in ``[-1, 1]`` and clipped, like SB3's action noise. Deterministic predic
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,17 @@ import torch as th
 from stable_baselines3.common.distributions import make_proba_distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.td3.policies import Actor, TD3Policy
+
+
+def add_policy_kwargs(kwargs: MutableMapping[str, Any], **entries: Any) -> None:
+    """
+    Add entries to an algorithm's ``policy_kwargs`` in place (the one place they are merged):
+    what the caller passes is kept unless an entry overrides it.
+
+    :param kwargs: the algorithm's keyword arguments
+    :param entries: the policy keywords to set
+    """
+    kwargs["policy_kwargs"] = {**(kwargs.get("policy_kwargs") or {}), **entries}
 
 
 class GSDEActor(Actor):

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from smoothrl.agents.policies import GSDETD3Policy
+from smoothrl.agents.policies import GSDETD3Policy, add_policy_kwargs
 
 
 class DeterministicSDE:
@@ -55,7 +55,7 @@ class DeterministicSDE:
             return policy
         if policy not in ("MlpPolicy", GSDETD3Policy):
             raise ValueError(f"use_sde on TD3/DDPG supports policy='MlpPolicy', got {policy!r}")
-        kwargs["policy_kwargs"] = {**(kwargs.get("policy_kwargs") or {}), "sde_std": sde_std}
+        add_policy_kwargs(kwargs, sde_std=sde_std)
         return GSDETD3Policy
 
     def _after_env_step(self, dones: np.ndarray) -> None:

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from smoothrl import rundir
 from smoothrl.agents.dqn import DQN
+from smoothrl.agents.policies import add_policy_kwargs
 from smoothrl.robust.smoothing import SmoothingSwitch, aggregate, check_smoothing, noisy_copies
 
 
@@ -190,17 +191,11 @@ class SDQN(DQN):
             if not base_model:
                 raise ValueError("S-DQN needs base_model, a trained DQN run: --set base_model=runs/dqn/<run>")
             base = _load_base(base_model)
-            kwargs["policy_kwargs"] = {
-                **(kwargs.get("policy_kwargs") or {}),
-                "net_arch": base.policy.net_args["net_arch"],
-                "activation_fn": base.policy.net_args["activation_fn"],
-            }
-        kwargs["policy_kwargs"] = {
-            **(kwargs.get("policy_kwargs") or {}),
-            "denoiser_arch": denoiser_arch,
-            "smoothing_sigma": smoothing_sigma,
-            "smoothing_samples": smoothing_samples,
-        }
+            net = base.policy.net_args
+            add_policy_kwargs(kwargs, net_arch=net["net_arch"], activation_fn=net["activation_fn"])
+        add_policy_kwargs(
+            kwargs, denoiser_arch=denoiser_arch, smoothing_sigma=smoothing_sigma, smoothing_samples=smoothing_samples
+        )
         self.base_model = None if base_model is None else str(base_model)
         self.recon_weight = recon_weight
         self.adv_fraction = adv_fraction

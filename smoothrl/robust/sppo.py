@@ -16,7 +16,7 @@ from stable_baselines3.common.distributions import (
 )
 from stable_baselines3.common.policies import BasePolicy
 
-from smoothrl.agents.policies import GSDEActorCriticPolicy
+from smoothrl.agents.policies import GSDEActorCriticPolicy, add_policy_kwargs
 from smoothrl.agents.ppo import PPO
 from smoothrl.robust.smoothing import SmoothingSwitch, check_smoothing, noisy_copies
 
@@ -135,13 +135,13 @@ class SPPO(PPO):
         smoothing_samples_eval: int = 100,
         **kwargs: Any,
     ) -> None:
-        policy_kwargs = {  # (SPPOPolicy checks them when SB3 builds it)
-            **(kwargs.pop("policy_kwargs", None) or {}),
-            "smoothing_sigma": smoothing_sigma,
-            "smoothing_samples": smoothing_samples,
-            "smoothing_samples_eval": smoothing_samples_eval,
-        }
-        super().__init__(*args, policy_kwargs=policy_kwargs, **kwargs)
+        add_policy_kwargs(  # (SPPOPolicy checks them when SB3 builds it)
+            kwargs,
+            smoothing_sigma=smoothing_sigma,
+            smoothing_samples=smoothing_samples,
+            smoothing_samples_eval=smoothing_samples_eval,
+        )
+        super().__init__(*args, **kwargs)
 
     @property
     def smoothing_sigma(self) -> float:
