@@ -91,8 +91,9 @@ class ExportedPolicy(th.nn.Module):
         self.normalize = normalization is not None
         if normalization is not None:
             mean, var, epsilon, clip = normalization
-            self.register_buffer("obs_mean", th.as_tensor(mean, dtype=th.float32))
-            self.register_buffer("obs_std", th.as_tensor(np.sqrt(var + epsilon), dtype=th.float32))
+            # float64, as VecNormalize computes: the policy then sees exactly what it saw in training
+            self.register_buffer("obs_mean", th.as_tensor(mean, dtype=th.float64))
+            self.register_buffer("obs_std", th.as_tensor(np.sqrt(var + epsilon), dtype=th.float64))
             self.clip_obs = float(clip)
         self.smoothing = smoothing
         if smoothing is not None:
@@ -124,7 +125,7 @@ class ExportedPolicy(th.nn.Module):
     def forward(self, obs: th.Tensor) -> th.Tensor:
         x = obs.float()
         if self.normalize:
-            x = th.clamp((x - self.obs_mean) / self.obs_std, -self.clip_obs, self.clip_obs)
+            x = th.clamp((x.double() - self.obs_mean) / self.obs_std, -self.clip_obs, self.clip_obs).float()
         decision = self.decide(x)
         if self.discrete:
             return decision.to(th.int64)
@@ -331,7 +332,7 @@ def export_run(
                 th.jit.trace(module, (sample,), check_trace=False).save(str(policy_file))
         normalization = None
         if module.normalize:
-            stats = np.concatenate([module.obs_mean.numpy(), module.obs_std.numpy()]).astype(np.float32)
+            stats = np.concatenate([module.obs_mean.numpy(), module.obs_std.numpy()]).astype(np.float64)
             normalization = {"clip_obs": module.clip_obs, "sha256": hashlib.sha256(stats.tobytes()).hexdigest()}
         manifest = {
             "manifest_version": MANIFEST_VERSION,

@@ -17,9 +17,10 @@ state still has a feasible braking sequence (checked by simulating it); the brak
 is always admissible, since its successor's braking sequence is the tail of the current one.
 Starting at rest within bounds, no limit is ever violated (a hypothesis test checks it).
 
-Non-finite policy outputs are replaced by the last command; an optional exponential low-pass
-smooths the policy's command first. Every intervention is counted. The emergency stop's safe
-action is written as is (bounds applied): stopping wins over smoothness.
+Non-finite policy outputs are replaced by the last command, then the command is clipped to the
+bounds and an optional exponential low-pass smooths it, before the rate and jerk limits. Every
+intervention is counted. The emergency stop's safe action is written as is (bounds applied):
+stopping wins over smoothness.
 """
 
 from __future__ import annotations
@@ -148,12 +149,13 @@ class SafetyFilter:
         if bad.any():
             self.counts.nonfinite += 1
             x[bad] = self.last[bad]
-        if self.lowpass_alpha is not None:
-            self._lowpass = x if self._lowpass is None else self._lowpass + self.lowpass_alpha * (x - self._lowpass)
-            x = self._lowpass
-        target = self.clip(x)
+        target = self.clip(x)  # first: a low-pass of in-bound values stays in bounds (and finite)
         if np.any(target != x):
             self.counts.clipped += 1
+        if self.lowpass_alpha is not None:
+            previous = self._lowpass
+            self._lowpass = target if previous is None else previous + self.lowpass_alpha * (target - previous)
+            target = self._lowpass
         if self.jerk is None:
             step = np.clip(target - self.last, -self.rate, self.rate)
             if np.any(step != target - self.last):

@@ -142,7 +142,12 @@ class HVACPlantServer:
         await asyncio.sleep(0.05)
         self.ready.set()
         next_step = time.monotonic() + self.dt
-        while not stop.is_set() and not task.done() and not self._end_read:
+        ended_at: float | None = None
+        while not stop.is_set() and not task.done():
+            if self._end_read:  # a controller saw the end: let it finish its last requests, then stop
+                ended_at = ended_at or time.monotonic()
+                if time.monotonic() - ended_at > 1.0:
+                    break
             await asyncio.sleep(0.005 if self.lockstep else max(0.0, min(0.05, next_step - time.monotonic())))
             if not self.lockstep and time.monotonic() >= next_step:
                 next_step += self.dt

@@ -141,6 +141,7 @@ class ModbusInterface(HardwareInterface):
         self.client: Any = None
         self.sequence = 0
         self._last_step = -1
+        self._last_obs: np.ndarray | None = None
         self._finished = False
 
     def _check(self, response: Any, what: str) -> Any:
@@ -193,6 +194,8 @@ class ModbusInterface(HardwareInterface):
         return self._finished
 
     def read(self) -> tuple[np.ndarray, float]:
+        if self._finished and self._last_obs is not None:  # the plant's run is over: nothing new to read
+            return self._last_obs.copy(), time.monotonic()
         step, seconds = self._status()
         if self.lockstep:  # wait for the plant to have taken the last command
             deadline = time.monotonic() + self.timeout
@@ -216,6 +219,7 @@ class ModbusInterface(HardwareInterface):
             else:
                 obs[i] = float(source["constant"])
         self._last_step = step
+        self._last_obs = obs
         return obs, stamp
 
     def write(self, command: np.ndarray) -> None:
