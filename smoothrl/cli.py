@@ -371,8 +371,11 @@ def deploy(
     from smoothrl.hardware.deploy import deploy as run_deploy
 
     summary = run_deploy(artefact, hardware, duration, lockstep, speedup, log, status=None if as_json else console)
+    interrupted = summary["stopped_by"] == "interrupt"  # Ctrl-C: the safe action was written, then deactivated
     if as_json:
         typer.echo(json.dumps(summary))
+        if interrupted:
+            raise typer.Exit(130)
         return
     table = Table(title=f"deploy: {artefact} on {summary['profile']}")
     table.add_column("figure")
@@ -383,6 +386,8 @@ def deploy(
     for key, value in summary["interventions"].items():
         table.add_row(f"interventions: {key}", str(value))
     console.print(table)
+    if interrupted:
+        raise typer.Exit(130)
 
 
 bridge_app = typer.Typer(help="Far ends for `smoothrl deploy` to talk to (robots, plants), on loopback by default.")

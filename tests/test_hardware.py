@@ -386,3 +386,28 @@ def test_plot_draws_a_deploy_log(tmp_path: Path):
     assert (tmp_path / "d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     assert_one_line(runner.invoke(app, ["plot", "--deploy-log", str(tmp_path / "bad.csv")]), "not a deploy log")
+
+
+def test_ctrl_c_writes_the_safe_action_and_keeps_the_log(pendulum_artefact, tmp_path: Path):
+    import signal
+
+    _, artefact = pendulum_artefact
+    log = tmp_path / "log.csv"
+    smoothrl = Path(sys.executable).with_name("smoothrl")
+    args = [str(smoothrl), "deploy", str(artefact), "--hardware", "sim_pendulum", "--realtime", "--duration", "60"]
+    process = subprocess.Popen([*args, "--log", str(log), "--json"], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not log.with_name("log.csv.partial").exists() or _rows(tmp_path) < 10):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 130
+    summary = json.loads(out)
+    assert summary["stopped_by"] == "interrupt" and summary["estop"] == "interrupted"
+    rows = log.read_text().splitlines()
+    assert len(rows) == summary["periods"] + 1 and not log.with_name("log.csv.partial").exists()
+
+
+def _rows(folder: Path) -> int:
+    partial = folder / "log.csv.partial"
+    return len(partial.read_text().splitlines()) if partial.exists() else 0
