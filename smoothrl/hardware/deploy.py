@@ -66,11 +66,15 @@ def deploy(
     done = threading.Event()
 
     def report() -> None:
+        seen = 0
         while not done.wait(1.0):
             s = loop.stats
+            recent = [abs(e) for e in s.period_errors[seen:]]
+            rate, seen = len(recent), s.periods
+            jitter = f"{sorted(recent)[int(0.99 * (len(recent) - 1))] * 1000:.2f} ms" if recent else "-"
             status.print(
-                f"{s.periods} periods, {s.overruns} overruns, {loop.filter.counts.total()} interventions, "
-                f"e-stop: {s.estop or 'no'}"
+                f"{rate} Hz, p99 jitter {jitter}, {s.periods} periods, {s.overruns} overruns, "
+                f"{loop.filter.counts.total()} interventions, e-stop: {s.estop or 'no'}"
             )
 
     reporter = threading.Thread(target=report, daemon=True) if status is not None else None
