@@ -38,6 +38,7 @@ def plant():
         if wrap is not None:
             server._action = wrap(server, server._action)
         stop = threading.Event()
+        server.stop_event = stop
         thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
         thread.start()
         assert server.ready.wait(30)
@@ -143,21 +144,27 @@ def test_a_register_map_outside_the_server_is_one_clear_error(plant):
 
 
 def test_a_restarted_server_latches_the_estop_and_the_log_is_complete(hvac_artefact, plant, tmp_path: Path):
+    """The plant's server goes down after 50 steps and comes back on the same port: the loop has
+    latched the e-stop (the profile says stop), exited cleanly, and logged every period."""
     _, artefact = hvac_artefact
-    def dying(server, hook):
-        async def dies(fc, start, address, count, registers, values):
-            if server.steps >= 50:
-                raise ConnectionResetError("plant restarting")
+    stops: list[threading.Event] = []
+
+    def going_down(server, hook):
+        async def down_at_50(fc, start, address, count, registers, values):
+            if server.steps >= 50 and stops:
+                stops[0].set()  # the server shuts down (a restart begins)
             return await hook(fc, start, address, count, registers, values)
 
-        return dies
+        return down_at_50
 
-    server = plant(wrap=dying)
+    server = plant(wrap=going_down)
+    stops.append(server.stop_event)
     prof = profile_for(server.port, timeout_s=1.0)
     interface = ModbusInterface(prof.modbus, prof.obs_channels, 1, prof.control_period_s)
-    loop = ControlLoop(Artefact.load(artefact).policy(), interface, prof, log=tmp_path / "log.csv")
-    stats = loop.run()
+    stats = ControlLoop(Artefact.load(artefact).policy(), interface, prof, log=tmp_path / "log.csv").run()
     assert stats.estop is not None and ("read failed" in stats.estop or "write failed" in stats.estop)
-    assert stats.stopped_by == "estop" and 50 <= stats.periods <= 52
+    assert stats.stopped_by == "estop" and 50 <= stats.periods <= 53
     rows = (tmp_path / "log.csv").read_text().splitlines()
     assert len(rows) == stats.periods + 1
+    restarted = plant(port=server.port)  # the server is back: a new run can start
+    assert restarted.ready.is_set()
