@@ -8,14 +8,20 @@ interrupted write never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
-from collections.abc import Callable
+import shutil
+import socket
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from smoothrl.errors import SmoothRLError
 
 MODEL = "model.zip"
 CONFIG = "config.yaml"
@@ -24,6 +30,7 @@ EVAL = "eval.json"
 TB = "tb"
 CHECKPOINTS = "checkpoints"
 TB_RUN_NAME = "run"
+LOCK = ".lock"
 
 #: ``model_<steps>_steps.zip``, ``model_replay_buffer_<steps>_steps.pkl``, ``model_vecnormalize_<steps>_steps.pkl``
 _CKPT_RE = re.compile(r"^model_(?:(replay_buffer|vecnormalize)_)?(\d+)_steps\.(?:zip|pkl)$")
@@ -168,7 +175,113 @@ def next_free_run_dir(root: str | Path, name: str) -> Path:
 def is_empty_dir(path: str | Path) -> bool:
     """
     :param path: a path
-    :return: whether it does not exist or is an empty folder
+    :return: whether it does not exist or is an empty folder (a lock file alone counts as empty)
     """
     p = Path(path)
-    return not p.exists() or (p.is_dir() and not any(p.iterdir()))
+    return not p.exists() or (p.is_dir() and all(child.name == LOCK for child in p.iterdir()))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def lock_owner(run_dir: str | Path) -> tuple[int, str] | None:
+    """
+    The live process that holds a run directory's lock.
+
+    :param run_dir: the run directory
+    :return: ``(pid, command)``, or ``None`` when the run is not locked (or its lock is stale)
+    """
+    path = Path(run_dir) / LOCK
+    try:
+        pid_text, host, command = (path.read_text().split("\n", 2) + ["", ""])[:3]
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    if host != socket.gethostname() or not _alive(pid) or pid == os.getpid():
+        return None if host == socket.gethostname() else (pid, f"{command.strip()} on {host}")
+    return pid, command.strip()
+
+
+@contextlib.contextmanager
+def locked(run_dir: str | Path) -> Iterator[Path]:
+    """
+    Hold a run directory's exclusive lock (``.lock``: pid, host and command of the writer)
+    while writing into it; a stale lock (its process is gone) is taken over. Creates the folder.
+
+    :param run_dir: the run directory
+    :raises SmoothRLError: when another live process holds the lock, naming it
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    content = f"{os.getpid()}\n{socket.gethostname()}\n{' '.join(sys.argv)}"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = lock_owner(run_dir)
+            if owner is not None:
+                raise SmoothRLError(
+                    f"{run_dir} is being written by process {owner[0]} ({owner[1]}); wait for it to finish or stop it"
+                ) from None
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # stale: its writer is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+        break
+    else:
+        raise SmoothRLError(f"cannot take the lock of {run_dir}; retry")
+    try:
+        yield run_dir
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if path.read_text() == content:
+                path.unlink()
+
+
+def clean_temp_files(run_dir: str | Path) -> list[Path]:
+    """
+    Remove the temporary files that an interrupted writer left in a run directory (their
+    writer's process is gone); call it while holding the lock.
+
+    :param run_dir: the run directory
+    :return: the files removed
+    """
+    removed = []
+    pattern = re.compile(r"^\..+\.tmp(\d+)(\.[^.]*)?$")
+    for folder in (Path(run_dir), Path(run_dir) / CHECKPOINTS):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            m = pattern.match(path.name)
+            if m and not _alive(int(m.group(1))) and path.is_file():
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """:return: whether ``path`` is a folder holding a smoothrl run (its ``config.yaml``)"""
+    return (Path(path) / CONFIG).is_file()
+
+
+def move_aside(run_dir: Path) -> Path:
+    """
+    Rename a run out of the way (to be restored or removed later), keeping it on the same disk.
+
+    :param run_dir: the run to move
+    :return: where it is now
+    """
+    aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}")
+    if aside.exists():
+        shutil.rmtree(aside)
+    os.replace(run_dir, aside)
+    return aside

@@ -7,6 +7,7 @@ deploy, plot) rebuilds the observation pipeline through ``make_env`` from the ru
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,6 +225,11 @@ def load_run(run_dir: str | Path, device: str = "auto") -> Run:
     path = Path(run_dir)
     config = read_config(path)
     model_path = path / rundir.MODEL
+    owner = rundir.lock_owner(path)
+    if not model_path.is_file() and owner is not None:
+        raise SmoothRLError(
+            f"{path} is still being trained by process {owner[0]}; wait for it to finish, then evaluate it"
+        )
     if not model_path.is_file():
         if rundir.latest_checkpoint(path) is not None:
             raise SmoothRLError(
@@ -349,11 +355,42 @@ def evaluate_controller(
     return _play(controller, env, episodes, True, seed, env_id)
 
 
-def _check_fresh_run_dir(run_dir: Path, overwrite: bool) -> None:
+def _check_fresh_run_dir(run_dir: Path, overwrite: bool) -> bool:
+    """Whether ``run_dir`` holds a run that ``overwrite`` will replace (refusing everything else)."""
     if run_dir.exists() and not run_dir.is_dir():  # never replaced, even with overwrite
         raise SmoothRLError(f"{run_dir} is a file, not a folder; pass another --run-dir")
-    if not rundir.is_empty_dir(run_dir) and not overwrite:
+    if rundir.is_empty_dir(run_dir):
+        return False
+    if not rundir.is_run_dir(run_dir):
+        raise SmoothRLError(
+            f"{run_dir} holds files but no smoothrl run (no {rundir.CONFIG}); "
+            "--overwrite replaces runs only: pass another --run-dir"
+        )
+    if not overwrite:
         raise SmoothRLError(f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
+    return True
+
+
+def _set_aside(run_dir: Path) -> Path:
+    """Move a run's files (all but the lock) into a sibling folder, to restore them if the new run fails."""
+    aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}")
+    if aside.exists():
+        shutil.rmtree(aside)
+    aside.mkdir()
+    for child in run_dir.iterdir():
+        if child.name != rundir.LOCK:
+            os.replace(child, aside / child.name)
+    return aside
+
+
+def _restore(aside: Path, run_dir: Path) -> None:
+    """Put a run set aside back in place of a failed or interrupted new one."""
+    for child in run_dir.iterdir():
+        if child.name != rundir.LOCK:
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    for child in aside.iterdir():
+        os.replace(child, run_dir / child.name)
+    aside.rmdir()
 
 
 def _learn(
@@ -422,15 +459,36 @@ def train(
     :raises SmoothRLError: for bad input; :class:`TrainingInterrupted` on Ctrl-C (after checkpointing)
     """
     run_dir = Path(run_dir)
+    existed = run_dir.exists()
     _check_fresh_run_dir(run_dir, overwrite)
-    env = _training_env(config)
-    model = make_model(config, env, tensorboard_log=run_dir / rundir.TB)
-    if run_dir.exists():  # only now, once the new run is known to build, is the old one removed
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
-    rundir.atomic_write_text(run_dir / rundir.CONFIG, config.to_yaml())
-    _learn(model, config, run_dir, _callbacks(config, run_dir) + list(callbacks or []), progress_bar, reset=True)
-    return _finish(model, config, run_dir)
+    try:
+        with rundir.locked(run_dir):
+            replacing = _check_fresh_run_dir(run_dir, overwrite)  # again, now that no one else writes
+            env = _training_env(config)
+            model = make_model(config, env, tensorboard_log=run_dir / rundir.TB)
+            # only now, once the new run is known to build, is the old one set aside; it is removed
+            # once the new one has finished, and restored if the new one fails or is interrupted
+            aside = _set_aside(run_dir) if replacing else None
+            try:
+                rundir.atomic_write_text(run_dir / rundir.CONFIG, config.to_yaml())
+                callbacks = _callbacks(config, run_dir) + list(callbacks or [])
+                _learn(model, config, run_dir, callbacks, progress_bar, reset=True)
+                _finish(model, config, run_dir)
+            except BaseException as e:
+                if aside is None:
+                    raise
+                _restore(aside, run_dir)
+                if isinstance(e, TrainingInterrupted | KeyboardInterrupt):
+                    raise TrainingInterrupted(
+                        f"training interrupted; the previous run in {run_dir} is restored, the new one discarded"
+                    ) from None
+                raise
+            if aside is not None:
+                shutil.rmtree(aside)
+    finally:
+        if not existed and rundir.is_empty_dir(run_dir) and run_dir.is_dir():
+            shutil.rmtree(run_dir)  # nothing was written: leave no empty folder behind
+    return run_dir
 
 
 def resume(
@@ -452,6 +510,18 @@ def resume(
     """
     run_dir = Path(run_dir)
     config = read_config(run_dir)
+    with rundir.locked(run_dir):
+        rundir.clean_temp_files(run_dir)
+        return _resume(run_dir, config, n_timesteps, progress_bar, callbacks)
+
+
+def _resume(
+    run_dir: Path,
+    config: RunConfig,
+    n_timesteps: int | None,
+    progress_bar: bool,
+    callbacks: list[BaseCallback] | None,
+) -> Path:
     if n_timesteps is not None:
         try:
             config = RunConfig.model_validate({**config.model_dump(), "n_timesteps": n_timesteps})
@@ -471,7 +541,12 @@ def resume(
     model = _load_model(
         config.entry.cls, ckpt.model, env=env, device=config.device, tensorboard_log=str(run_dir / rundir.TB)
     )
-    if config.entry.off_policy and ckpt.replay_buffer.is_file():
+    if config.entry.off_policy:
+        if not ckpt.replay_buffer.is_file():
+            raise SmoothRLError(
+                f"{ckpt.model.name} has no replay buffer ({ckpt.replay_buffer.name}), so resuming would start from "
+                "an empty buffer; restore the file, or retrain with --overwrite"
+            )
         model.load_replay_buffer(str(ckpt.replay_buffer))  # type: ignore[attr-defined]
     rundir.atomic_write_text(run_dir / rundir.CONFIG, config.to_yaml())
     _learn(model, config, run_dir, _callbacks(config, run_dir) + list(callbacks or []), progress_bar, reset=False)
