@@ -168,3 +168,19 @@ def test_a_restarted_server_latches_the_estop_and_the_log_is_complete(hvac_artef
     assert len(rows) == stats.periods + 1
     restarted = plant(port=server.port)  # the server is back: a new run can start
     assert restarted.ready.is_set()
+
+
+def test_deploy_without_a_plant_is_one_line(hvac_artefact, tmp_path: Path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from smoothrl.cli import app
+
+    _, artefact = hvac_artefact
+    profile = yaml.safe_load(PROFILE.read_text())
+    profile["modbus"]["port"] = free_port()
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(profile))
+    result = CliRunner().invoke(app, ["deploy", str(artefact), "--hardware", str(tmp_path / "p.yaml")])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no Modbus server answers" in lines[0], result.stderr

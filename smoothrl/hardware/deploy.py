@@ -69,6 +69,8 @@ def deploy(
         seen = 0
         while not done.wait(1.0):
             s = loop.stats
+            if s.periods == 0:  # still connecting
+                continue
             recent = [abs(e) for e in s.period_errors[seen:]]
             rate, seen = len(recent), s.periods
             jitter = f"{sorted(recent)[int(0.99 * (len(recent) - 1))] * 1000:.2f} ms" if recent else "-"

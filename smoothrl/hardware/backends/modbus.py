@@ -35,6 +35,7 @@ commands written alongside it. Real time: the plant steps every
 
 from __future__ import annotations
 
+import logging
 import math
 import struct
 import time
@@ -151,6 +152,8 @@ class ModbusInterface(HardwareInterface):
 
     def configure(self) -> Channels:
         from pymodbus.client import ModbusTcpClient
+
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # failures become our one-line errors
 
         host, port = str(self.settings.get("host", "127.0.0.1")), int(self.settings["port"])
         self.client = ModbusTcpClient(host, port=port, timeout=self.timeout, retries=0)
