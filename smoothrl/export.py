@@ -35,6 +35,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch as th
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from smoothrl import __version__
@@ -106,17 +107,34 @@ class ExportedPolicy(th.nn.Module):
             self.register_buffer("high", th.as_tensor(space.high, dtype=th.float32))
             self.squash = bool(view.policy.squash_output)
 
+    def output(self, obs: th.Tensor) -> th.Tensor:
+        """
+        The base policy's output (:meth:`PolicyView.output`). For actor-critic policies it is
+        computed straight from the actor network, the value SB3's ``dist.mode()`` returns (the
+        Gaussian or gSDE mean, ``tanh`` of it when squashed; the logits): a smaller graph than
+        building the distribution, and the base policy of S-PPO, whose smoothing is bypassed.
+
+        :param obs: ``(batch, *obs_shape)`` normalized observations
+        :return: ``(batch, action_dim)`` actions or ``(batch, n_actions)`` scores
+        """
+        policy = self.policy
+        if not isinstance(policy, ActorCriticPolicy):
+            return self.view.output(obs)
+        features = BasePolicy.extract_features(policy, obs, policy.pi_features_extractor)
+        out = policy.action_net(policy.mlp_extractor.forward_actor(features))
+        return th.tanh(out) if not self.discrete and policy.squash_output else out
+
     def decide(self, obs: th.Tensor) -> th.Tensor:
         """
         :param obs: ``(batch, *obs_shape)`` normalized observations
         :return: ``(batch, action_dim)`` actions in the policy's units, or ``(batch,)`` indices
         """
         if self.smoothing is None:
-            out = self.view.output(obs)
+            out = self.output(obs)
             return out.argmax(-1) if self.discrete else out
         m, batch = self.noise.shape[0], obs.shape[0]
         copies = (obs.unsqueeze(0) + self.noise.unsqueeze(1)).reshape(m * batch, *obs.shape[1:])
-        out = self.view.output(copies).reshape(m, batch, -1)
+        out = self.output(copies).reshape(m, batch, -1)
         if self.discrete:  # the vote: the most frequent argmax, ties to the lowest index
             votes = th.nn.functional.one_hot(out.argmax(-1), out.shape[-1]).sum(0)
             return votes.argmax(-1)
