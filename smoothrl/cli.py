@@ -457,7 +457,7 @@ def list_(
     params: Annotated[str | None, typer.Option(help="List the hyperparameters one algorithm takes.")] = None,
 ) -> None:
     """List algorithms, environment ids and presets."""
-    from smoothrl.config import DICT_KEYS, NOISE_KEYS, RESERVED, RunConfig
+    from smoothrl.config import DERIVED_FIELDS, DICT_KEYS, NOISE_KEYS, RESERVED, RunConfig
     from smoothrl.envs import list_env_ids
     from smoothrl.envs.hvac.spec import available_presets
     from smoothrl.registry import ALGOS, get_entry
@@ -469,7 +469,7 @@ def list_(
         typer.echo(f"{algo} hyperparameters: {', '.join(keys)}")
         typer.echo(
             f"rl-zoo3 keys: {', '.join(NOISE_KEYS)}; run keys: "
-            f"{', '.join(k for k in RunConfig.model_fields if k not in ('algo', 'env', 'preset', 'hyperparams'))}"
+            f"{', '.join(k for k in RunConfig.model_fields if k not in DERIVED_FIELDS)}"
         )
         typer.echo(f"dict keys reachable with key.sub=value: {', '.join(DICT_KEYS)}")
         return

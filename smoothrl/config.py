@@ -40,6 +40,8 @@ RESERVED = {
 NOISE_KEYS = ("noise_type", "noise_std", "noise_beta", "noise_seq_len")
 #: Keys whose value is a dict that ``--set key.sub=value`` can reach into.
 DICT_KEYS = ("env_kwargs", "policy_kwargs", "normalize", "smoothness_reward", "action_reg")
+#: RunConfig fields a user does not set: the run's identity and what the algorithm derives.
+DERIVED_FIELDS = ("algo", "env", "preset", "hyperparams", "initial_normalization", "freeze_normalization")
 #: Keys renamed in smoothrl 0.1 (one word per meaning): old spelling -> the new one.
 RENAMED = {
     "smooth_reward": "smoothness_reward",
@@ -507,8 +509,10 @@ def build_config(algo: str, env: str, preset: str | None, raw: Mapping[str, Any]
     for key in raw:
         if key in RENAMED:
             raise SmoothRLError(f"'{key}' is now spelled {RENAMED[key]}; rename it")
-    derived = ("algo", "env", "preset", "hyperparams", "initial_normalization", "freeze_normalization")
-    top = {k: raw.pop(k) for k in list(raw) if k in RunConfig.model_fields and k not in derived}
+    for key in ("initial_normalization", "freeze_normalization"):
+        if key in raw:
+            raise SmoothRLError(f"'{key}' is set by the algorithm (S-DQN: from its base_model), not by hand; remove it")
+    top = {k: raw.pop(k) for k in list(raw) if k in RunConfig.model_fields and k not in DERIVED_FIELDS}
     if isinstance(top.get("normalize"), str):
         try:
             top["normalize"] = ast.literal_eval(top["normalize"])
@@ -516,7 +520,7 @@ def build_config(algo: str, env: str, preset: str | None, raw: Mapping[str, Any]
             raise SmoothRLError(f"normalize '{top['normalize']}' is not a bool or a dict; fix it") from None
     if isinstance(top.get("n_timesteps"), float) and float(top["n_timesteps"]).is_integer():
         top["n_timesteps"] = int(top["n_timesteps"])
-    hyperparams = {k: v for k, v in raw.items() if k not in derived}
+    hyperparams = {k: v for k, v in raw.items() if k not in DERIVED_FIELDS}
     if "policy_kwargs" in hyperparams:
         hyperparams["policy_kwargs"] = parse_policy_kwargs(hyperparams["policy_kwargs"])
     n_timesteps = top.get("n_timesteps")
