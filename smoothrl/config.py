@@ -112,6 +112,15 @@ class ExplorationNoise(BaseModel):
             raise SmoothRLError("SAC's colored exploration is scaled by its learned std; remove noise_std")
 
 
+def refuse_renamed(key: str) -> None:
+    """
+    :param key: a config key as the user wrote it
+    :raises SmoothRLError: when it is a spelling renamed in 0.1, naming the new one
+    """
+    if key in RENAMED:
+        raise SmoothRLError(f"'{key}' is now spelled {RENAMED[key]}; rename it")
+
+
 def one_line(error: ValidationError, where: str = "", prefix: str = "") -> SmoothRLError:
     """
     The first error of a pydantic validation as one line (the one place that does it).
@@ -192,8 +201,7 @@ class RunConfig(BaseModel):
     def _renamed_keys(cls, data: Any) -> Any:
         if isinstance(data, dict):
             for key in [*data, *(data.get("hyperparams") or {})]:
-                if key in RENAMED:
-                    raise SmoothRLError(f"'{key}' is now spelled {RENAMED[key]}; rename it")
+                refuse_renamed(key)
         return data
 
     @field_validator("smoothness_reward", mode="before")
@@ -379,8 +387,6 @@ def check_hyperparam(entry: AlgoEntry, key: str, value: Any) -> None:
         raise SmoothRLError(f"'{key}' is set by {RESERVED[key]}, not as a hyperparameter; remove it")
     if key in UNSUPPORTED:
         raise SmoothRLError(f"the rl-zoo3 key '{key}' is not supported by smoothrl; remove it")
-    if key in RENAMED:
-        raise SmoothRLError(f"'{key}' is now spelled {RENAMED[key]}; rename it")
     if key in NOISE_KEYS:  # checked together, by ExplorationNoise
         return
     params = entry.params
@@ -422,8 +428,7 @@ def _auto_freq(n_timesteps: int) -> int:
 
 def _set_key(raw: dict[str, Any], key: str, value: Any) -> None:
     head, _, sub = key.partition(".")
-    if head in RENAMED:
-        raise SmoothRLError(f"'{head}' is now spelled {RENAMED[head]}; rename it")
+    refuse_renamed(head)
     if sub:
         if head not in DICT_KEYS:
             raise SmoothRLError(f"'{key}': only {', '.join(DICT_KEYS)} take a sub-key; write {head}=value")
@@ -506,9 +511,6 @@ def build_config(algo: str, env: str, preset: str | None, raw: Mapping[str, Any]
     """
     entry = get_entry(algo)
     raw = dict(raw)
-    for key in raw:
-        if key in RENAMED:
-            raise SmoothRLError(f"'{key}' is now spelled {RENAMED[key]}; rename it")
     for key in ("initial_normalization", "freeze_normalization"):
         if key in raw:
             raise SmoothRLError(f"'{key}' is set by the algorithm (S-DQN: from its base_model), not by hand; remove it")

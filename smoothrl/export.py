@@ -43,6 +43,7 @@ from smoothrl.envs.vec_wrappers import VecActionSmoothnessReward
 from smoothrl.envs.wrappers import ActionSmoothnessReward, action_bounds
 from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.artefact import MANIFEST, MANIFEST_VERSION
+from smoothrl.metrics import normalize_actions
 from smoothrl.robust.smoothing import check_smoothing
 from smoothrl.robust.views import PolicyView
 from smoothrl.training import Run, load_run, make_env
@@ -191,15 +192,13 @@ def _check_history_units(config: Any) -> None:
     env = make_vec_env(config.env, 1, config.seed, config.env_kwargs)
     try:
         env.reset()
-        bounds = action_bounds(env.action_space)
-        rng = np.random.default_rng(0)
+        low, high = action_bounds(env.action_space)
+        env.action_space.seed(0)
         for _ in range(3):
-            action = np.array([env.action_space.sample() for _ in range(1)])
-            if isinstance(env.action_space, gym.spaces.Box):
-                action = rng.uniform(env.action_space.low, env.action_space.high, (1, *env.action_space.shape))
+            action = np.array([env.action_space.sample()])
             _, _, _, infos = env.step(action)
-            low, high = bounds
-            expected = (np.clip(np.asarray(action, dtype=np.float64).ravel(), low, high) - low) / (high - low)
+            sent = np.clip(np.asarray(action, dtype=np.float64).ravel(), low, high)
+            expected = normalize_actions(sent[None], low, high)[0]  # one time step, all dimensions
             if not np.allclose(infos[0].get("action_unit", expected), expected, atol=1e-6):
                 raise SmoothRLError(
                     f"{config.env} reports actions in its own units, which the runtime cannot rebuild, so a run "

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import re
-import shutil
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -204,8 +203,10 @@ def lock_owner(run_dir: str | Path) -> tuple[int, str] | None:
         pid = int(pid_text)
     except (OSError, ValueError):
         return None
-    if host != socket.gethostname() or not _alive(pid) or pid == os.getpid():
-        return None if host == socket.gethostname() else (pid, f"{command.strip()} on {host}")
+    if host != socket.gethostname():  # its process cannot be checked from here: taken as alive
+        return pid, f"{command.strip()} on {host}"
+    if pid == os.getpid() or not _alive(pid):
+        return None
     return pid, command.strip()
 
 
@@ -271,17 +272,3 @@ def clean_temp_files(run_dir: str | Path) -> list[Path]:
 def is_run_dir(path: str | Path) -> bool:
     """:return: whether ``path`` is a folder holding a smoothrl run (its ``config.yaml``)"""
     return (Path(path) / CONFIG).is_file()
-
-
-def move_aside(run_dir: Path) -> Path:
-    """
-    Rename a run out of the way (to be restored or removed later), keeping it on the same disk.
-
-    :param run_dir: the run to move
-    :return: where it is now
-    """
-    aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}")
-    if aside.exists():
-        shutil.rmtree(aside)
-    os.replace(run_dir, aside)
-    return aside

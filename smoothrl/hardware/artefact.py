@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from smoothrl.errors import SmoothRLError
+from smoothrl.metrics import normalize_actions
 
 MANIFEST = "manifest.json"
 #: the manifest layout this runtime reads
@@ -161,7 +162,7 @@ class ArtefactPolicy:
         """
         if self.history_k == 0:
             return
-        unit = (np.clip(np.asarray(command, dtype=np.float64).ravel(), self.low, self.high) - self.low) / (
-            self.high - self.low
+        unit = normalize_actions(
+            np.clip(np.asarray(command, dtype=np.float64).ravel(), self.low, self.high)[None], self.low, self.high
         )
-        self.history = np.concatenate([self.history[1:], unit[None].astype(np.float32)])
+        self.history = np.concatenate([self.history[1:], unit.astype(np.float32)])

@@ -269,10 +269,12 @@ def load_profile(path: str | Path) -> HardwareProfile:
     """
     import yaml
 
+    from smoothrl.presets import preset_dir
+
     path = Path(path)
-    if not path.is_file() and path.suffix == "" and not path.parent.name:
-        shipped = _shipped(path.name)
-        if shipped is not None:
+    if not path.is_file() and path.suffix == "" and not path.parent.name:  # a bare NAME: a shipped profile
+        shipped = preset_dir("hardware") / f"{path.name}.yaml"
+        if shipped.is_file():
             path = shipped
     try:
         text = path.read_text(encoding="utf-8")
@@ -283,12 +285,3 @@ def load_profile(path: str | Path) -> HardwareProfile:
     except yaml.YAMLError:
         raise SmoothRLError(f"{path} is not valid YAML; fix the file") from None
     return parse_profile(data, str(path))
-
-
-def _shipped(name: str) -> Path | None:
-    package = Path(__file__).resolve().parent.parent
-    for folder in (package / "_presets" / "hardware", package.parent / "hardware"):
-        candidate = folder / f"{name}.yaml"
-        if candidate.is_file():
-            return candidate
-    return None
