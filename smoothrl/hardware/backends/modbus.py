@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import math
-import struct
 import time
 from typing import Any
 
@@ -54,24 +53,31 @@ CLOCK_FEATURES = ("tod_sin", "tod_cos", "dow_sin", "dow_cos")
 SECONDS_PER_DAY = 86_400.0
 
 
+def _codec() -> Any:
+    from pymodbus.client import ModbusTcpClient  # its register converters (a classmethod API)
+
+    return ModbusTcpClient
+
+
 def to_registers(values: np.ndarray) -> list[int]:
     """:param values: floats
     :return: two 16-bit registers per value, float32 big-endian (high word first)"""
-    raw = struct.pack(f">{len(values)}f", *np.asarray(values, dtype=np.float64).ravel())
-    return list(struct.unpack(f">{2 * len(values)}H", raw))
+    codec = _codec()
+    return codec.convert_to_registers([float(v) for v in np.ravel(values)], codec.DATATYPE.FLOAT32)
 
 
 def from_registers(registers: list[int]) -> np.ndarray:
     """:param registers: an even number of 16-bit registers
     :return: the float32 values they hold"""
-    raw = struct.pack(f">{len(registers)}H", *registers)
-    return np.asarray(struct.unpack(f">{len(registers) // 2}f", raw), dtype=np.float64)
+    codec = _codec()
+    return np.atleast_1d(np.asarray(codec.convert_from_registers(list(registers), codec.DATATYPE.FLOAT32), float))
 
 
 def uint32(registers: list[int]) -> int:
     """:param registers: two 16-bit registers, high word first
     :return: the unsigned 32-bit value"""
-    return (int(registers[0]) << 16) | int(registers[1])
+    codec = _codec()
+    return int(codec.convert_from_registers(list(registers), codec.DATATYPE.UINT32))
 
 
 def clock_feature(name: str, seconds: float, weekday0: int) -> float:
