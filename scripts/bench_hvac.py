@@ -31,8 +31,8 @@ from rich.console import Console
 
 import smoothrl
 from smoothrl.benchmark import save_results, study_args, table
+from smoothrl.building.weather import resolve_weather
 from smoothrl.envs.hvac.env import HVACEnv, HVACVectorEnv
-from smoothrl.envs.hvac.weather import resolve_weather
 
 TARGET_SINGLE = 20_000
 TARGET_BATCHED = 2_000_000

@@ -215,8 +215,9 @@ class RunConfig(BaseModel):
         if isinstance(value, dict):
             bad = set(value) - set(inspect.signature(VecNormalize.__init__).parameters) - {"venv"}
             if bad or "venv" in value:
-                raise ValueError(f"normalize has unknown keys {sorted(bad | ({'venv'} & set(value)))}; "
-                                 "use VecNormalize's keywords")
+                raise ValueError(
+                    f"normalize has unknown keys {sorted(bad | ({'venv'} & set(value)))}; use VecNormalize's keywords"
+                )
         return value
 
     @model_validator(mode="after")

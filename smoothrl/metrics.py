@@ -165,9 +165,7 @@ def amplitude_spectrum(signal: ArrayLike, fs: float = 1.0) -> tuple[np.ndarray, 
     return np.fft.rfftfreq(t, d=1.0 / fs), mag
 
 
-def sm(
-    actions: ArrayLike, low: ArrayLike | float = 0.0, high: ArrayLike | float = 1.0, fs: float = 1.0
-) -> float:
+def sm(actions: ArrayLike, low: ArrayLike | float = 0.0, high: ArrayLike | float = 1.0, fs: float = 1.0) -> float:
     """
     FFT smoothness ``Sm = 2 / (n f_s) * sum_i M_i f_i`` (Mysore et al. 2021), averaged over dimensions.
 

@@ -268,6 +268,7 @@ def test_killed_sim_process_stops_the_loop_with_the_safe_action(pendulum_artefac
     prof = load_profile("hardware/sim_pendulum.yaml")
     interface = SimInterface(prof.sim, prof.control_period_s, lockstep=False)
     loop = ControlLoop(Artefact.load(artefact).policy(), interface, prof, log=tmp_path / "log.csv")
+
     def kill_after_20_periods() -> None:
         while loop.stats.periods < 20:
             time.sleep(0.01)

@@ -9,15 +9,17 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import smoothrl  # noqa: F401  (registers the ids)
+from smoothrl.building.calendar import calendar
+from smoothrl.building.tariff import price
+from smoothrl.building.weather import read_epw, resolve_weather
 from smoothrl.envs.hvac import HVAC_IDS
 from smoothrl.envs.hvac.controllers import make_controller
 from smoothrl.envs.hvac.env import HVACEnv, HVACVectorEnv
 from smoothrl.envs.hvac.plant import HeatPumps
-from smoothrl.envs.hvac.schedules import calendar, occupancy, price
+from smoothrl.envs.hvac.schedules import occupancy
 from smoothrl.envs.hvac.simulator import split_start_days
 from smoothrl.envs.hvac.spec import available_presets, load_spec
 from smoothrl.envs.hvac.thermal import ThermalModel
-from smoothrl.envs.hvac.weather import read_epw, resolve_weather
 from smoothrl.errors import SmoothRLError
 
 PRESETS = available_presets()
@@ -194,7 +196,7 @@ def test_occupancy_tariff_and_splits():
     assert occ[monday_10h] == 1 and occ[sunday_10h] == 0
     home = occupancy(spec("house_denver"), cal)
     assert home[(1 * 24 + 12) * 4] == 0 and home[(1 * 24 + 20) * 4] == 1 and home[sunday_10h] == 1
-    p = price(s, cal, np.zeros(35040))
+    p = price(s.tariff, cal, np.zeros(35040))
     assert p[(1 * 24 + 17) * 4] == 0.35 and p[(1 * 24 + 3) * 4] == 0.12 and p[sunday_10h + 7 * 4] == 0.12
     train, test = split_start_days("train", 7), split_start_days("test", 7)
     assert not set(train // 7) & set(test // 7) and len(test) == 13 and len(train) == 39

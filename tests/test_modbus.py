@@ -19,6 +19,8 @@ from smoothrl.hardware.loop import ControlLoop
 from smoothrl.hardware.profile import load_profile, parse_profile
 
 PROFILE = Path("hardware/modbus_hvac_office.yaml")
+#: the same plant with the price and forecasts computed on the controller (weather file, tariff)
+LOCAL = Path("hardware/modbus_hvac_office_local.yaml")
 
 
 def free_port() -> int:
@@ -51,13 +53,14 @@ def plant():
         thread.join(10)
 
 
-def profile_for(port: int, **modbus):
-    data = load_profile(PROFILE)
+def profile_for(port: int, path: Path = PROFILE, **modbus):
+    data = load_profile(path)
     return parse_profile(
         {
             "backend": "modbus",
             "control_period_s": data.control_period_s,
             "modbus": {**data.modbus, "port": port, **modbus},
+            **({"exogenous": data.exogenous} if data.exogenous else {}),
             "observation": {"channels": data.obs_channels, "max_age_periods": 2},
             "command": {"safe_action": "zero"},
             "watchdog": {"on_estop": "stop"},
@@ -92,19 +95,80 @@ def hvac_artefact(tmp_path_factory) -> tuple[Path, Path]:
     return run_dir, export_run(run_dir, root / "art")
 
 
-def test_the_client_builds_the_envs_observation(plant):
-    server = plant()
-    interface = ModbusInterface(profile_for(server.port).modbus, profile_for(server.port).obs_channels, 1, 900.0)
+def interface_for(prof) -> ModbusInterface:
+    return ModbusInterface(prof.modbus, prof.obs_channels, 1, prof.control_period_s, exogenous=prof.exogenous)
+
+
+@pytest.mark.parametrize("path", [PROFILE, LOCAL], ids=["registers", "computed-on-controller"])
+def test_the_client_builds_the_envs_observation(plant, path: Path):
+    """Registers (float32), clock features and, with the local profile, the price and forecasts
+    from the weather file and tariff: the env's own observation, step after step (a Monday
+    morning crosses the tariff's mid-peak start and the occupancy start)."""
+    server = plant(seed=3)
+    interface = interface_for(profile_for(server.port, path))
     interface.configure()
-    for command in (0.3, -0.5, 0.0, 1.0):
+    seen = []
+    for step in range(288):  # three days: at least one weekday
         obs, _ = interface.read()
-        np.testing.assert_allclose(obs, server.obs, atol=1e-5)  # registers (float32) and clock features
-        interface.write(np.array([command]))
+        np.testing.assert_allclose(obs, server.obs, atol=1e-5, err_msg=f"step {step}")
+        seen.append(obs)
+        interface.write(np.array([np.sin(step)]))
     interface.deactivate()
-    assert server.steps == 4
+    assert server.steps == 288
+    seen = np.array(seen)
+    for name in ("price", "price_in_6h", "t_out_in_3h", "tod_sin"):  # each of them changed
+        assert np.ptp(seen[:, server.names.index(name)]) > 0, name
 
 
-def test_lockstep_week_over_modbus_matches_eval(hvac_artefact, plant, tmp_path: Path):
+def test_computed_channels_need_their_sources_and_say_what_is_wrong(tmp_path: Path, monkeypatch):
+    base = load_profile(LOCAL)
+    data = {"backend": "modbus", "control_period_s": 900.0, "modbus": base.modbus}
+    channels = {"channels": base.obs_channels}
+    with pytest.raises(
+        SmoothRLError, match=r"channel 'price' is computed from the weather file and tariff; add exogenous"
+    ):
+        parse_profile({**data, "observation": channels}, "p.yaml")
+    bad = [
+        ({"weather": "denver", "tariff": {"kind": "hourly"}}, r"exogenous.tariff.kind: Input should be"),
+        ({"weather": "denver", "tariff": {"peak": -1}}, r"exogenous.tariff.peak: Input should be greater"),
+        ({"weather": "denver", "step_minutes": 7}, r"step_minutes must divide a day"),
+        ({"weather": "denver", "forecast": 1}, r"unknown key exogenous.forecast"),
+        ({"weather": 3}, r"exogenous.weather must name an EPW file"),
+    ]
+    for exo, message in bad:
+        with pytest.raises(SmoothRLError, match=message):
+            parse_profile({**data, "exogenous": exo, "observation": channels}, "p.yaml")
+    for channel, message in [
+        ({"name": "x", "weather": "rain"}, r"channels\[0\].weather must be one of t_out, ghi_kw"),
+        ({"name": "x", "tariff": "price", "ahead_h": -1}, r"channels\[0\].ahead_h must be hours ahead"),
+        ({"name": "x", "register": 0, "ahead_h": 1}, r"channels\[0\] must have a name and exactly one of"),
+        ({"name": "x", "constant": float("nan")}, r"channels\[0\].constant must be a finite number"),
+    ]:
+        with pytest.raises(SmoothRLError, match=message):
+            parse_profile(
+                {**data, "exogenous": {"weather": "denver"}, "observation": {"channels": [channel]}}, "p.yaml"
+            )
+    from smoothrl.building import weather
+
+    # an EPW path relative to the profile's folder is found there
+    (tmp_path / "site.epw").write_bytes(weather.resolve_weather("denver").read_bytes())
+    prof = parse_profile(
+        {**data, "exogenous": {"weather": "site.epw"}, "observation": channels}, str(tmp_path / "p.yaml")
+    )
+    assert prof.exogenous["weather"] == str(tmp_path / "site.epw")
+    assert interface_for(prof).sources.weekday_jan1 == 6  # the weather file's (a Sunday); the profile sets none
+    # a controller without pyenergyplus-lbnl: a shipped weather name is one line asking for a path
+
+    monkeypatch.setitem(__import__("sys").modules, "pyenergyplus", None)
+    weather.read_epw.cache_clear()
+    prof = parse_profile({**data, "exogenous": {"weather": "denver"}, "observation": channels}, "p.yaml")
+    with pytest.raises(SmoothRLError, match="shipped weather files need pyenergyplus-lbnl .*give the EPW file's path"):
+        interface_for(prof)
+    weather.read_epw.cache_clear()
+
+
+@pytest.mark.parametrize("path", [PROFILE, LOCAL], ids=["registers", "computed-on-controller"])
+def test_lockstep_week_over_modbus_matches_eval(hvac_artefact, plant, tmp_path: Path, path: Path):
     from smoothrl.training import evaluate
 
     run_dir, artefact = hvac_artefact
@@ -119,8 +183,7 @@ def test_lockstep_week_over_modbus_matches_eval(hvac_artefact, plant, tmp_path: 
         return record
 
     server = plant(wrap=recording, seed=10_000, split="test")
-    prof = profile_for(server.port)
-    interface = ModbusInterface(prof.modbus, prof.obs_channels, 1, prof.control_period_s)
+    interface = interface_for(prof := profile_for(server.port, path))
     stats = ControlLoop(Artefact.load(artefact).policy(), interface, prof, log=tmp_path / "log.csv").run()
     reference, _ = evaluate(run_dir, episodes=1)
     assert stats.stopped_by == "episode end" and stats.periods == 672 and stats.estop is None, stats.summary()

@@ -72,7 +72,9 @@ class TD3Extensions(DeterministicSDE, OffPolicyExtensions):
             # Delayed policy updates
             if self._n_updates % self.policy_delay == 0:
                 # Compute actor loss
-                actor_loss = -self.critic.q1_forward(replay_data.observations, self.actor(replay_data.observations)).mean()  # noqa: E501  (SB3's line)
+                actor_loss = -self.critic.q1_forward(
+                    replay_data.observations, self.actor(replay_data.observations)
+                ).mean()  # noqa: E501  (SB3's line)
                 actor_losses.append(actor_loss.item())
                 actor_loss = actor_loss + self._action_reg_term(replay_data, reg_logs)  # smoothrl: action smoothness
 

@@ -19,7 +19,12 @@ the command limits of the safety filter, the bring-up sequence and the watchdog'
     bringup: {ramp_s: 0.5, hold_s: 0.25}
     watchdog: {max_overruns: 3, on_estop: stop}
 
-Only the standard library, numpy and PyYAML: it loads on the controller.
+A building controller's profile also maps each observation channel to its source (a register,
+the clock, the weather file, the tariff, a constant) and names the weather file and tariff in
+``exogenous`` (:mod:`smoothrl.hardware.sources`).
+
+Only the standard library, numpy, PyYAML and pydantic (the tariff's model): it loads on the
+controller.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from smoothrl.errors import SmoothRLError
+from smoothrl.hardware.sources import check_channels, check_exogenous
 
 ON_ESTOP = ("stop", "hold")
 
@@ -95,7 +101,9 @@ class HardwareProfile:
         ``lockstep``, ``timeout_s``, ``step_register``, ``command_register``,
         ``sequence_register``, ``weekday_jan1``)
     :param obs_channels: where each observation channel comes from (modbus): ``{name, register}``,
-        ``{name, clock}`` or ``{name, constant}``
+        ``{name, clock}``, ``{name, weather, ahead_h}``, ``{name, tariff, ahead_h}`` or
+        ``{name, constant}`` (:mod:`smoothrl.hardware.sources`)
+    :param exogenous: the weather file and tariff that weather and tariff channels are computed from
     :param udp: the udp backend's settings (``host``, ``port``, ``bind``, ``bind_port``,
         ``observations``, ``commands``, ``lockstep``, ``timeout_s``)
     :param max_age_periods: an observation older than this many periods is stale
@@ -117,6 +125,7 @@ class HardwareProfile:
     udp: dict[str, Any] = field(default_factory=dict)
     modbus: dict[str, Any] = field(default_factory=dict)
     obs_channels: list[dict[str, Any]] = field(default_factory=list)
+    exogenous: dict[str, Any] = field(default_factory=dict)
     max_age_periods: float = 3.0
     obs_low: np.ndarray | None = None
     obs_high: np.ndarray | None = None
@@ -145,6 +154,7 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
         "sim",
         "udp",
         "modbus",
+        "exogenous",
         "observation",
         "command",
         "bringup",
@@ -170,7 +180,8 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
     )
     modbus_keys = ("host", "port", "unit", "commands", "lockstep", "timeout_s", "step_register")
     modbus = _section(data, "modbus", (*modbus_keys, "command_register", "sequence_register", "weekday_jan1"), where)
-    channels = _channels(obs.get("channels"), where)
+    channels = check_channels(obs.get("channels"), where)
+    exogenous = check_exogenous(data.get("exogenous"), channels, where)
     if data["backend"] == "modbus":
         for key in ("port", "commands"):
             if not isinstance(modbus.get(key), int) or isinstance(modbus.get(key), bool) or modbus[key] < 0:
@@ -225,6 +236,7 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
         udp=udp,
         modbus=modbus,
         obs_channels=channels,
+        exogenous=exogenous,
         max_age_periods=float(numbers["observation.max_age_periods"]),
         obs_low=_vector(obs.get("low"), "observation.low", where),
         obs_high=_vector(obs.get("high"), "observation.high", where),
@@ -234,29 +246,6 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
         on_estop=on_estop,
         path=where,
     )
-
-
-def _channels(value: Any, where: str) -> list[dict[str, Any]]:
-    """Check ``observation.channels``: each names exactly one source."""
-    from smoothrl.hardware.backends.modbus import CLOCK_FEATURES
-
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise SmoothRLError(f"{where}: observation.channels must be a list of {{name, register | clock | constant}}")
-    out = []
-    for i, channel in enumerate(value):
-        sources = [k for k in ("register", "clock", "constant") if isinstance(channel, Mapping) and k in channel]
-        if not isinstance(channel, Mapping) or len(sources) != 1 or set(channel) - {"name", *sources}:
-            raise SmoothRLError(
-                f"{where}: observation.channels[{i}] must have a name and exactly one of register, clock, constant"
-            )
-        if "register" in channel and (not isinstance(channel["register"], int) or channel["register"] < 0):
-            raise SmoothRLError(f"{where}: observation.channels[{i}].register must be a register address (int >= 0)")
-        if "clock" in channel and channel["clock"] not in CLOCK_FEATURES:
-            raise SmoothRLError(f"{where}: observation.channels[{i}].clock must be one of {', '.join(CLOCK_FEATURES)}")
-        out.append(dict(channel))
-    return out
 
 
 def load_profile(path: str | Path) -> HardwareProfile:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from smoothrl.building.calendar import TIME_FEATURES
+from smoothrl.building.exogenous import ExogenousYear
+from smoothrl.building.weather import read_epw
 from smoothrl.envs.hvac import kernels
 from smoothrl.envs.hvac.plant import HeatPumps
 from smoothrl.envs.hvac.schedules import profiles
 from smoothrl.envs.hvac.spec import FACADE_NAMES, HVACSpec
 from smoothrl.envs.hvac.thermal import ThermalModel
-from smoothrl.envs.hvac.weather import read_epw
 from smoothrl.errors import SmoothRLError
 
 #: Shares of the gains reaching the air node (the rest reaches the mass node).
@@ -58,7 +60,8 @@ class HVACSimulator:
         self.spec, self.batch, self.discrete, self.split = spec, batch, discrete, split
         self.z = len(spec.zones)
         weather = read_epw(spec.weather)
-        self.profiles = profiles(spec, weather.resample(spec.step_minutes), weather.start_weekday)
+        self.year = ExogenousYear.build(weather, spec.step_minutes, spec.tariff)
+        self.profiles = profiles(spec, self.year)
         self.n_year = len(self.profiles["t_out"])
         self.steps_per_day = 24 * 60 // spec.step_minutes
         self.steps_per_hour = 60 / spec.step_minutes
@@ -70,7 +73,6 @@ class HVACSimulator:
         window = np.array([[zn.window_area.get(f, 0.0) * zn.shgc for f in FACADE_NAMES] for zn in spec.zones])
         self.solar = window @ self.profiles["facade"]  # (Z, n_year) W into each zone
         self.start_days = split_start_days(split, spec.episode_days)
-        self.forecast_offsets = np.array([round(h * self.steps_per_hour) for h in spec.forecast_hours], dtype=int)
         self._tables()
         self.x = np.zeros((batch, 2 * self.z))
         self.k = np.zeros(batch, dtype=np.int64)
@@ -83,27 +85,14 @@ class HVACSimulator:
 
     def _tables(self) -> None:
         """Everything exogenous, per step of the year, so a step only indexes rows."""
-        p = self.profiles
-        tod = 2 * np.pi * p["hour"] / 24.0
-        dow = 2 * np.pi * (p["weekday"] + p["hour"] / 24.0) / 7.0
-        ahead = (np.arange(self.n_year)[:, None] + self.forecast_offsets[None, :]) % self.n_year
+        p, year = self.profiles, self.year
+        hours = tuple(self.spec.forecast_hours)
+        now = [year.columns[name] for name in ("t_out", "ghi_kw", *TIME_FEATURES)]
         self.exo_obs = np.concatenate(
             [
-                np.stack(
-                    [
-                        p["t_out"],
-                        p["ghi"] / 1000.0,
-                        np.sin(tod),
-                        np.cos(tod),
-                        np.sin(dow),
-                        np.cos(dow),
-                        p["occupied"],
-                        p["price"],
-                    ],
-                    axis=1,
-                ),
-                p["t_out"][ahead],
-                p["price"][ahead],
+                np.stack([*now, p["occupied"], p["price"]], axis=1),
+                year.ahead("t_out", hours),
+                year.ahead("price", hours),
             ],
             axis=1,
         )
@@ -123,7 +112,7 @@ class HVACSimulator:
         zones = [zn.name for zn in self.spec.zones]
         return (
             [f"t_zone[{n}]" for n in zones]
-            + ["t_out", "ghi_kw", "tod_sin", "tod_cos", "dow_sin", "dow_cos", "occupied", "price"]
+            + ["t_out", "ghi_kw", *TIME_FEATURES, "occupied", "price"]
             + [f"t_out_in_{h:g}h" for h in self.spec.forecast_hours]
             + [f"price_in_{h:g}h" for h in self.spec.forecast_hours]
             + [f"hvac_signal[{n}]" for n in zones]

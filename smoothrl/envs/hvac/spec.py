@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from smoothrl.building.tariff import TariffSpec
 from smoothrl.errors import SmoothRLError
 from smoothrl.presets import load_yaml, preset_dir
 
@@ -162,33 +163,6 @@ class ComfortSpec(_Strict):
             if not low < high:
                 raise ValueError(f"comfort band {name} is inverted: low {low} must be below high {high}")
         return self
-
-
-class TariffSpec(_Strict):
-    """
-    Electricity price ($/kWh).
-
-    ``constant``: ``price``. ``time_of_use``: ``peak`` on weekdays in ``peak_hours``, ``mid`` in
-    ``mid_hours``, ``off_peak`` otherwise. ``dynamic``: a synthetic day-ahead-like profile
-    (morning and evening peaks, higher when the outdoor temperature is far from 15 degC);
-    deterministic, not market data.
-
-    :param kind: tariff type
-    :param price: constant price
-    :param off_peak: time-of-use off-peak price
-    :param mid: time-of-use mid-peak price
-    :param peak: time-of-use peak price
-    :param mid_hours: [start, end) hours of mid-peak
-    :param peak_hours: [start, end) hours of peak
-    """
-
-    kind: Literal["constant", "time_of_use", "dynamic"] = "time_of_use"
-    price: float = Field(0.15, ge=0)
-    off_peak: float = Field(0.12, ge=0)
-    mid: float = Field(0.18, ge=0)
-    peak: float = Field(0.35, ge=0)
-    mid_hours: tuple[float, float] = (7.0, 16.0)
-    peak_hours: tuple[float, float] = (16.0, 21.0)
 
 
 class ScheduleSpec(_Strict):

@@ -40,5 +40,7 @@ def make_interface(profile: HardwareProfile, lockstep: bool | None = None, speed
         from smoothrl.hardware.backends.modbus import ModbusInterface
 
         settings = profile.modbus
-        return ModbusInterface(settings, profile.obs_channels, settings["commands"], profile.control_period_s, lockstep)
+        return ModbusInterface(
+            settings, profile.obs_channels, settings["commands"], profile.control_period_s, lockstep, profile.exogenous
+        )
     raise SmoothRLError(f"unknown backend {profile.backend!r} in {profile.path}; use one of: {', '.join(BACKENDS)}")

@@ -16,9 +16,9 @@ controller touches::
       command_register: 0      # holding registers: one float32 per command channel ...
       sequence_register: 2     # ... then a holding register the controller bumps with each command
     observation:
-      channels:                # in the policy's order; each from a register, the clock or a constant
-        - {name: t_zone, register: 0}
-        - {name: tod_sin, clock: tod_sin}
+      channels:                # in the policy's order; each from a register, the clock, the weather
+        - {name: t_zone, register: 0}          # file, the tariff or a constant (see
+        - {name: tod_sin, clock: tod_sin}      # smoothrl.hardware.sources)
         - {name: unused, constant: 0.0}
 
 The client reads input registers and writes only the command and sequence registers the profile
@@ -36,21 +36,19 @@ commands written alongside it. Real time: the plant steps every
 from __future__ import annotations
 
 import logging
-import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.interface import Channels, HardwareInterface
+from smoothrl.hardware.sources import ChannelSources
 
 STEP_REGISTER = 100
 CLOCK_REGISTER = 102
 FINISHED_REGISTER = 104
-#: clock features the runtime computes from the plant's clock register (as the HVAC env does)
-CLOCK_FEATURES = ("tod_sin", "tod_cos", "dow_sin", "dow_cos")
-SECONDS_PER_DAY = 86_400.0
 
 
 def _codec() -> Any:
@@ -80,24 +78,6 @@ def uint32(registers: list[int]) -> int:
     return int(codec.convert_from_registers(list(registers), codec.DATATYPE.UINT32))
 
 
-def clock_feature(name: str, seconds: float, weekday0: int) -> float:
-    """
-    A time feature as the HVAC env computes it.
-
-    :param name: one of :data:`CLOCK_FEATURES`
-    :param seconds: simulated seconds since Jan 1, 00:00
-    :param weekday0: the weekday of Jan 1 (0 Monday)
-    :return: the feature
-    """
-    hour = (seconds % SECONDS_PER_DAY) / 3600.0
-    weekday = (weekday0 + int(seconds // SECONDS_PER_DAY)) % 7
-    tod = 2 * math.pi * hour / 24.0
-    dow = 2 * math.pi * (weekday + hour / 24.0) / 7.0
-    return {"tod_sin": math.sin(tod), "tod_cos": math.cos(tod), "dow_sin": math.sin(dow), "dow_cos": math.cos(dow)}[
-        name
-    ]
-
-
 #: the most registers one Modbus read may ask for (the protocol's limit is 125)
 MAX_READ = 124
 
@@ -123,6 +103,8 @@ class ModbusInterface(HardwareInterface):
     :param commands: number of command channels
     :param period: the control period
     :param lockstep: override ``settings["lockstep"]``
+    :param exogenous: the profile's ``exogenous`` section (weather file and tariff), for channels
+        computed on the controller (:mod:`smoothrl.hardware.sources`)
     """
 
     def __init__(
@@ -132,9 +114,11 @@ class ModbusInterface(HardwareInterface):
         commands: int,
         period: float,
         lockstep: bool | None = None,
+        exogenous: Mapping[str, Any] | None = None,
     ) -> None:
         self.settings = settings
-        self.sources = channels
+        weekday = settings.get("weekday_jan1")
+        self.sources = ChannelSources(channels, exogenous or {}, period, None if weekday is None else int(weekday))
         self.commands = commands
         self.period = period
         self.lockstep = bool(settings.get("lockstep", False) if lockstep is None else lockstep)
@@ -143,8 +127,7 @@ class ModbusInterface(HardwareInterface):
         self.step_register = int(settings.get("step_register", STEP_REGISTER))
         self.command_register = int(settings.get("command_register", 0))
         self.sequence_register = int(settings.get("sequence_register", self.command_register + 2 * commands))
-        self.weekday0 = int(settings.get("weekday_jan1", 0))
-        self._runs = _runs(sorted({int(c["register"]) for c in channels if "register" in c}))
+        self._runs = _runs(self.sources.registers)
         self.client: Any = None
         self.sequence = 0
         self._last_step = -1
@@ -186,7 +169,7 @@ class ModbusInterface(HardwareInterface):
                 "(commands and sequence); fix the register map in the profile"
             )
         self.sequence = int(sequence.registers[0])
-        return Channels(len(self.sources), self.commands, tuple(str(c.get("name", "")) for c in self.sources))
+        return Channels(len(self.sources.channels), self.commands, self.sources.names)
 
     def activate(self) -> None:
         """The plant is already running (real time) or waiting for the first command (lock-step)."""
@@ -218,15 +201,8 @@ class ModbusInterface(HardwareInterface):
         for start, count in self._runs:
             response = self.client.read_input_registers(start, count=count, device_id=self.unit)
             words.update(enumerate(self._check(response, "read").registers, start))
-        obs = np.empty(len(self.sources))
-        for i, source in enumerate(self.sources):
-            if "register" in source:
-                address = int(source["register"])
-                obs[i] = from_registers([words[address], words[address + 1]])[0]
-            elif "clock" in source:
-                obs[i] = clock_feature(source["clock"], seconds, self.weekday0)
-            else:
-                obs[i] = float(source["constant"])
+        values = {a: float(from_registers([words[a], words[a + 1]])[0]) for a in self.sources.registers}
+        obs = self.sources.observe(values, seconds)
         self._last_step = step
         self._last_obs = obs
         return obs, stamp

@@ -28,8 +28,14 @@ _MISSING = {_COL_TDB: 99.9, _COL_GHI: 9999.0, _COL_DNI: 9999.0, _COL_DHI: 9999.0
 
 
 def weather_dir() -> Path:
-    """:return: the folder of EPW files shipped by ``pyenergyplus-lbnl``"""
-    import pyenergyplus
+    """:return: the folder of EPW files shipped by ``pyenergyplus-lbnl``
+    :raises SmoothRLError: when that package is not installed (a controller: give a path)"""
+    try:
+        import pyenergyplus
+    except ImportError:
+        raise SmoothRLError(
+            "shipped weather files need pyenergyplus-lbnl (not installed here); give the EPW file's path"
+        ) from None
 
     return Path(pyenergyplus.__file__).resolve().parent / "data" / "weather"
 
