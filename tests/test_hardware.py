@@ -303,6 +303,23 @@ def test_deploy_cli_and_bad_input(pendulum_artefact, tmp_path: Path):
             "unknown key 'comand'",
         ),
         ({"backend": "sim", "control_period_s": -1}, "control_period_s must be a positive"),
+        (
+            {
+                "backend": "sim",
+                "control_period_s": 0.05,
+                "sim": {"env": "Pendulum-v1"},
+                "watchdog": {"on_estop": "retry"},
+            },
+            "watchdog.on_estop must be one of stop, hold, recover",
+        ),
+        (
+            {
+                "backend": "sim",
+                "control_period_s": 0.05,
+                "watchdog": {"on_estop": "recover", "recover_after_periods": 0},
+            },
+            "recover_after_periods must be a whole number >= 1",
+        ),
         ({"backend": "sim", "control_period_s": 0.05, "sim": {"env": "CartPole-v1"}}, "observation and"),
         (
             {"backend": "sim", "control_period_s": 0.05, "sim": {"env": "Pendulum-v1"}, "command": {"high": [3.0]}},

@@ -233,6 +233,57 @@ def test_a_restarted_server_latches_the_estop_and_the_log_is_complete(hvac_artef
     assert restarted.ready.is_set()
 
 
+def test_with_on_estop_recover_the_loop_rides_through_a_server_restart(hvac_artefact, plant, tmp_path: Path):
+    """``on_estop: recover``: the server goes down after 30 steps and is back on the same port
+    about a second later. The loop writes the safe action (or tries to) every period while it is
+    away, re-arms itself after 4 healthy periods, ramps up again and goes on with the policy on
+    the new server; the log has every period."""
+    _, artefact = hvac_artefact
+    stops: list[threading.Event] = []
+    servers: list[HVACPlantServer] = []
+
+    def going_down(server, hook):
+        async def down_at_30(fc, start, address, count, registers, values):
+            if server.steps >= 30 and stops and not stops[0].is_set():
+                stops[0].set()
+                threading.Timer(1.0, lambda: servers.append(plant(port=server.port))).start()
+            return await hook(fc, start, address, count, registers, values)
+
+        return down_at_30
+
+    server = plant(wrap=going_down)
+    stops.append(server.stop_event)
+    prof = profile_for(server.port, timeout_s=1.0)
+    prof = parse_profile(
+        {
+            "backend": "modbus",
+            "control_period_s": prof.control_period_s,
+            "modbus": prof.modbus,
+            "observation": {"channels": prof.obs_channels},
+            "command": {"safe_action": "zero", "max_rate": [0.25]},
+            "bringup": {"ramp_s": 2700.0, "hold_s": 900.0},
+            "watchdog": {"on_estop": "recover", "recover_after_periods": 4},
+        },
+        "recover.yaml",
+    )
+    loop = ControlLoop(Artefact.load(artefact).policy(), interface_for(prof), prof, log=tmp_path / "log.csv")
+    stats = loop.run(duration_s=900.0 * 200)
+    assert stats.estops == 1 and stats.recoveries == 1 and stats.estop is None, stats.summary()
+    assert stats.stopped_by == "duration" and stats.periods == 200
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "log.csv").open()))
+    assert len(rows) == 200
+    phases = [r["phase"] for r in rows]
+    first, last = phases.index("estop"), len(phases) - 1 - phases[::-1].index("estop")
+    assert set(phases[:first]) <= {"ramp", "hold", "policy"} and "policy" in phases[:first]
+    assert set(phases[first : last + 1]) == {"estop"}  # latched until recovered
+    assert all(float(r["cmd_0"]) == 0.0 for r in rows[first : last + 1])  # the safe action, heat pump off
+    after = phases[last + 1 :]
+    assert after[:3] == ["ramp"] * 3 and after[3] == "hold" and set(after[4:]) == {"policy"}  # bring-up again
+    assert servers and servers[0].steps >= len(after)  # the new server took the commands
+
+
 def test_deploy_without_a_plant_is_one_line(hvac_artefact, tmp_path: Path):
     import yaml
     from typer.testing import CliRunner

@@ -10,7 +10,9 @@ bring-up ramps from the safe command to the nominal one and holds it.
 The watchdog latches the emergency stop on a stale, missing, non-finite or out-of-range
 observation, a read or write failure, or ``max_overruns`` consecutive overruns: the safe action
 is written within the period, and then the run ends (``on_estop: stop``) or keeps writing the
-safe action until :meth:`ControlLoop.rearm` (``on_estop: hold``). Every period is timed and,
+safe action until :meth:`ControlLoop.rearm` (``on_estop: hold``), or keeps writing it and re-arms
+itself once the fault has cleared for ``recover_after_periods`` periods (``on_estop: recover``: a
+plant controller that rides through a gateway restart; the bring-up runs again first). Every period is timed and,
 with a log, written as one CSV row (flushed, so a log is complete up to a fault; the file gets
 its final name when the loop ends).
 
@@ -54,6 +56,7 @@ class LoopStats:
     obs_age_s: list[float] = field(default_factory=list)
     estop: str | None = None
     estops: int = 0
+    recoveries: int = 0
     stopped_by: str = "duration"
     interventions: dict[str, int] = field(default_factory=dict)
 
@@ -76,6 +79,7 @@ class LoopStats:
             "max_obs_age_ms": float(np.max(self.obs_age_s) * 1000) if self.obs_age_s else float("nan"),
             "estop": self.estop,
             "estops": self.estops,
+            "recoveries": self.recoveries,
             "stopped_by": self.stopped_by,
             "interventions": dict(self.interventions),
         }
@@ -205,6 +209,7 @@ class ControlLoop:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
         self._pending: Future | None = None
         self._consecutive_overruns = 0
+        self._healthy = 0  # periods in a row, during an e-stop, with a good observation and a safe write
 
     # -- bring-up ---------------------------------------------------------------------------
 
@@ -240,9 +245,21 @@ class ControlLoop:
             self.interface.emergency_stop(command)
         except Exception as e:  # the hardware cannot even take the safe action: tell it, and stop
             self.interface.on_error(e)
-            self.stats.stopped_by = "estop"
-            self.stop_event.set()
+            self._healthy = 0
+            if self.profile.on_estop != "recover":  # recover: try again next period
+                self.stats.stopped_by = "estop"
+                self.stop_event.set()
         return command
+
+    def _recovered(self) -> bool:
+        """``on_estop: recover``: clear the e-stop after enough healthy periods (the bring-up follows)."""
+        if self.profile.on_estop != "recover" or self._healthy < self.profile.recover_after_periods:
+            return False
+        self.stats.estop, self._healthy = None, 0
+        self.stats.recoveries += 1
+        self._consecutive_overruns = 0
+        self.policy.reset()
+        return True
 
     def rearm(self) -> None:
         """Clear a latched emergency stop: the bring-up runs again from the safe command."""
@@ -355,9 +372,14 @@ class ControlLoop:
             if fault is None and self.interface.finished:  # the episode ended with the last command
                 self.stats.stopped_by = "episode end"
                 return
+            if self.stats.estop is not None and fault is None and self._recovered():
+                start_command, phase_t0 = self.filter.last.copy(), simulated
             if self.stats.estop is not None or fault is not None:
                 phase = "estop"
+                self._healthy = self._healthy + 1 if fault is None else 0
                 command = self._estop(fault or self.stats.estop)  # type: ignore[arg-type]
+                if lockstep and fault is not None:  # the far end is gone: do not spin while it is away
+                    self.sleep(min(self.period, 0.05))
             else:
                 phase, target = self._bringup_target(simulated - phase_t0, start_command, nominal)
                 if phase == "policy":

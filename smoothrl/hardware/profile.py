@@ -17,7 +17,7 @@ the command limits of the safety filter, the bring-up sequence and the watchdog'
       safe_action: hold        # hold, zero, or a vector
       nominal: [0.0]           # where the bring-up ramps to
     bringup: {ramp_s: 0.5, hold_s: 0.25}
-    watchdog: {max_overruns: 3, on_estop: stop}
+    watchdog: {max_overruns: 3, on_estop: stop}   # stop | hold | recover (recover_after_periods: 4)
 
 A building controller's profile also maps each observation channel to its source (a register,
 the clock, the weather file, the tariff, a constant) and names the weather file and tariff in
@@ -39,7 +39,7 @@ import numpy as np
 from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.sources import check_channels, check_exogenous
 
-ON_ESTOP = ("stop", "hold")
+ON_ESTOP = ("stop", "hold", "recover")
 
 
 def _vector(value: Any, name: str, where: str) -> np.ndarray | None:
@@ -112,8 +112,12 @@ class HardwareProfile:
     :param ramp_s: bring-up: seconds to ramp from the safe action to ``nominal``
     :param hold_s: bring-up: seconds to hold ``nominal`` before the policy takes over
     :param max_overruns: consecutive deadline overruns that trigger the emergency stop
-    :param on_estop: ``stop`` (end the run after the safe action) or ``hold`` (keep writing it
-        until re-armed or the run's end)
+    :param on_estop: ``stop`` (end the run after the safe action), ``hold`` (keep writing it
+        until re-armed or the run's end) or ``recover`` (keep writing it, reconnecting, and re-arm
+        by itself once the fault has cleared for ``recover_after_periods`` periods in a row: the
+        bring-up then runs again before the policy takes over)
+    :param recover_after_periods: ``recover``: healthy periods (a good observation and a safe
+        command written) before the loop re-arms itself
     :param path: the file it came from
     """
 
@@ -133,6 +137,7 @@ class HardwareProfile:
     hold_s: float = 0.0
     max_overruns: int = 3
     on_estop: str = "stop"
+    recover_after_periods: int = 4
     path: str = "<profile>"
 
 
@@ -173,7 +178,7 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
         data, "command", ("low", "high", "max_rate", "max_jerk", "lowpass_alpha", "safe_action", "nominal"), where
     )
     bringup = _section(data, "bringup", ("ramp_s", "hold_s"), where)
-    watchdog = _section(data, "watchdog", ("max_overruns", "on_estop"), where)
+    watchdog = _section(data, "watchdog", ("max_overruns", "on_estop", "recover_after_periods"), where)
     sim = _section(data, "sim", ("env", "env_kwargs", "seed", "lockstep"), where)
     udp = _section(
         data, "udp", ("host", "port", "bind", "bind_port", "observations", "commands", "lockstep", "timeout_s"), where
@@ -221,10 +226,14 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
         "bringup.ramp_s": bringup.get("ramp_s", 0.0),
         "bringup.hold_s": bringup.get("hold_s", 0.0),
         "watchdog.max_overruns": watchdog.get("max_overruns", 3),
+        "watchdog.recover_after_periods": watchdog.get("recover_after_periods", 4),
     }
     for key, value in numbers.items():
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             raise SmoothRLError(f"{where}: {key} must be a non-negative number, got {value!r}")
+    recover = numbers["watchdog.recover_after_periods"]
+    if not isinstance(recover, int) or recover < 1:
+        raise SmoothRLError(f"{where}: watchdog.recover_after_periods must be a whole number >= 1, got {recover!r}")
     if data["backend"] == "sim" and "env" not in sim:
         raise SmoothRLError(f"{where}: the sim backend needs sim.env, e.g. sim: {{env: Pendulum-v1}}")
     return HardwareProfile(
@@ -243,6 +252,7 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
         ramp_s=float(numbers["bringup.ramp_s"]),
         hold_s=float(numbers["bringup.hold_s"]),
         max_overruns=int(numbers["watchdog.max_overruns"]),
+        recover_after_periods=int(numbers["watchdog.recover_after_periods"]),
         on_estop=on_estop,
         path=where,
     )

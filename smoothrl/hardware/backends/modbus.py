@@ -189,6 +189,8 @@ class ModbusInterface(HardwareInterface):
         if self._finished and self._last_obs is not None:  # the plant's run is over: nothing new to read
             return self._last_obs.copy(), time.monotonic()
         step, seconds = self._status()
+        if step < self._last_step:  # a restarted plant: its step counter began again
+            self._last_step = -1
         if self.lockstep:  # wait for the plant to have taken the last command
             deadline = time.monotonic() + self.timeout
             while step <= self._last_step and not self._finished:
