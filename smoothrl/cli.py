@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer._click.exceptions as click_errors  # typer's own click (its parse errors are these)
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
@@ -25,7 +27,34 @@ RENAMED_OPTIONS = {
 
 
 class _Commands(TyperGroup):
-    """The command group; an option spelled the old way fails with one line naming the new one."""
+    """The command group: an option spelled the old way fails with one line naming the new one,
+    and every parse error (a bad option value, an unknown option or command) is one line on
+    stderr with exit code 2, instead of typer's framed usage box."""
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as e:  # `smoothrl` alone, `smoothrl bridge`: the help
+            e.show()
+            sys.exit(e.exit_code)
+        except click_errors.ClickException as e:
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            typer.echo(f"error: {e.format_message().rstrip('.')}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         for arg in args:
@@ -125,6 +154,7 @@ def train(
 ) -> None:
     """Train an agent and write a run directory (model, config, TensorBoard logs, checkpoints, eval)."""
     from smoothrl import training
+    from smoothrl.checks import check_writable
     from smoothrl.config import resolve_config
     from smoothrl.rundir import next_free_run_dir
 
@@ -156,6 +186,7 @@ def train(
         )
         if run_dir is None:
             run_dir = next_free_run_dir(Path("runs") / config.algo, config.env.replace("/", "-"))
+        check_writable(run_dir, "--run-dir", folder=True)  # before the line that announces it
         console.print(f"training {config.algo} on {config.env} for {config.n_timesteps} steps -> {run_dir}")
         path = training.train(config, run_dir, overwrite=overwrite, progress_bar=progress)
     summary = json.loads((path / "eval.json").read_text())
@@ -498,8 +529,10 @@ def plot(
     deploy_log: Annotated[Path | None, typer.Option(help="Plot a `deploy --log` file instead of runs.")] = None,
 ) -> None:
     """Plot learning curves and action traces of runs, or a deployment log (signals, commands, timing)."""
+    from smoothrl.checks import check_writable
     from smoothrl.plotting import plot_deploy_log, plot_runs
 
+    check_writable(out, "--out")
     if deploy_log is not None:
         if run_dirs:
             raise SmoothRLError("give either RUN_DIR ... or --deploy-log, not both")

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecNormalize
 
+from smoothrl.checks import MAX_SEED, POSITIVE, RANGES, Range, check_number, finite_numbers
 from smoothrl.envs import check_env_id
 from smoothrl.errors import SmoothRLError
 from smoothrl.metrics import check_derivative_weights
@@ -173,12 +174,12 @@ class RunConfig(BaseModel):
     :param freeze_normalization: never update the normalization statistics while training
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     algo: str
     env: str
     preset: str | None = None
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     n_timesteps: int = Field(gt=0)
     n_envs: int = Field(1, ge=1)
     device: str = "auto"
@@ -208,6 +209,17 @@ class RunConfig(BaseModel):
     @classmethod
     def _orders(cls, value: Any) -> dict[int, float]:
         return check_derivative_weights(value, "smoothness_reward")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value == "auto":
+            return value
+        try:
+            th.device(value)
+        except (RuntimeError, ValueError):
+            raise ValueError(f"'{value}' is not a torch device; use auto, cpu, cuda or cuda:N") from None
+        return value
 
     @field_validator("normalize")
     @classmethod
@@ -363,12 +375,21 @@ def build_hyperparam(key: str, value: Any) -> Any:
     if key == "policy_kwargs":
         return build_policy_kwargs(parse_policy_kwargs(value))
     if isinstance(value, str) and value.startswith(_SCHEDULE_PREFIX):
-        try:
-            start = float(value[len(_SCHEDULE_PREFIX) :])
-        except ValueError:
-            raise SmoothRLError(f"{key}='{value}' is not a schedule; write lin_<number>, e.g. lin_3e-4") from None
-        return LinearSchedule(start, 0.0, 1.0)
+        return LinearSchedule(schedule_start(key, value), 0.0, 1.0)
     return value
+
+
+def schedule_start(key: str, value: str) -> float:
+    """
+    :param key: the keyword
+    :param value: a ``lin_<x>`` schedule
+    :return: ``x``, its value at the start of training
+    :raises SmoothRLError: when ``x`` is not a number
+    """
+    try:
+        return float(value[len(_SCHEDULE_PREFIX) :])
+    except ValueError:
+        raise SmoothRLError(f"{key}='{value}' is not a schedule; write lin_<number>, e.g. lin_3e-4") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,15 +428,62 @@ def check_hyperparam(entry: AlgoEntry, key: str, value: Any) -> None:
             "for the valid keys"
         )
     adapter = entry.type_adapter(key)
-    if adapter is None:
+    if adapter is not None:
+        try:
+            adapter.validate_python(build_hyperparam(key, value))
+        except ValidationError as e:
+            raise SmoothRLError(
+                f"{key}={value!r} has the wrong type for {entry.name} ({e.errors()[0]['msg']}); "
+                f"expected {entry.hint_name(key)}"
+            ) from None
+    check_range(key, value)
+
+
+def check_range(key: str, value: Any) -> None:
+    """
+    Check a hyperparameter's value against its documented range (:data:`smoothrl.checks.RANGES`);
+    every number in any value must be finite.
+
+    :param key: the keyword
+    :param value: the stored value (a number, a ``lin_<x>`` schedule, SAC's ``auto_<x>``, a
+        ``[n, "step"]`` train frequency, ``policy_kwargs``)
+    :raises SmoothRLError: naming the keyword, its range and the value
+    """
+    finite_numbers(key, value)
+    if key == "policy_kwargs":
+        check_net_arch(parse_policy_kwargs(value).get("net_arch"))
         return
-    try:
-        adapter.validate_python(build_hyperparam(key, value))
-    except ValidationError as e:
+    rule = RANGES.get(key)
+    if rule is None or value is None:
+        return
+    if isinstance(value, str) and value.startswith(_SCHEDULE_PREFIX):  # the schedule's start
+        check_number(f"{key} ({value})", schedule_start(key, value), rule)
+    elif key == "ent_coef" and isinstance(value, str) and value.startswith("auto"):  # SAC's learned coefficient
+        if value.startswith("auto_"):
+            check_number(f"ent_coef ({value}): its initial value", parse_value(value[5:]), POSITIVE)
+    elif key == "train_freq" and isinstance(value, list | tuple) and value:  # [n, "step" | "episode"]
+        check_number(f"{key}[0]", value[0], rule)
+    else:
+        check_number(key, value, rule)
+
+
+def check_net_arch(value: Any) -> None:
+    """
+    :param value: ``policy_kwargs.net_arch``: a list of layer widths, or ``dict(pi=[...], vf=[...])``
+        (``qf`` for off-policy critics); ``None``: the algorithm's default
+    :raises SmoothRLError: for anything else, or a width below 1
+    """
+    if value is None:
+        return
+    layers = value if isinstance(value, list) else None
+    if isinstance(value, dict) and all(isinstance(v, list) for v in value.values()):
+        layers = [w for v in value.values() for w in v]
+    if layers is None:
         raise SmoothRLError(
-            f"{key}={value!r} has the wrong type for {entry.name} ({e.errors()[0]['msg']}); "
-            f"expected {entry.hint_name(key)}"
-        ) from None
+            f"policy_kwargs.net_arch must be a list of layer widths or dict(pi=[...], vf=[...]), got {value!r}"
+        )
+    for width in layers:
+        check_number("policy_kwargs.net_arch: each layer width", width, Range(1, integer=True))
 
 
 # ---------------------------------------------------------------------------------------------

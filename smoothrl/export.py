@@ -39,6 +39,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from smoothrl import __version__
+from smoothrl.checks import check_writable
 from smoothrl.envs.vec_wrappers import VecActionSmoothnessReward
 from smoothrl.envs.wrappers import ActionSmoothnessReward, action_bounds
 from smoothrl.errors import SmoothRLError
@@ -293,6 +294,7 @@ def export_run(
     out = Path(out)
     if fmt not in ("onnx", "torchscript"):
         raise SmoothRLError(f"--format must be onnx or torchscript, got {fmt!r}")
+    check_writable(out, "--out", folder=True)
     if out.exists() and not (overwrite and (out / MANIFEST).is_file()):
         hint = "pass --overwrite to replace it" if (out / MANIFEST).is_file() else "pass a new folder"
         raise SmoothRLError(f"{out} already exists; {hint}")

@@ -43,6 +43,8 @@ def load_yaml(path: str | Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise SmoothRLError(f"cannot read {path}: {e.strerror}; check the path") from None
+    except UnicodeDecodeError:
+        raise SmoothRLError(f"{path} is not a text file (not UTF-8), so not YAML; restore it") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -25,6 +25,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from smoothrl import rundir
 from smoothrl.agents.noise import ColoredActionNoise, VectorizedColoredActionNoise
 from smoothrl.callbacks import AtomicCheckpointCallback, SmoothnessCallback, SmoothnessEvalCallback, save_checkpoint
+from smoothrl.checks import check_seed, check_writable
 from smoothrl.config import NOISE_KEYS, RunConfig, build_hyperparam, load_config, one_line
 from smoothrl.envs.factory import make_vec_env
 from smoothrl.envs.registration import eval_env_kwargs
@@ -150,6 +151,7 @@ def make_model(config: RunConfig, env: VecEnv, tensorboard_log: str | Path | Non
     :raises SmoothRLError: when the algorithm cannot work with the env (e.g. DQN on a Box action space)
     """
     cls = config.entry.cls
+    check_device(config.device)
     kwargs = model_kwargs(config, env)
     try:
         return cls(
@@ -162,10 +164,36 @@ def make_model(config: RunConfig, env: VecEnv, tensorboard_log: str | Path | Non
             **kwargs,
         )
     except (AssertionError, ValueError, KeyError) as e:
-        message = str(e).replace("\n", " ")
+        message = str(e).replace("\n", " ").strip()
+        if "only supports" in message:  # SB3's check of the env's spaces
+            raise SmoothRLError(
+                f"{config.algo} cannot train on {config.env}: {message}; pick another algorithm or env"
+            ) from None
         raise SmoothRLError(
-            f"{config.algo} cannot train on {config.env}: {message}; pick another algorithm or preset"
+            f"{config.algo} rejected its settings ({message or type(e).__name__}); fix the value it names "
+            f"(`smoothrl list --params {config.algo}` lists the keys)"
         ) from None
+
+
+def check_device(device: str) -> None:
+    """
+    SB3 falls back to the CPU without a word when the device asked for is missing; a run that
+    asked for a GPU should know it has none.
+
+    :param device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``
+    :raises SmoothRLError: when that device is not on this machine
+    """
+    import torch as th
+
+    if device == "auto":
+        return
+    kind = th.device(device)
+    if kind.type == "cuda" and not th.cuda.is_available():
+        raise SmoothRLError(f"device '{device}': torch finds no CUDA device on this machine; use --device cpu or auto")
+    if kind.type == "cuda" and kind.index is not None and kind.index >= th.cuda.device_count():
+        raise SmoothRLError(f"device '{device}': this machine has {th.cuda.device_count()} CUDA devices; pick another")
+    if kind.type == "mps" and not th.backends.mps.is_available():
+        raise SmoothRLError(f"device '{device}': torch finds no MPS device on this machine; use --device cpu or auto")
 
 
 @dataclass
@@ -204,6 +232,8 @@ def read_config(run_dir: str | Path) -> RunConfig:
     :raises SmoothRLError: when the folder or its ``config.yaml`` is missing or invalid
     """
     path = Path(run_dir)
+    if path.exists() and not path.is_dir():
+        raise SmoothRLError(f"{path} is a file, not a run directory; pass a folder written by `smoothrl train`")
     if not path.is_dir():
         raise SmoothRLError(f"run directory {path} does not exist; pass a folder written by `smoothrl train`")
     if not (path / rundir.CONFIG).is_file():
@@ -270,6 +300,7 @@ def evaluate(
         the env's KPIs) and the episodes themselves
     :raises SmoothRLError: for bad input
     """
+    check_seed("--seed", seed)
     if not isinstance(run, Run):
         run = load_run(run)
     env_id = env_id or run.config.env
@@ -343,6 +374,7 @@ def evaluate_controller(
     from smoothrl.envs.hvac import HVAC_IDS
     from smoothrl.envs.hvac.controllers import make_controller
 
+    check_seed("--seed", seed)
     if env_id not in HVAC_IDS:
         raise SmoothRLError(f"--controller needs an HVAC env ({', '.join(HVAC_IDS)}), got {env_id}")
     env = make_vec_env(env_id, 1, seed, {**(env_kwargs or {}), **_split_overrides(env_id, split)})
@@ -458,7 +490,7 @@ def train(
     :return: the run directory
     :raises SmoothRLError: for bad input; :class:`TrainingInterrupted` on Ctrl-C (after checkpointing)
     """
-    run_dir = Path(run_dir)
+    run_dir = check_writable(run_dir, "--run-dir", folder=True)
     existed = run_dir.exists()
     _check_fresh_run_dir(run_dir, overwrite)
     try:
@@ -510,6 +542,7 @@ def resume(
     """
     run_dir = Path(run_dir)
     config = read_config(run_dir)
+    check_writable(run_dir, "--run-dir", folder=True)
     with rundir.locked(run_dir):
         rundir.clean_temp_files(run_dir)
         return _resume(run_dir, config, n_timesteps, progress_bar, callbacks)
@@ -537,6 +570,7 @@ def _resume(
     vecnormalize = ckpt.vecnormalize if config.normalize_kwargs is not None else None
     if vecnormalize is not None and not vecnormalize.is_file():
         raise SmoothRLError(f"{vecnormalize} is missing, so {ckpt.model.name} cannot be resumed; restore it or retrain")
+    check_device(config.device)
     env = _training_env(config, vecnormalize)
     model = _load_model(
         config.entry.cls, ckpt.model, env=env, device=config.device, tensorboard_log=str(run_dir / rundir.TB)
@@ -547,7 +581,13 @@ def _resume(
                 f"{ckpt.model.name} has no replay buffer ({ckpt.replay_buffer.name}), so resuming would start from "
                 "an empty buffer; restore the file, or retrain with --overwrite"
             )
-        model.load_replay_buffer(str(ckpt.replay_buffer))  # type: ignore[attr-defined]
+        try:
+            model.load_replay_buffer(str(ckpt.replay_buffer))  # type: ignore[attr-defined]
+        except Exception as e:  # truncated or damaged: resuming on an empty buffer would lose it silently
+            raise SmoothRLError(
+                f"{ckpt.replay_buffer} is damaged ({type(e).__name__}), so {ckpt.model.name} cannot be resumed with "
+                "its replay buffer; restore the file, or retrain with --overwrite"
+            ) from None
     rundir.atomic_write_text(run_dir / rundir.CONFIG, config.to_yaml())
     _learn(model, config, run_dir, _callbacks(config, run_dir) + list(callbacks or []), progress_bar, reset=False)
     return _finish(model, config, run_dir)

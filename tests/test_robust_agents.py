@@ -61,13 +61,14 @@ def test_sppo_trains_saves_loads_and_predicts(tiny_run, tmp_path: Path, env_id: 
     assert certify_run(run, run.model.smoothing_sigma, 100, n_states=3)["states"] == 3
 
 
-def test_sppo_bad_smoothing_is_a_construction_error():
+def test_sppo_bad_smoothing_is_refused_by_the_config_and_by_the_constructor():
     from smoothrl.config import resolve_config
-    from smoothrl.training import make_env, make_model
+    from smoothrl.robust.sppo import SPPO
 
-    config = resolve_config("sppo", "Pendulum-v1", "smoke", ["smoothing_sigma=0"])
-    with pytest.raises(SmoothRLError, match="S-PPO needs sigma > 0"):
-        make_model(config, make_env(config))
+    with pytest.raises(SmoothRLError, match="smoothing_sigma must be a finite number > 0, got 0"):
+        resolve_config("sppo", "Pendulum-v1", "smoke", ["smoothing_sigma=0"])
+    with pytest.raises(SmoothRLError, match=r"S-PPO: smoothing_sigma .* must be a finite number in \(0"):
+        SPPO("MlpPolicy", "Pendulum-v1", smoothing_sigma=0.0)
 
 
 # --- S-DQN -------------------------------------------------------------------------------
@@ -105,10 +106,8 @@ def test_sdqn_bad_configuration(tmp_path: Path, cartpole_dqn: Path, ppo_norm_run
         train(resolve_config("sdqn", "Pendulum-v1", "smoke", [f"base_model={ppo_norm_run}"]), tmp_path / "b")
     with pytest.raises(SmoothRLError, match="has no model.zip"):
         train(resolve_config("sdqn", "CartPole-v1", "smoke", [f"base_model={tmp_path}"]), tmp_path / "c")
-    config = resolve_config("sdqn", "CartPole-v1", "smoke", [f"base_model={cartpole_dqn}", "smoothing_samples=0"])
-    with pytest.raises(SmoothRLError, match="S-DQN needs at least 1 noisy copy"):
-        train(config, tmp_path / "d", progress_bar=False)
-    assert not (tmp_path / "d").exists()  # nothing half-written
+    with pytest.raises(SmoothRLError, match="smoothing_samples must be a whole number >= 1"):
+        resolve_config("sdqn", "CartPole-v1", "smoke", [f"base_model={cartpole_dqn}", "smoothing_samples=0"])
 
 
 def test_noise_augmentation_perturbs_training_observations_only(tiny_run, tmp_path: Path):

@@ -43,16 +43,16 @@ def test_cli_attack_and_certify_json(cartpole_ppo: Path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["certify", "{run}", "--sigma", "0"], "certify needs sigma > 0"),
-        (["certify", "{run}", "--samples", "0"], "certify needs at least 1 noisy copy"),
-        (["certify", "{run}", "--alpha", "1.5"], "--alpha must be in (0, 1)"),
+        (["certify", "{run}", "--sigma", "0"], "certify: --sigma"),
+        (["certify", "{run}", "--samples", "0"], "certify: --samples"),
+        (["certify", "{run}", "--alpha", "1.5"], "--alpha (0.001 is the usual choice) must be a finite number in (0, 1)"),
         (["certify", "{run}", "--bound", "chernoff"], "--bound must be cp or hoeffding"),
-        (["attack", "{run}", "--eps", "-0.1"], "--eps must be >= 0"),
+        (["attack", "{run}", "--eps", "-0.1"], "--eps must be a finite number in [0, 1e+06]"),
         (["attack", "{run}", "--attack", "min_q"], "PPO has no Q-function for the min_q attack"),
         (["attack", "{run}", "--attack", "nope"], "unknown attack 'nope'"),
-        (["attack", "{run}", "--smoothing-sigma", "-1"], "sigma > 0"),
+        (["attack", "{run}", "--smoothing-sigma", "-1"], "--smoothing-sigma"),
         (["attack", "/nonexistent/run"], "does not exist"),
-        (["eval", "{run}", "--smoothing-sigma", "0"], "smoothing needs sigma > 0"),
+        (["eval", "{run}", "--smoothing-sigma", "0"], "smoothing: --smoothing-sigma"),
         (["eval", "{run}", "--smoothing-sigma", "0.1", "--smoothing-mode", "median3"], "unknown smoothing mode"),
     ],
 )

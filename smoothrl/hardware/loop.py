@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from smoothrl.checks import check_writable
 from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.artefact import ArtefactPolicy
 from smoothrl.hardware.interface import HardwareInterface
@@ -99,6 +100,7 @@ class DeployLog:
         self.path = Path(path)
         if self.path.exists():
             raise SmoothRLError(f"{self.path} already exists; pass another --log")
+        check_writable(self.path, "--log")
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.partial, "w", newline="")  # noqa: SIM115  (closed by close())

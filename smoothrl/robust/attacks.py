@@ -26,6 +26,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch as th
 
+from smoothrl.checks import BUDGET, COUNT, check_number
 from smoothrl.errors import SmoothRLError
 from smoothrl.robust.smoothing import check_smoothing, noisy_copies
 from smoothrl.robust.views import PolicyView
@@ -58,14 +59,12 @@ class Attack:
     def __post_init__(self) -> None:
         if self.name not in ATTACKS:
             raise SmoothRLError(f"unknown attack {self.name!r}; use one of {', '.join(ATTACKS)}")
-        if not self.eps >= 0:
-            raise SmoothRLError(f"--eps must be >= 0, got {self.eps}")
+        check_number("--eps", self.eps, BUDGET)
         if self.norm not in NORMS:
             raise SmoothRLError(f"unknown norm {self.norm!r}; use linf or l2")
-        if self.steps < 1:
-            raise SmoothRLError(f"attacks need at least 1 step, got {self.steps}")
+        check_number("--steps", self.steps, COUNT)
         if self.name == "smoothed" and self.sigma is not None:
-            check_smoothing(self.sigma, self.samples, "the smoothed attack")
+            check_smoothing(self.sigma, self.samples, "the smoothed attack", ("--smoothing-sigma", "--attack-samples"))
 
 
 def _flat_norm(x: th.Tensor) -> th.Tensor:

@@ -183,7 +183,7 @@ class SDQN(DQN):
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:
-        check_smoothing(smoothing_sigma, smoothing_samples, "S-DQN")
+        check_smoothing(smoothing_sigma, smoothing_samples, "S-DQN", ("smoothing_sigma", "smoothing_samples"))
         if recon_weight < 0 or not 0 <= adv_fraction <= 1 or adv_eps < 0 or adv_steps < 1:
             raise ValueError("S-DQN needs recon_weight >= 0, adv_fraction in [0, 1], adv_eps >= 0 and adv_steps >= 1")
         base = None

@@ -10,6 +10,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from smoothrl.checks import COUNT, NOISE, check_number
 from smoothrl.errors import SmoothRLError
 from smoothrl.robust.views import PolicyView
 
@@ -17,17 +18,21 @@ SmoothingMode = Literal["median", "mean", "vote"]
 SMOOTHING_MODES: tuple[str, ...] = get_args(SmoothingMode)
 
 
-def check_smoothing(sigma: float, m: int, what: str = "smoothing") -> None:
+def check_smoothing(
+    sigma: float,
+    m: int,
+    what: str = "smoothing",
+    names: tuple[str, str] = ("--smoothing-sigma", "--smoothing-samples"),
+) -> None:
     """
     :param sigma: noise standard deviation (normalized observation units)
     :param m: noisy copies per decision
     :param what: the name in the message
-    :raises SmoothRLError: for ``sigma <= 0`` or ``m < 1``
+    :param names: how the user spells sigma and m (options or keywords)
+    :raises SmoothRLError: unless ``0 < sigma <= 1e6`` (finite) and ``m >= 1``
     """
-    if not sigma > 0:
-        raise SmoothRLError(f"{what} needs sigma > 0, got {sigma}; pass a positive noise level such as 0.2")
-    if int(m) < 1:
-        raise SmoothRLError(f"{what} needs at least 1 noisy copy, got {m}")
+    check_number(f"{what}: {names[0]} (a noise level such as 0.2)", sigma, NOISE)
+    check_number(f"{what}: {names[1]} (noisy copies per decision)", m, COUNT)
 
 
 def noisy_copies(obs: th.Tensor, sigma: float, m: int, generator: th.Generator | None = None) -> th.Tensor:

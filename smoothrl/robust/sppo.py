@@ -45,8 +45,8 @@ class SPPOPolicy(SmoothingSwitch, GSDEActorCriticPolicy):
         smoothing_samples_eval: int = 100,
         **kwargs: Any,
     ) -> None:
-        check_smoothing(smoothing_sigma, smoothing_samples, "S-PPO")
-        check_smoothing(smoothing_sigma, smoothing_samples_eval, "S-PPO")
+        check_smoothing(smoothing_sigma, smoothing_samples, "S-PPO", ("smoothing_sigma", "smoothing_samples"))
+        check_smoothing(smoothing_sigma, smoothing_samples_eval, "S-PPO", ("smoothing_sigma", "smoothing_samples_eval"))
         self.smoothing_sigma = smoothing_sigma
         self.smoothing_samples = smoothing_samples
         self.smoothing_samples_eval = smoothing_samples_eval
