@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import types
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,11 @@ RENAMED_OPTIONS = {
     "--smooth-samples": "--smoothing-samples",
     "--smooth-mode": "--smoothing-mode",
 }
+
+
+INTERRUPTED_EARLY = "interrupted (Ctrl-C) before anything was written"
+#: whether a command has printed its own interruption line (typer turns a Ctrl-C it catches into exit 130 silently)
+_reported = types.SimpleNamespace(interrupt=False)
 
 
 class _Commands(TyperGroup):
@@ -54,6 +60,8 @@ class _Commands(TyperGroup):
         except typer.Abort:
             typer.echo("aborted", err=True)
             sys.exit(1)
+        if code == 130 and not _reported.interrupt:  # Ctrl-C that typer caught before a command could say so
+            typer.echo(INTERRUPTED_EARLY, err=True)
         sys.exit(code if isinstance(code, int) else 0)
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
@@ -84,7 +92,12 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except TrainingInterrupted as e:
+            _reported.interrupt = True
             typer.echo(f"interrupted: {e}", err=True)
+            raise typer.Exit(130) from None
+        except KeyboardInterrupt:  # outside the writing phases (those say what they saved themselves)
+            _reported.interrupt = True
+            typer.echo(INTERRUPTED_EARLY, err=True)
             raise typer.Exit(130) from None
         except SmoothRLError as e:
             typer.echo(f"error: {e}", err=True)
@@ -403,6 +416,10 @@ def deploy(
 
     summary = run_deploy(artefact, hardware, duration, lockstep, speedup, log, status=None if as_json else console)
     interrupted = summary["stopped_by"] == "interrupt"  # Ctrl-C: the safe action was written, then deactivated
+    if interrupted:
+        _reported.interrupt = True
+        saved = f"; the log is complete in {log}" if log is not None else ""
+        typer.echo(f"interrupted: the safe action was written and the hardware deactivated{saved}", err=True)
     if as_json:
         typer.echo(json.dumps(summary))
         if interrupted:
@@ -547,7 +564,11 @@ def plot(
 def main() -> None:
     """Entry point of the ``smoothrl`` command."""
     warnings.filterwarnings("ignore", message=".*rich is experimental.*")
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # before a command started (while parsing or importing)
+        typer.echo(INTERRUPTED_EARLY, err=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -174,10 +174,20 @@ def next_free_run_dir(root: str | Path, name: str) -> Path:
 def is_empty_dir(path: str | Path) -> bool:
     """
     :param path: a path
-    :return: whether it does not exist or is an empty folder (a lock file alone counts as empty)
+    :return: whether it does not exist or is an empty folder (a lock file, and temporary files of
+        writers that are gone, count as empty: what a killed first write leaves)
     """
     p = Path(path)
-    return not p.exists() or (p.is_dir() and all(child.name == LOCK for child in p.iterdir()))
+    return not p.exists() or (p.is_dir() and all(child.name == LOCK or _dead_temp(child) for child in p.iterdir()))
+
+
+_TEMP = re.compile(r"^\..+\.tmp(\d+)(\.[^.]*)?$")
+
+
+def _dead_temp(path: Path) -> bool:
+    """Whether ``path`` is a temporary file of :func:`atomic_write` whose writer's process is gone."""
+    m = _TEMP.match(path.name)
+    return bool(m) and not _alive(int(m.group(1))) and path.is_file()
 
 
 def _alive(pid: int) -> bool:
@@ -257,13 +267,11 @@ def clean_temp_files(run_dir: str | Path) -> list[Path]:
     :return: the files removed
     """
     removed = []
-    pattern = re.compile(r"^\..+\.tmp(\d+)(\.[^.]*)?$")
     for folder in (Path(run_dir), Path(run_dir) / CHECKPOINTS):
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
-            m = pattern.match(path.name)
-            if m and not _alive(int(m.group(1))) and path.is_file():
+            if _dead_temp(path):
                 path.unlink()
                 removed.append(path)
     return removed

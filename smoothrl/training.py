@@ -495,9 +495,16 @@ def train(
     _check_fresh_run_dir(run_dir, overwrite)
     try:
         with rundir.locked(run_dir):
+            rundir.clean_temp_files(run_dir)
             replacing = _check_fresh_run_dir(run_dir, overwrite)  # again, now that no one else writes
-            env = _training_env(config)
-            model = make_model(config, env, tensorboard_log=run_dir / rundir.TB)
+            try:
+                env = _training_env(config)
+                model = make_model(config, env, tensorboard_log=run_dir / rundir.TB)
+            except KeyboardInterrupt:
+                kept = f"; the run in {run_dir} is unchanged" if replacing else ""
+                raise TrainingInterrupted(
+                    f"interrupted while starting, before training began: nothing written{kept}"
+                ) from None
             # only now, once the new run is known to build, is the old one set aside; it is removed
             # once the new one has finished, and restored if the new one fails or is interrupted
             aside = _set_aside(run_dir) if replacing else None
@@ -563,10 +570,18 @@ def _resume(
     ckpt = rundir.latest_checkpoint(run_dir)
     if ckpt is None:
         raise SmoothRLError(f"{run_dir} has no checkpoint to resume from; start it again with --overwrite")
-    if ckpt.steps >= config.n_timesteps:
+    trained = ckpt.steps >= config.n_timesteps
+    final, summary = run_dir / rundir.MODEL, run_dir / rundir.EVAL
+    # the final files are written after the last checkpoint, in this order: newer means finished
+    saved = final.is_file() and final.stat().st_mtime_ns >= ckpt.model.stat().st_mtime_ns
+    evaluated = saved and summary.is_file() and summary.stat().st_mtime_ns >= final.stat().st_mtime_ns
+    if trained and evaluated:
         raise SmoothRLError(
             f"{run_dir} is already trained for {ckpt.steps} steps; pass --timesteps with a larger total to continue"
         )
+    if trained and saved:  # the final evaluation was interrupted: finish it
+        _final_evaluation(load_run(run_dir))
+        return run_dir
     vecnormalize = ckpt.vecnormalize if config.normalize_kwargs is not None else None
     if vecnormalize is not None and not vecnormalize.is_file():
         raise SmoothRLError(f"{vecnormalize} is missing, so {ckpt.model.name} cannot be resumed; restore it or retrain")
@@ -589,7 +604,8 @@ def _resume(
                 "its replay buffer; restore the file, or retrain with --overwrite"
             ) from None
     rundir.atomic_write_text(run_dir / rundir.CONFIG, config.to_yaml())
-    _learn(model, config, run_dir, _callbacks(config, run_dir) + list(callbacks or []), progress_bar, reset=False)
+    if not trained:  # else: stopped after its last checkpoint, before the final files; write them now
+        _learn(model, config, run_dir, _callbacks(config, run_dir) + list(callbacks or []), progress_bar, reset=False)
     return _finish(model, config, run_dir)
 
 
@@ -610,12 +626,28 @@ def _callbacks(config: RunConfig, run_dir: Path) -> list[BaseCallback]:
 
 
 def _finish(model: BaseAlgorithm, config: RunConfig, run_dir: Path) -> Path:
-    save_checkpoint(model, run_dir)
-    vec_normalize = model.get_vec_normalize_env()
-    if vec_normalize is not None:
-        rundir.atomic_write(run_dir / rundir.VECNORMALIZE, vec_normalize.save)
-    rundir.atomic_write(run_dir / rundir.MODEL, model.save)
-    summary, _ = evaluate(Run(run_dir, config, model), config.eval_episodes)
-    rundir.atomic_write_json(run_dir / rundir.EVAL, summary)
+    try:
+        save_checkpoint(model, run_dir)
+        vec_normalize = model.get_vec_normalize_env()
+        if vec_normalize is not None:
+            rundir.atomic_write(run_dir / rundir.VECNORMALIZE, vec_normalize.save)
+        rundir.atomic_write(run_dir / rundir.MODEL, model.save)
+    except KeyboardInterrupt:  # the checkpoint is complete (atomic writes) or the previous one stands
+        raise TrainingInterrupted(
+            f"interrupted while saving the trained model; continue with `smoothrl train --resume --run-dir {run_dir}`"
+        ) from None
+    _final_evaluation(Run(run_dir, config, model))
     model.get_env().close()
     return run_dir
+
+
+def _final_evaluation(run: Run) -> None:
+    """Evaluate a trained run and write ``eval.json``; Ctrl-C leaves the model and says how to finish."""
+    try:
+        summary, _ = evaluate(run, run.config.eval_episodes)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            f"interrupted during the final evaluation; the trained model is saved in {run.path}: evaluate it with "
+            f"`smoothrl eval {run.path}` or write eval.json with `smoothrl train --resume --run-dir {run.path}`"
+        ) from None
+    rundir.atomic_write_json(run.path / rundir.EVAL, summary)

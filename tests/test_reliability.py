@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
 from smoothrl import rundir
@@ -144,3 +145,160 @@ def test_checkpoints_keep_their_buffer_when_killed_between_writes(tmp_path: Path
         callbacks.save_checkpoint(model, run_dir)
     latest = rundir.latest_checkpoint(run_dir)
     assert latest.steps == steps_before[-1] and latest.replay_buffer.is_file()
+
+
+# -- kill -9 at every write step, then --resume ------------------------------------------------
+
+#: a tiny SAC run with two checkpoints; the killed process patches the commit point of smoothrl's
+#: atomic writes (the rename of a finished temporary file) to die at the Nth one, as kill -9 would
+KILLED = """
+import os, sys
+from pathlib import Path
+run_dir, n = Path(sys.argv[1]).resolve(), int(sys.argv[2])
+real, calls = os.replace, [0]
+def replace(src, dst):
+    if ".tmp" in os.fspath(src) and Path(dst).resolve().is_relative_to(run_dir):
+        calls[0] += 1
+        if calls[0] == n:
+            os._exit(137)  # no cleanup, no finally: the temporary file stays, the rename never happens
+    return real(src, dst)
+os.replace = replace
+from smoothrl.cli import main
+sys.argv = ["smoothrl", "train", "--algo", "sac", "--env", "Pendulum-v1", "--preset", "smoke", "--run-dir",
+            str(run_dir), "--no-progress", "--set", "n_timesteps=400", "--set", "checkpoint_freq=200",
+            "--set", "eval_freq=0", "--set", "eval_episodes=1", "--set", "learning_starts=50"]
+try:
+    main()
+finally:
+    print("WRITES", calls[0], file=sys.stderr)
+"""
+
+
+def _smoothrl(*args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("smoothrl")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_kill_at_every_write_step_then_resume_loses_nothing(tmp_path: Path):
+    """Kill the training process at each of its atomic writes (config, checkpoints with their
+    replay buffers, the final model, eval.json), then `--resume`: the run completes with every
+    file in place and no temporary file left, or resume refuses in one line and a new `train`
+    into the same folder works."""
+    full = subprocess.run([sys.executable, "-c", KILLED, str(tmp_path / "full"), "0"], capture_output=True, text=True)
+    assert full.returncode == 0, full.stderr
+    writes = int(full.stderr.rsplit("WRITES", 1)[1])
+    assert writes >= 8  # config, 2 x (buffer, model) per checkpoint, the final checkpoint, model, eval
+    outcomes = []
+    for n in range(1, writes + 1):
+        run_dir = tmp_path / f"killed{n}"
+        killed = subprocess.run([sys.executable, "-c", KILLED, str(run_dir), str(n)], capture_output=True, text=True)
+        assert killed.returncode == 137, killed.stderr
+        resumed = _smoothrl("train", "--resume", "--run-dir", str(run_dir), "--no-progress")
+        lines = resumed.stderr.strip().splitlines()
+        assert "Traceback" not in resumed.stderr
+        if resumed.returncode == 2:  # nothing to resume from: one line, and the folder takes a new run
+            assert len(lines) == 1 and lines[0].startswith("error: "), resumed.stderr
+            fresh = _smoothrl(
+                "train",
+                "--algo",
+                "sac",
+                "--env",
+                "Pendulum-v1",
+                "--preset",
+                "smoke",
+                "--run-dir",
+                str(run_dir),
+                "--no-progress",
+                "--set",
+                "n_timesteps=200",
+                "--set",
+                "eval_freq=0",
+                "--set",
+                "checkpoint_freq=0",
+                "--set",
+                "eval_episodes=1",
+                "--overwrite",
+            )
+            assert fresh.returncode == 0, fresh.stderr
+            outcomes.append("refused")
+            continue
+        assert resumed.returncode == 0, resumed.stderr
+        for name in ("model.zip", "config.yaml", "eval.json"):
+            assert (run_dir / name).is_file(), (n, name)
+        latest = rundir.latest_checkpoint(run_dir)
+        assert latest.steps == 400 and latest.replay_buffer.is_file(), n
+        model = SAC.load(latest.model)
+        model.load_replay_buffer(latest.replay_buffer)
+        # every stored transition kept; a resume from a mid-run checkpoint misses only the one in flight when
+        # it was saved (SB3 calls callbacks before storing the step), as the env restarts its episode anyway
+        assert model.replay_buffer.size() in (399, 400), n
+        assert not [p for p in run_dir.rglob("*") if ".tmp" in p.name], n
+        assert not (run_dir / rundir.LOCK).exists()
+        outcomes.append("resumed")
+    refused = outcomes.count("refused")  # only kills before the first complete checkpoint (config, buffer, model)
+    assert refused <= 3 and outcomes == ["refused"] * refused + ["resumed"] * (writes - refused), outcomes
+
+
+# -- Ctrl-C at start-up and during the final evaluation ------------------------------------------
+
+
+def test_ctrl_c_while_starting_says_nothing_was_written(tmp_path: Path, monkeypatch, tiny_overrides):
+    from typer.testing import CliRunner
+
+    from smoothrl import training
+    from smoothrl.cli import app
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "make_model", interrupted)
+    args = ["train", "--algo", "sac", "--env", "Pendulum-v1", "--preset", "smoke", "--run-dir", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, [*args, *[x for s in tiny_overrides for x in ("--set", s)]])
+    assert result.exit_code == 130
+    assert result.stderr.strip().splitlines() == [
+        "interrupted: interrupted while starting, before training began: nothing written"
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_during_the_final_evaluation_keeps_the_model_and_resume_finishes_it(
+    tmp_path: Path, monkeypatch, tiny_overrides
+):
+    from typer.testing import CliRunner
+
+    from smoothrl import training
+    from smoothrl.cli import app
+
+    real = training.evaluate
+    monkeypatch.setattr(training, "evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    run_dir = tmp_path / "run"
+    args = ["train", "--algo", "sac", "--env", "Pendulum-v1", "--preset", "smoke", "--run-dir", str(run_dir)]
+    result = CliRunner().invoke(app, [*args, "--no-progress", *[x for s in tiny_overrides for x in ("--set", s)]])
+    assert result.exit_code == 130
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "interrupted during the final evaluation; the trained model is saved" in lines[0]
+    assert f"smoothrl eval {run_dir}" in lines[0] and f"--resume --run-dir {run_dir}" in lines[0]
+    assert (run_dir / "model.zip").is_file() and not (run_dir / "eval.json").exists()
+    monkeypatch.setattr(training, "evaluate", real)
+    assert CliRunner().invoke(app, ["eval", str(run_dir), "--json"]).exit_code == 0  # it can be evaluated ...
+    before = (run_dir / "model.zip").read_bytes()
+    resumed = CliRunner().invoke(app, ["train", "--resume", "--run-dir", str(run_dir), "--no-progress"])
+    assert resumed.exit_code == 0, resumed.output  # ... or completed: eval.json written, the model untouched
+    assert (run_dir / "eval.json").is_file() and (run_dir / "model.zip").read_bytes() == before
+
+
+def test_a_real_ctrl_c_at_start_up_is_one_line(tmp_path: Path):
+    """SIGINT a moment after `smoothrl train` starts (while it imports and builds): one line, exit
+    130, no traceback; wherever it lands, the message says what was kept."""
+    import signal
+    import time
+
+    exe = Path(sys.executable).with_name("smoothrl")
+    args = [str(exe), "train", "--algo", "sac", "--env", "Pendulum-v1", "--run-dir", str(tmp_path / "run")]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("interrupted")
