@@ -209,7 +209,12 @@ def train(
 @app.command("eval")
 @user_errors
 def eval_(
-    run_dir: Annotated[Path | None, typer.Argument(help="A run directory written by `smoothrl train`.")] = None,
+    run_dirs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Run directories written by `smoothrl train`; with several, a comparison.", show_default=False
+        ),
+    ] = None,
     episodes: Annotated[int | None, typer.Option(help="Episodes to play (default: the run's eval_episodes).")] = None,
     env: Annotated[str | None, typer.Option(help="Evaluate on another env with the same spaces.")] = None,
     deterministic: Annotated[bool, typer.Option("--deterministic/--stochastic", help="Action selection.")] = True,
@@ -228,12 +233,15 @@ def eval_(
     smoothing_mode: Annotated[str | None, typer.Option(help="median, mean or vote (default: by action type).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
-    """Evaluate a run (or an HVAC baseline) on its exact pipeline: return, smoothness metrics and env KPIs."""
+    """Evaluate a run (or an HVAC baseline) on its exact pipeline: return, smoothness metrics and env KPIs.
+
+    With several runs, each smooth run's return, switching, jerk and KPIs are put beside the run
+    trained without action smoothness (the first such run; else the first run)."""
     from smoothrl.config import parse_overrides
-    from smoothrl.training import EVAL_SEED_OFFSET, evaluate, evaluate_controller, load_run
+    from smoothrl.training import EVAL_SEED_OFFSET, compare_runs, evaluate, evaluate_controller, load_run
 
     if controller is not None:
-        if run_dir is not None:
+        if run_dirs:
             raise SmoothRLError("give either RUN_DIR or --controller, not both")
         if env is None:
             raise SmoothRLError("--controller needs --env, e.g. --env smoothrl/HVAC-v0")
@@ -247,23 +255,51 @@ def eval_(
         )
         title = f"eval: {controller} controller"
     else:
-        if run_dir is None:
+        if not run_dirs:
             raise SmoothRLError("eval needs RUN_DIR (a folder written by `smoothrl train`) or --controller")
         if set_:
             raise SmoothRLError("--set applies to --controller only; a run uses its saved config")
-        run = load_run(run_dir)
-        policy = None
-        if smoothing_sigma is not None:
-            from smoothrl.robust.smoothing import SmoothedPolicy
+        summaries, configs = {}, {}
+        for run_dir in run_dirs:
+            run = load_run(run_dir)
+            policy = None
+            if smoothing_sigma is not None:
+                from smoothrl.robust.smoothing import SmoothedPolicy
 
-            policy = SmoothedPolicy(run.model, smoothing_sigma, smoothing_samples, smoothing_mode, seed or 0)  # type: ignore[arg-type]
-        summary, _ = evaluate(
-            run, episodes=episodes, env_id=env, deterministic=deterministic, seed=seed, split=split, policy=policy
-        )
-        if smoothing_sigma is not None:
-            summary["smoothing"] = {"sigma": smoothing_sigma, "samples": smoothing_samples, "mode": policy.mode}
-        title = f"eval: {run_dir}"
+                policy = SmoothedPolicy(run.model, smoothing_sigma, smoothing_samples, smoothing_mode, seed or 0)  # type: ignore[arg-type]
+            summary, _ = evaluate(
+                run, episodes=episodes, env_id=env, deterministic=deterministic, seed=seed, split=split, policy=policy
+            )
+            if smoothing_sigma is not None:
+                summary["smoothing"] = {"sigma": smoothing_sigma, "samples": smoothing_samples, "mode": policy.mode}
+            summaries[str(run_dir)], configs[str(run_dir)] = summary, run.config
+        if len(run_dirs) > 1:
+            comparison = compare_runs(summaries, configs)
+            _print_json_or(comparison, as_json, lambda: print_comparison(comparison))
+            return
+        title = f"eval: {run_dirs[0]}"
     _print_json_or(summary, as_json, lambda: print_summary(summary, title))
+
+
+def print_comparison(comparison: dict[str, Any]) -> None:
+    """
+    Print several runs side by side, each smooth run's change beside the reference run.
+
+    :param comparison: from :func:`smoothrl.training.compare_runs`
+    """
+    runs, reference = comparison["runs"], comparison["reference"]
+    table = Table(title=f"eval: {len(runs)} runs (changes against {reference})")
+    table.add_column("metric")
+    for name in runs:
+        table.add_column(Path(name).name + (" (reference)" if name == reference else ""), justify="right")
+    keys = [k for k in next(iter(runs.values())) if k not in ("env", "deterministic", "seed", "smoothing")]
+    for key in keys:
+        cells = []
+        for name, summary in runs.items():
+            change = comparison["change"].get(name, {}).get(key)
+            cells.append(_fmt(summary.get(key)) + (f" ({change:+.0%})" if change is not None else ""))
+        table.add_row(key, *cells)
+    console.print(table)
 
 
 def _print_json_or(summary: dict[str, Any], as_json: bool, show: Callable[[], None]) -> None:

@@ -1,4 +1,6 @@
-"""``smoothrl plot``: learning curves from TensorBoard, action traces and their spectrum."""
+"""``smoothrl plot``: learning curves from TensorBoard, action traces and their spectrum; for HVAC
+runs, an evaluation week as a building engineer reads it (zone temperature against the comfort
+band, outdoor temperature, the heat-pump signal and the price)."""
 
 from __future__ import annotations
 
@@ -56,13 +58,14 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, seed: int | None = No
     if out.suffix.lower() != ".png":
         raise SmoothRLError(f"--out must name a .png file, got {out}")
     runs = [load_run(d) for d in run_dirs]
+    from smoothrl.envs.hvac import HVAC_IDS
+
+    if all(run.config.env in HVAC_IDS for run in runs):
+        return _plot_hvac_runs(runs, out, seed)
     fig, (ax_curve, ax_trace, ax_spec) = plt.subplots(3, 1, figsize=(9, 10))
     for run in runs:
         label = run.path.name
-        for tag, style in zip(CURVE_TAGS, ("-", "--"), strict=True):
-            steps, values = read_scalars(run.path, tag)
-            if len(steps):
-                ax_curve.plot(steps, values, style, label=f"{label} {tag}")
+        _curves(ax_curve, run)
         _, episodes = evaluate(run, episodes=1, seed=seed)
         actions = episodes[0].actions
         for j in range(actions.shape[1]):
@@ -77,6 +80,107 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, seed: int | None = No
         ylabel="amplitude",
     )
     return _save(fig, (ax_curve, ax_trace, ax_spec), out)
+
+
+def _curves(ax, run) -> None:  # noqa: ANN001  (matplotlib axes, a loaded run)
+    for tag, style in zip(CURVE_TAGS, ("-", "--"), strict=True):
+        steps, values = read_scalars(run.path, tag)
+        if len(steps):
+            ax.plot(steps, values, style, label=f"{run.path.name} {tag}")
+
+
+def hvac_week(run, seed: int | None = None) -> dict[str, np.ndarray]:  # noqa: ANN001  (a loaded run)
+    """
+    One deterministic evaluation episode of an HVAC run (a test week by default), step by step.
+
+    :param run: a loaded HVAC run
+    :param seed: seed of the episode (default: the run's evaluation seed)
+    :return: ``hours`` since the start, ``t_zone`` ``(steps, zones)``, ``comfort_low``,
+        ``comfort_high``, ``t_out``, ``price``, ``signal`` ``(steps, zones)`` (the heat pumps'
+        delivered signal, -1 cooling .. 1 heating) and ``actions`` (normalized, for the spectrum)
+    """
+    from smoothrl.envs.keys import ACTION_INFO_KEY
+    from smoothrl.envs.registration import eval_env_kwargs
+    from smoothrl.training import EVAL_SEED_OFFSET, make_env
+
+    seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
+    env = make_env(
+        run.config,
+        n_envs=1,
+        training=False,
+        seed=seed,
+        vecnormalize_path=run.vecnormalize_path,
+        env_overrides=eval_env_kwargs(run.config.env, None),
+        model=run.model,
+    )
+    sim = env.get_attr("sim")[0]
+    rows: dict[str, list] = {k: [] for k in ("t_zone", "comfort_low", "comfort_high", "t_out", "price", "signal")}
+    actions = []
+    obs = env.reset()
+    done = False
+    while not done:
+        k = int(sim.k[0])
+        low, high, price = sim.exo_band[k]
+        for key, value in zip(
+            rows,
+            (sim.t_zone[0].copy(), low, high, sim.exo_inputs[k, 0], price, sim.plant.signal[0].copy()),
+            strict=True,
+        ):
+            rows[key].append(value)
+        action, _ = run.model.predict(obs, deterministic=True)
+        obs, _, dones, infos = env.step(action)
+        actions.append(np.asarray(infos[0][ACTION_INFO_KEY], dtype=np.float64))
+        done = bool(dones[0])
+    env.close()
+    out = {key: np.array(values) for key, values in rows.items()}
+    out["signal"] = np.vstack([out["signal"][1:], sim.plant.signal[:1]])  # the signal each step delivered
+    out["hours"] = np.arange(len(out["t_out"])) * float(sim.dt_h)
+    out["actions"] = np.stack(actions)
+    return out
+
+
+def _plot_hvac_runs(runs: list, out: Path, seed: int | None) -> Path:
+    """HVAC runs: learning curves, an evaluation week per run (overlaid), and the action spectrum."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(5, 1, figsize=(10, 15))
+    ax_curve, ax_temp, ax_signal, ax_price, ax_spec = axes
+    ax_out = ax_temp.twinx()
+    for i, run in enumerate(runs):
+        label = run.path.name
+        _curves(ax_curve, run)
+        week = hvac_week(run, seed)
+        hours = week["hours"]
+        if i == 0:  # the comfort band and the weather are the week's, the same for every run
+            ax_temp.fill_between(
+                hours,
+                week["comfort_low"],
+                week["comfort_high"],
+                step="post",
+                alpha=0.15,
+                color="green",
+                label="comfort band",
+            )
+            ax_out.plot(hours, week["t_out"], color="grey", lw=0.8, alpha=0.7, label="outdoor")
+            ax_price.step(hours, week["price"], where="post", color="black", lw=1)
+        for z in range(week["t_zone"].shape[1]):
+            suffix = f" zone {z}" if week["t_zone"].shape[1] > 1 else ""
+            ax_temp.plot(hours, week["t_zone"][:, z], lw=1, label=f"{label}{suffix}")
+            ax_signal.step(hours, week["signal"][:, z], where="post", lw=1, label=f"{label}{suffix}")
+        f, mag = amplitude_spectrum(week["actions"])
+        ax_spec.semilogy(f[1:], np.maximum(mag[1:].mean(axis=1), 1e-12), lw=1, label=label)
+    ax_curve.set(title="Learning curves", xlabel="environment steps", ylabel="return")
+    ax_temp.set(title="Zone temperature against the comfort band (evaluation week)", xlabel="hours", ylabel="degC")
+    ax_out.set_ylabel("outdoor degC")
+    ax_out.legend(loc="upper right", fontsize=7)
+    ax_signal.set(title="Heat-pump signal (-1 cooling .. 1 heating)", xlabel="hours", ylabel="signal")
+    ax_price.set(title="Electricity price", xlabel="hours", ylabel="$/kWh")
+    ax_spec.set(
+        title="Amplitude spectrum of the actions (mean over dimensions)",
+        xlabel="frequency (cycles/step)",
+        ylabel="amplitude",
+    )
+    return _save(fig, (ax_curve, ax_temp, ax_signal, ax_price, ax_spec), out)
 
 
 def _save(fig, axes, out: Path) -> Path:  # noqa: ANN001  (matplotlib objects)

@@ -325,6 +325,40 @@ def evaluate(
     )
 
 
+#: what a comparison of runs puts beside the reference run, as a relative change
+COMPARED = ("mean_return", "switches_per_day", "jerk_rms", "continuity_cost", "sm", "tdis_tot", "ener_tot", "cost_tot")
+
+
+def regularized(config: RunConfig) -> bool:
+    """:return: whether a run was trained with action smoothness (``action_reg`` or ``smoothness_reward``)"""
+    reg = config.hyperparams.get("action_reg")
+    return bool(config.smoothness_reward) or bool(reg)
+
+
+def compare_runs(summaries: dict[str, dict[str, Any]], configs: dict[str, RunConfig]) -> dict[str, Any]:
+    """
+    Put each run beside a reference: the first run trained without action smoothness (else
+    the first run), with the relative change of return, switching, jerk and the KPIs.
+
+    :param summaries: run directory -> its evaluation summary
+    :param configs: run directory -> its config
+    :return: ``{"reference": run, "runs": summaries, "change": {run: {metric: relative change}}}``
+    """
+    names = list(summaries)
+    reference = next((n for n in names if not regularized(configs[n])), names[0])
+    base = summaries[reference]
+    change: dict[str, dict[str, float]] = {}
+    for name in names:
+        if name == reference:
+            continue
+        change[name] = {}
+        for key in COMPARED:
+            a, b = base.get(key), summaries[name].get(key)
+            if isinstance(a, int | float) and isinstance(b, int | float) and a == a and b == b and a != 0:
+                change[name][key] = (b - a) / abs(a)
+    return {"reference": reference, "runs": summaries, "change": change}
+
+
 def _split_overrides(env_id: str, split: str | None) -> dict[str, Any]:
     try:
         return eval_env_kwargs(env_id, split)

@@ -194,3 +194,49 @@ def test_off_policy_action_reg_trains_logs_and_round_trips(algo, tmp_path):
     loaded = type(model).load(tmp_path / "m.zip", env=env)
     obs = env.reset()
     np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+
+
+@pytest.mark.parametrize("spatial", [0.0, 0.3])
+def test_td3s_shared_actor_pass_equals_separate_passes(spatial: float):
+    """TD3 computes its own actor loss and the smoothness terms from one actor pass: the same
+    actions and the same loss as one pass for each (the spatial noise drawn from the same seed)."""
+    from smoothrl.agents import TD3
+
+    reg = {"temporal": {1: 0.3, 3: 0.1}, "spatial_weight": spatial}
+    model = TD3("MlpPolicy", "Pendulum-v1", action_reg=reg, learning_starts=50, seed=0)
+    model.learn(120)
+    data = model.replay_buffer.sample(32)
+    th.manual_seed(7)
+    actions, loss = model._shared_actor_pass(data, {})
+    th.manual_seed(7)
+    separate = model._action_reg_term(data, {})
+    th.testing.assert_close(actions, model.actor(data.observations))
+    th.testing.assert_close(loss, separate)
+    assert loss.item() > 0
+
+
+@pytest.mark.parametrize("use_sde", [False, True])
+def test_sacs_shared_actor_pass_equals_separate_passes(use_sde: bool):
+    """SAC samples its action and computes the smoothness terms from one pass of the actor's
+    network: the same sampled actions and log-probabilities as SB3's ``action_log_prob`` (the same
+    random draws) and the same loss as a separate pass."""
+    from smoothrl.agents import SAC
+
+    model = SAC(
+        "MlpPolicy",
+        "Pendulum-v1",
+        action_reg={"temporal": {1: 0.3, 2: 0.1}},
+        use_sde=use_sde,
+        learning_starts=50,
+        seed=0,
+    )
+    model.learn(120)
+    data = model.replay_buffer.sample(32)
+    th.manual_seed(3)
+    actions, log_prob, loss = model._shared_stochastic_pass(data, {})
+    th.manual_seed(3)
+    sb3_actions, sb3_log_prob = model.actor.action_log_prob(data.observations)
+    th.testing.assert_close(actions, sb3_actions)
+    th.testing.assert_close(log_prob, sb3_log_prob)
+    th.testing.assert_close(loss, model._action_reg_term(data, {}))
+    assert loss.item() > 0

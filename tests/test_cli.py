@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -267,3 +268,59 @@ def test_old_cli_options_point_to_the_new_spelling(old: str, command: str, sac_r
     new = old.replace("smooth", "smoothing")
     assert_user_error(run_cli(command, sac_run, old, "0.1"), f"{old} is now {new}")
     assert_user_error(run_cli(command, sac_run, f"{old}=0.1"), f"{old} is now {new}")
+
+
+@pytest.fixture(scope="module")
+def hvac_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """Two tiny HVAC runs with the same seed: plain PPO and PPO with the order-1 smoothness loss."""
+    from smoothrl.config import resolve_config
+    from smoothrl.training import train
+
+    root = tmp_path_factory.mktemp("hvac_pair")
+    base = ["n_timesteps=1024", "n_envs=4", "eval_freq=0", "checkpoint_freq=0", "eval_episodes=1"]
+    plain = train(resolve_config("ppo", "smoothrl/HVAC-v0", "smoke", base), root / "plain", progress_bar=False)
+    smooth = train(
+        resolve_config("ppo", "smoothrl/HVAC-v0", "smoke", [*base, "action_reg={order: 1, weight: 1.0}"]),
+        root / "smooth",
+        progress_bar=False,
+    )
+    return plain, smooth
+
+
+def test_eval_of_several_runs_puts_each_smooth_run_beside_the_plain_one(hvac_pair):
+    plain, smooth = hvac_pair
+    result = run_cli("eval", smooth, plain, "--json")  # the reference is the plain run, wherever it is given
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["reference"] == str(plain) and set(data["runs"]) == {str(plain), str(smooth)}
+    a, b = data["runs"][str(plain)], data["runs"][str(smooth)]
+    change = data["change"][str(smooth)]
+    assert {"jerk_rms", "mean_return"} <= set(change)
+    for key in ("switches_per_day", "jerk_rms", "mean_return", "tdis_tot", "ener_tot"):
+        if a[key] != 0:  # a change relative to nothing is left out, not invented
+            assert change[key] == pytest.approx((b[key] - a[key]) / abs(a[key])), key
+        else:
+            assert key not in change
+    single = json.loads(run_cli("eval", smooth, "--json").stdout)
+    assert single["mean_return"] == pytest.approx(b["mean_return"])  # the same evaluation as alone
+    table = run_cli("eval", plain, smooth)
+    assert table.exit_code == 0 and "plain (reference)" in table.stdout and "%)" in table.stdout
+
+
+def test_plot_of_hvac_runs_draws_the_week_an_engineer_reads(hvac_pair, tmp_path: Path):
+    from smoothrl.plotting import hvac_week
+    from smoothrl.training import evaluate, load_run
+
+    plain, smooth = hvac_pair
+    run = load_run(plain)
+    week = hvac_week(run)
+    steps = 7 * 24 * 4
+    assert week["t_zone"].shape == (steps, 1) and week["signal"].shape == (steps, 1)
+    assert np.all(week["comfort_low"] < week["comfort_high"]) and np.all(np.abs(week["signal"]) <= 1)
+    assert len(np.unique(week["price"])) > 1 and week["hours"][-1] == pytest.approx((steps - 1) * 0.25)
+    _, episodes = evaluate(run, episodes=1)
+    np.testing.assert_allclose(week["actions"], episodes[0].actions)  # the same episode as `smoothrl eval`
+    out = tmp_path / "hvac.png"
+    result = run_cli("plot", plain, smooth, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

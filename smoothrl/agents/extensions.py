@@ -21,7 +21,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import is_vectorized_observation
 
 from smoothrl.agents.buffers import HistoryReplayBuffer, HistoryRolloutBuffer
-from smoothrl.agents.losses import ActionReg, action_reg_loss, as_action_reg, policy_actions
+from smoothrl.agents.losses import ActionReg, action_reg_loss, as_action_reg, policy_actions, reg_inputs
 from smoothrl.agents.policies import GSDEActorCriticPolicy
 
 
@@ -93,9 +93,14 @@ class _Extensions:
             getattr(data, "prev_observations", None),
             getattr(data, "prev_valid", None),
         )
+        self._log_terms(logs, values)
+        return loss
+
+    @staticmethod
+    def _log_terms(logs: dict[str, list[float]], values: dict[str, float]) -> None:
+        """Append one batch's term values to the update's logs."""
         for key, value in values.items():
             logs.setdefault(key, []).append(value)
-        return loss
 
     def _record_action_reg(self, logs: dict[str, list[float]]) -> None:
         """Log each term's mean as ``train/action_reg_<term>``."""
@@ -146,6 +151,29 @@ class OffPolicyExtensions(_Extensions):
 
     def _reg_actions(self, obs: th.Tensor) -> th.Tensor:
         return self._deterministic_actions(obs) / 2.0
+
+    def _shared_actor_pass(self, data: Any, logs: dict[str, list[float]]) -> tuple[th.Tensor, th.Tensor]:
+        """
+        One deterministic actor pass over the batch and every state the smoothness terms need
+        (a deterministic actor's action on the batch is what its own loss takes too).
+
+        :param data: the replay batch (with the previous states)
+        :param logs: the terms' values are appended here
+        :return: the actor's actions on the batch (``[-1, 1]``) and the smoothness loss
+        """
+        prev_obs, prev_valid = getattr(data, "prev_observations", None), getattr(data, "prev_valid", None)
+        inputs, rows = reg_inputs(self.action_reg, data.observations, prev_obs)  # type: ignore[arg-type]
+        actions = self._deterministic_actions(inputs)
+        loss, values = action_reg_loss(
+            self.action_reg,
+            self._reg_actions,
+            data.observations,
+            prev_obs,
+            prev_valid,
+            actions=actions / 2.0,  # type: ignore[arg-type]
+        )
+        self._log_terms(logs, values)
+        return actions[rows], loss
 
     def _store_transition(
         self,

@@ -12,6 +12,7 @@ from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
 from smoothrl.agents.extensions import OffPolicyExtensions
+from smoothrl.agents.losses import action_reg_loss, reg_inputs
 from smoothrl.agents.noise import ColoredActionNoise, VectorizedColoredActionNoise
 
 
@@ -79,6 +80,38 @@ class SAC(OffPolicyExtensions, _SB3SAC):
     def _deterministic_actions(self, obs: th.Tensor) -> th.Tensor:
         return self.actor(obs, deterministic=True)
 
+    def _shared_stochastic_pass(
+        self, data: Any, logs: dict[str, list[float]]
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """
+        One pass of the actor's network over the batch and every state the smoothness terms
+        need: the sampled action and its log-probability on the batch (SB3's
+        ``actor.action_log_prob``, the same random draws) and the terms on the deterministic
+        action ``tanh(mean)`` of every state.
+
+        :param data: the replay batch (with the previous states)
+        :param logs: the terms' values are appended here
+        :return: the sampled actions, their log-probabilities, the smoothness loss
+        """
+        prev_obs, prev_valid = getattr(data, "prev_observations", None), getattr(data, "prev_valid", None)
+        inputs, rows = reg_inputs(self.action_reg, data.observations, prev_obs)  # type: ignore[arg-type]
+        mean, log_std, kwargs = self.actor.get_action_dist_params(inputs)
+        per_row = log_std.shape[0] == len(inputs) and not self.use_sde  # gSDE's log_std is a parameter
+        deterministic = th.tanh(mean)  # the squashed distributions' mode (SAC always squashes, gSDE too)
+        loss, values = action_reg_loss(
+            self.action_reg,
+            self._reg_actions,
+            data.observations,
+            prev_obs,
+            prev_valid,
+            actions=deterministic / 2.0,  # type: ignore[arg-type]
+        )
+        self._log_terms(logs, values)
+        actions, log_prob = self.actor.action_dist.log_prob_from_params(
+            mean[rows], log_std[rows] if per_row else log_std, **{k: v[rows] for k, v in kwargs.items()}
+        )
+        return actions, log_prob, loss
+
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         """
         SB3's SAC update (``stable_baselines3.sac.SAC.train``, SB3 2.9), with SB3's comments,
@@ -112,7 +145,10 @@ class SAC(OffPolicyExtensions, _SB3SAC):
                 self.actor.reset_noise()
 
             # Action by the current actor for the sampled state
-            actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
+            if self.action_reg is None:  # smoothrl: SB3's line
+                actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
+            else:  # smoothrl: one actor pass for the sampled action and the action-smoothness terms
+                actions_pi, log_prob, reg_loss = self._shared_stochastic_pass(replay_data, reg_logs)
             log_prob = log_prob.reshape(-1, 1)
 
             ent_coef_loss = None
@@ -168,7 +204,8 @@ class SAC(OffPolicyExtensions, _SB3SAC):
             min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
             actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
             actor_losses.append(actor_loss.item())
-            actor_loss = actor_loss + self._action_reg_term(replay_data, reg_logs)  # smoothrl: action smoothness
+            if self.action_reg is not None:  # smoothrl: action smoothness
+                actor_loss = actor_loss + reg_loss
 
             # Optimize the actor
             self.actor.optimizer.zero_grad()

@@ -72,11 +72,16 @@ class TD3Extensions(DeterministicSDE, OffPolicyExtensions):
             # Delayed policy updates
             if self._n_updates % self.policy_delay == 0:
                 # Compute actor loss
-                actor_loss = -self.critic.q1_forward(
-                    replay_data.observations, self.actor(replay_data.observations)
-                ).mean()  # noqa: E501  (SB3's line)
-                actor_losses.append(actor_loss.item())
-                actor_loss = actor_loss + self._action_reg_term(replay_data, reg_logs)  # smoothrl: action smoothness
+                if self.action_reg is None:  # smoothrl: SB3's lines
+                    actor_loss = -self.critic.q1_forward(
+                        replay_data.observations, self.actor(replay_data.observations)
+                    ).mean()  # noqa: E501  (SB3's line)
+                    actor_losses.append(actor_loss.item())
+                else:  # smoothrl: one actor pass for SB3's loss and the action-smoothness terms
+                    actions_pi, reg_loss = self._shared_actor_pass(replay_data, reg_logs)
+                    actor_loss = -self.critic.q1_forward(replay_data.observations, actions_pi).mean()
+                    actor_losses.append(actor_loss.item())
+                    actor_loss = actor_loss + reg_loss
 
                 # Optimize the actor
                 self.actor.optimizer.zero_grad()
