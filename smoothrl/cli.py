@@ -231,6 +231,9 @@ def eval_(
     ] = None,
     smoothing_samples: Annotated[int, typer.Option(help="Noisy copies per smoothed decision.")] = 100,
     smoothing_mode: Annotated[str | None, typer.Option(help="median, mean or vote (default: by action type).")] = None,
+    baselines: Annotated[
+        bool, typer.Option(help="HVAC runs: add the thermostat and PI baselines on the same episodes.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Evaluate a run (or an HVAC baseline) on its exact pipeline: return, smoothness metrics and env KPIs.
@@ -273,8 +276,24 @@ def eval_(
             if smoothing_sigma is not None:
                 summary["smoothing"] = {"sigma": smoothing_sigma, "samples": smoothing_samples, "mode": policy.mode}
             summaries[str(run_dir)], configs[str(run_dir)] = summary, run.config
-        if len(run_dirs) > 1:
-            comparison = compare_runs(summaries, configs)
+        if len(run_dirs) > 1 or baselines:
+            first = configs[str(run_dirs[0])]
+            extra = {}
+            if baselines:
+                from smoothrl.envs.hvac import HVAC_IDS
+
+                env_id = env or first.env
+                if env_id not in HVAC_IDS:
+                    raise SmoothRLError(f"--baselines needs HVAC runs ({', '.join(HVAC_IDS)}), got {env_id}")
+                eval_seed = first.seed + EVAL_SEED_OFFSET if seed is None else seed
+                kwargs = first.env_kwargs if env_id == first.env else {}
+                for name in ("thermostat", "pi"):
+                    if name == "pi" and "Discrete" in env_id:
+                        continue  # PI needs the modulating plant
+                    extra[f"{name} (baseline)"], _ = evaluate_controller(
+                        name, env_id, kwargs, episodes or first.eval_episodes, eval_seed, split
+                    )
+            comparison = compare_runs(summaries, configs, extra)
             _print_json_or(comparison, as_json, lambda: print_comparison(comparison))
             return
         title = f"eval: {run_dirs[0]}"
@@ -292,7 +311,9 @@ def print_comparison(comparison: dict[str, Any]) -> None:
     table.add_column("metric")
     for name in runs:
         table.add_column(Path(name).name + (" (reference)" if name == reference else ""), justify="right")
-    keys = [k for k in next(iter(runs.values())) if k not in ("env", "deterministic", "seed", "smoothing")]
+    decisive = ("mean_return", "tdis_tot", "ener_tot", "cost_tot", "switches_per_day", "jerk_rms", "continuity_cost")
+    extra = ("sm", "atvl_tot", "min_onoff_violations_requested")  # the rest is in --json
+    keys = [k for k in (*decisive, *extra) if k in runs[reference]]
     for key in keys:
         cells = []
         for name, summary in runs.items():

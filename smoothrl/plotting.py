@@ -100,19 +100,9 @@ def hvac_week(run, seed: int | None = None) -> dict[str, np.ndarray]:  # noqa: A
         delivered signal, -1 cooling .. 1 heating) and ``actions`` (normalized, for the spectrum)
     """
     from smoothrl.envs.keys import ACTION_INFO_KEY
-    from smoothrl.envs.registration import eval_env_kwargs
-    from smoothrl.training import EVAL_SEED_OFFSET, make_env
+    from smoothrl.training import EVAL_SEED_OFFSET, eval_env
 
-    seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
-    env = make_env(
-        run.config,
-        n_envs=1,
-        training=False,
-        seed=seed,
-        vecnormalize_path=run.vecnormalize_path,
-        env_overrides=eval_env_kwargs(run.config.env, None),
-        model=run.model,
-    )
+    env = eval_env(run, run.config.seed + EVAL_SEED_OFFSET if seed is None else seed)
     sim = env.get_attr("sim")[0]
     rows: dict[str, list] = {k: [] for k in ("t_zone", "comfort_low", "comfort_high", "t_out", "price", "signal")}
     actions = []

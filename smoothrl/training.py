@@ -305,16 +305,7 @@ def evaluate(
         run = load_run(run)
     env_id = env_id or run.config.env
     seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
-    env = make_env(
-        run.config,
-        n_envs=1,
-        training=False,
-        seed=seed,
-        vecnormalize_path=run.vecnormalize_path,
-        env_id=env_id,
-        env_overrides=_split_overrides(env_id, split),
-        model=run.model,
-    )
+    env = eval_env(run, seed, env_id, split)
     return _play(
         run.model if policy is None else policy,
         env,
@@ -335,17 +326,25 @@ def regularized(config: RunConfig) -> bool:
     return bool(config.smoothness_reward) or bool(reg)
 
 
-def compare_runs(summaries: dict[str, dict[str, Any]], configs: dict[str, RunConfig]) -> dict[str, Any]:
+def compare_runs(
+    summaries: dict[str, dict[str, Any]],
+    configs: dict[str, RunConfig],
+    baselines: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """
     Put each run beside a reference: the first run trained without action smoothness (else
-    the first run), with the relative change of return, switching, jerk and the KPIs.
+    the first run), with the relative change of return, switching, jerk and the KPIs (left out
+    where the reference's value is 0).
 
     :param summaries: run directory -> its evaluation summary
     :param configs: run directory -> its config
-    :return: ``{"reference": run, "runs": summaries, "change": {run: {metric: relative change}}}``
+    :param baselines: rule-based controllers evaluated on the same episodes (name -> summary);
+        they are compared too, never the reference
+    :return: ``{"reference": run, "runs": {name: summary}, "change": {name: {metric: relative change}}}``
     """
+    reference = next((n for n in summaries if not regularized(configs[n])), next(iter(summaries)))
+    summaries = {**summaries, **(baselines or {})}
     names = list(summaries)
-    reference = next((n for n in names if not regularized(configs[n])), names[0])
     base = summaries[reference]
     change: dict[str, dict[str, float]] = {}
     for name in names:
@@ -357,6 +356,29 @@ def compare_runs(summaries: dict[str, dict[str, Any]], configs: dict[str, RunCon
             if isinstance(a, int | float) and isinstance(b, int | float) and a == a and b == b and a != 0:
                 change[name][key] = (b - a) / abs(a)
     return {"reference": reference, "runs": summaries, "change": change}
+
+
+def eval_env(run: Run, seed: int, env_id: str | None = None, split: str | None = None) -> VecEnv:
+    """
+    The evaluation env of a run: one env, its frozen normalization, the test split of HVAC envs.
+
+    :param run: the loaded run
+    :param seed: the env's seed
+    :param env_id: another env with the same spaces (default: the run's)
+    :param split: HVAC days (default ``"test"``)
+    :return: the env
+    """
+    env_id = env_id or run.config.env
+    return make_env(
+        run.config,
+        n_envs=1,
+        training=False,
+        seed=seed,
+        vecnormalize_path=run.vecnormalize_path,
+        env_id=env_id,
+        env_overrides=_split_overrides(env_id, split),
+        model=run.model,
+    )
 
 
 def _split_overrides(env_id: str, split: str | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ algorithm is SB3's (same policy class, same update, same logged keys, same cost)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -161,19 +161,35 @@ class OffPolicyExtensions(_Extensions):
         :param logs: the terms' values are appended here
         :return: the actor's actions on the batch (``[-1, 1]``) and the smoothness loss
         """
+        actions, rows, loss = self._with_reg_states(
+            data, logs, lambda x: (a := self._deterministic_actions(x), a / 2.0)
+        )
+        return actions[rows], loss
+
+    def _with_reg_states(
+        self, data: Any, logs: dict[str, list[float]], actor_pass: Callable[[th.Tensor], tuple[Any, th.Tensor]]
+    ) -> tuple[Any, slice, th.Tensor]:
+        """
+        Run ``actor_pass`` once over the batch and every state the smoothness terms need.
+
+        :param data: the replay batch (with the previous states)
+        :param logs: the terms' values are appended here
+        :param actor_pass: states -> (what the algorithm's own loss needs, normalized actions)
+        :return: the first output of ``actor_pass``, the batch's rows in it, the smoothness loss
+        """
         prev_obs, prev_valid = getattr(data, "prev_observations", None), getattr(data, "prev_valid", None)
         inputs, rows = reg_inputs(self.action_reg, data.observations, prev_obs)  # type: ignore[arg-type]
-        actions = self._deterministic_actions(inputs)
+        out, normalized = actor_pass(inputs)
         loss, values = action_reg_loss(
-            self.action_reg,
+            self.action_reg,  # type: ignore[arg-type]
             self._reg_actions,
             data.observations,
             prev_obs,
             prev_valid,
-            actions=actions / 2.0,  # type: ignore[arg-type]
+            actions=normalized,
         )
         self._log_terms(logs, values)
-        return actions[rows], loss
+        return out, rows, loss
 
     def _store_transition(
         self,

@@ -12,7 +12,6 @@ from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
 from smoothrl.agents.extensions import OffPolicyExtensions
-from smoothrl.agents.losses import action_reg_loss, reg_inputs
 from smoothrl.agents.noise import ColoredActionNoise, VectorizedColoredActionNoise
 
 
@@ -93,20 +92,13 @@ class SAC(OffPolicyExtensions, _SB3SAC):
         :param logs: the terms' values are appended here
         :return: the sampled actions, their log-probabilities, the smoothness loss
         """
-        prev_obs, prev_valid = getattr(data, "prev_observations", None), getattr(data, "prev_valid", None)
-        inputs, rows = reg_inputs(self.action_reg, data.observations, prev_obs)  # type: ignore[arg-type]
-        mean, log_std, kwargs = self.actor.get_action_dist_params(inputs)
-        per_row = log_std.shape[0] == len(inputs) and not self.use_sde  # gSDE's log_std is a parameter
-        deterministic = th.tanh(mean)  # the squashed distributions' mode (SAC always squashes, gSDE too)
-        loss, values = action_reg_loss(
-            self.action_reg,
-            self._reg_actions,
-            data.observations,
-            prev_obs,
-            prev_valid,
-            actions=deterministic / 2.0,  # type: ignore[arg-type]
-        )
-        self._log_terms(logs, values)
+
+        def actor_pass(inputs: th.Tensor) -> tuple[tuple, th.Tensor]:
+            params = self.actor.get_action_dist_params(inputs)
+            return (*params, len(inputs)), th.tanh(params[0]) / 2.0  # the squashed mode (SAC always squashes)
+
+        (mean, log_std, kwargs, n), rows, loss = self._with_reg_states(data, logs, actor_pass)
+        per_row = log_std.shape[0] == n and not self.use_sde  # gSDE's log_std is a parameter
         actions, log_prob = self.actor.action_dist.log_prob_from_params(
             mean[rows], log_std[rows] if per_row else log_std, **{k: v[rows] for k, v in kwargs.items()}
         )
