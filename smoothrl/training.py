@@ -89,6 +89,12 @@ def make_env(
             theirs, ours = getattr(venv, what), getattr(model, what)
             if not _same_space(theirs, ours):
                 venv.close()
+                if env_id == config.env:  # the run's own env: its config.yaml does not fit its model
+                    raise SmoothRLError(
+                        f"the run's config.yaml names {env_id}, whose {what.replace('_', ' ')} {_describe(theirs)} "
+                        f"is not the model's {_describe(ours)}: config.yaml was edited or belongs to another run; "
+                        "restore it"
+                    )
                 raise SmoothRLError(
                     f"{env_id} has {what.replace('_', ' ')} {_describe(theirs)} but the model expects "
                     f"{_describe(ours)}; evaluate on an env with the same spaces as {config.env}"
@@ -219,6 +225,15 @@ class Run:
 def _load_model(cls: type[BaseAlgorithm], path: Path, **kwargs: Any) -> BaseAlgorithm:
     try:
         return cls.load(str(path), **kwargs)
+    except ValueError as e:
+        if "spaces do not match" in str(e):  # SB3's check of the env against the saved model
+            raise SmoothRLError(
+                f"{path} does not fit the env the run's config.yaml builds ({e}): config.yaml was edited or "
+                "belongs to another run; restore it"
+            ) from None
+        raise SmoothRLError(
+            f"{path} is corrupt or not a {cls.__name__} model ({type(e).__name__}); restore it or retrain"
+        ) from None
     except Exception as e:
         raise SmoothRLError(
             f"{path} is corrupt or not a {cls.__name__} model ({type(e).__name__}); restore it or retrain"

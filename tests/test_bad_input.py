@@ -181,7 +181,12 @@ CASES: list[tuple[str, list[str], str]] = [
     ("eval-plain-file", ["eval", "{file}"], "is a file"),
     ("eval-missing", ["eval", "{tmp}/nothing"], "does not exist"),
     ("eval-binary-config", ["eval", "{binary_config}"], "config.yaml"),
-    ("eval-config-other-env", ["eval", "{config_for_another_env}"], "MountainCarContinuous-v0"),
+    ("eval-config-other-env", ["eval", "{config_for_another_env}"], "config.yaml names MountainCarContinuous-v0"),
+    (
+        "resume-config-other-env",
+        ["train", "--resume", "--run-dir", "{config_for_another_env}", "--timesteps", "900"],
+        "config.yaml was edited or belongs to another run",
+    ),
     ("eval-truncated-model", ["eval", "{truncated_model}"], "model.zip"),
     ("eval-other-spaces", ["eval", "{sac}", "--env", "CartPole-v1"], "same spaces"),
     ("eval-split", ["eval", "{sac}", "--split", "test"], "split"),
@@ -260,3 +265,39 @@ def test_a_bad_input_is_one_clear_line_and_changes_nothing(
     assert words.lower() in output.lower(), output
     assert checksums(*[p for p in protected if p.is_dir()]) == before
     assert not (tmp_path / "new").exists()  # a refused run leaves no folder behind
+
+
+def test_a_binary_preset_file_is_one_line_naming_the_file(tmp_path: Path):
+    from smoothrl.errors import SmoothRLError
+    from smoothrl.presets import load_yaml
+
+    binary = tmp_path / "ppo.yaml"
+    binary.write_bytes(bytes(range(256)))
+    with pytest.raises(SmoothRLError, match=r"ppo.yaml is not a text file \(not UTF-8\), so not YAML"):
+        load_yaml(binary)
+
+
+@pytest.mark.skipif(
+    hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0, reason="root writes anywhere"
+)
+def test_read_only_folders_are_refused_before_any_work(sac_run: Path, tmp_path: Path):
+    """A --run-dir inside a read-only folder, and resuming a read-only run: one line, nothing written."""
+    import os
+    import stat
+
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    run = Path(shutil.copytree(sac_run, tmp_path / "run"))
+    before = checksums(run)
+    try:
+        os.chmod(locked, stat.S_IRUSR | stat.S_IXUSR)
+        os.chmod(run, stat.S_IRUSR | stat.S_IXUSR)
+        args = ["train", "--algo", "ppo", *PENDULUM, "--run-dir", str(locked / "new")]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "is not writable" in result.output, result.output
+        result = runner.invoke(app, ["train", "--resume", "--run-dir", str(run), "--timesteps", "2000"])
+        assert result.exit_code == 2 and "is not writable" in result.output, result.output
+    finally:
+        os.chmod(locked, stat.S_IRWXU)
+        os.chmod(run, stat.S_IRWXU)
+    assert checksums(run) == before
