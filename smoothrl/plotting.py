@@ -70,16 +70,21 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, seed: int | None = No
         actions = episodes[0].actions
         for j in range(actions.shape[1]):
             ax_trace.plot(actions[:, j], lw=1, label=f"{label} a[{j}]" if actions.shape[1] > 1 else label)
-        f, mag = amplitude_spectrum(actions)
-        ax_spec.semilogy(f[1:], np.maximum(mag[1:].mean(axis=1), 1e-12), lw=1, label=label)
+        _spectrum(ax_spec, actions, label)
     ax_curve.set(title="Learning curves", xlabel="environment steps", ylabel="return")
     ax_trace.set(title="Actions of one evaluation episode", xlabel="step", ylabel="action (normalized, 0..1)")
-    ax_spec.set(
+    return _save(fig, (ax_curve, ax_trace, ax_spec), out)
+
+
+def _spectrum(ax, actions: np.ndarray, label: str) -> None:  # noqa: ANN001  (matplotlib axes)
+    """One run's single-sided amplitude spectrum of its actions (mean over dimensions)."""
+    f, mag = amplitude_spectrum(actions)
+    ax.semilogy(f[1:], np.maximum(mag[1:].mean(axis=1), 1e-12), lw=1, label=label)
+    ax.set(
         title="Amplitude spectrum of the actions (mean over dimensions)",
         xlabel="frequency (cycles/step)",
         ylabel="amplitude",
     )
-    return _save(fig, (ax_curve, ax_trace, ax_spec), out)
 
 
 def _curves(ax, run) -> None:  # noqa: ANN001  (matplotlib axes, a loaded run)
@@ -157,19 +162,13 @@ def _plot_hvac_runs(runs: list, out: Path, seed: int | None) -> Path:
             suffix = f" zone {z}" if week["t_zone"].shape[1] > 1 else ""
             ax_temp.plot(hours, week["t_zone"][:, z], lw=1, label=f"{label}{suffix}")
             ax_signal.step(hours, week["signal"][:, z], where="post", lw=1, label=f"{label}{suffix}")
-        f, mag = amplitude_spectrum(week["actions"])
-        ax_spec.semilogy(f[1:], np.maximum(mag[1:].mean(axis=1), 1e-12), lw=1, label=label)
+        _spectrum(ax_spec, week["actions"], label)
     ax_curve.set(title="Learning curves", xlabel="environment steps", ylabel="return")
     ax_temp.set(title="Zone temperature against the comfort band (evaluation week)", xlabel="hours", ylabel="degC")
     ax_out.set_ylabel("outdoor degC")
     ax_out.legend(loc="upper right", fontsize=7)
     ax_signal.set(title="Heat-pump signal (-1 cooling .. 1 heating)", xlabel="hours", ylabel="signal")
     ax_price.set(title="Electricity price", xlabel="hours", ylabel="$/kWh")
-    ax_spec.set(
-        title="Amplitude spectrum of the actions (mean over dimensions)",
-        xlabel="frequency (cycles/step)",
-        ylabel="amplitude",
-    )
     return _save(fig, (ax_curve, ax_temp, ax_signal, ax_price, ax_spec), out)
 
 
