@@ -1,6 +1,7 @@
 """The deployment runtime: an exported policy artefact driving hardware at a fixed rate, safely.
 
-Runs on a controller that has numpy, onnxruntime and PyYAML, and no torch or SB3 (tested):
+Runs on a controller that has numpy, onnxruntime, PyYAML, pydantic and (for Modbus) pymodbus,
+and no torch or SB3 (tested):
 
 - :mod:`~smoothrl.hardware.artefact`: load ``policy.onnx`` + ``manifest.json``, check a profile
   against it, and act (keeping the action history the policy observes);
@@ -11,6 +12,8 @@ Runs on a controller that has numpy, onnxruntime and PyYAML, and no torch or SB3
 - :mod:`~smoothrl.hardware.interface`: ``HardwareInterface``, a lifecycle like ros2_control's;
 - :mod:`~smoothrl.hardware.loop`: the fixed-rate loop on absolute deadlines, with its watchdog,
   latched emergency stop, timing figures and log;
+- :mod:`~smoothrl.hardware.sources`: where each observation channel of a building controller
+  comes from (a register, the clock, the weather file, the tariff, a constant);
 - :mod:`~smoothrl.hardware.backends`: ``sim`` (an env in its own process, real time or
-  lock-step).
+  lock-step), ``udp`` (a robot bridge) and ``modbus`` (building automation).
 """
