@@ -337,8 +337,10 @@ COMPARED = ("mean_return", "switches_per_day", "jerk_rms", "continuity_cost", "s
 
 def regularized(config: RunConfig) -> bool:
     """:return: whether a run was trained with action smoothness (``action_reg`` or ``smoothness_reward``)"""
-    reg = config.hyperparams.get("action_reg")
-    return bool(config.smoothness_reward) or bool(reg)
+    from smoothrl.agents.losses import as_action_reg
+
+    active_reward = any(w > 0 for w in config.smoothness_reward.values())
+    return active_reward or as_action_reg(config.hyperparams.get("action_reg")) is not None
 
 
 def compare_runs(
