@@ -495,7 +495,9 @@ def deploy(
         raise typer.Exit(130)
 
 
-bridge_app = typer.Typer(help="Far ends for `smoothrl deploy` to talk to (robots, plants), on loopback by default.")
+bridge_app = typer.Typer(
+    help="Far ends for `smoothrl deploy` to talk to (robots, plants), on loopback by default.", no_args_is_help=True
+)
 app.add_typer(bridge_app, name="bridge")
 
 
