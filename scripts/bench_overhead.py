@@ -16,6 +16,7 @@ gradient steps dominate); seed 0. CPU time (``time.process_time``). Writes
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 
@@ -30,44 +31,17 @@ from smoothrl.training import make_env, model_kwargs
 ORDER1 = "action_reg={order: 1, weight: 0.1}"
 ORDER3 = "action_reg={order: 3, weight: 0.1}"
 
+#: the variants every actor-critic algorithm has: SB3's class, smoothrl's with nothing on, the loss terms
+BASE = {"SB3": [], "off": [], "action_reg order 1": [ORDER1], "action_reg order 3": [ORDER3]}
+GSDE = {"gSDE": ["use_sde=true"], "SB3 gSDE": ["use_sde=true"]}
+COLORED = {"colored noise": ["noise_type=colored", "noise_beta=1.0"]}
+
 #: algo -> env, then variant -> overrides (``SB3 ...``: SB3's class; the rest smoothrl's)
 ALGOS: dict[str, tuple[str, dict[str, list[str]]]] = {
-    "ppo": (
-        "Pendulum-v1",
-        {
-            "SB3": [],
-            "off": [],
-            "action_reg order 1": [ORDER1],
-            "action_reg order 3": [ORDER3],
-            "gSDE": ["use_sde=true"],
-            "SB3 gSDE": ["use_sde=true"],
-            "smoothness_reward order 3": ["smoothness_reward={3: 0.05}"],
-        },
-    ),
-    "a2c": ("Pendulum-v1", {"SB3": [], "off": [], "action_reg order 1": [ORDER1], "action_reg order 3": [ORDER3]}),
-    "sac": (
-        "Pendulum-v1",
-        {
-            "SB3": [],
-            "off": [],
-            "action_reg order 1": [ORDER1],
-            "action_reg order 3": [ORDER3],
-            "gSDE": ["use_sde=true"],
-            "SB3 gSDE": ["use_sde=true"],
-            "colored noise": ["noise_type=colored", "noise_beta=1.0"],
-        },
-    ),
-    "td3": (
-        "Pendulum-v1",
-        {
-            "SB3": [],
-            "off": [],
-            "action_reg order 1": [ORDER1],
-            "action_reg order 3": [ORDER3],
-            "gSDE (smoothrl only)": ["use_sde=true"],
-            "colored noise": ["noise_type=colored", "noise_beta=1.0"],
-        },
-    ),
+    "ppo": ("Pendulum-v1", {**BASE, **GSDE, "smoothness_reward order 3": ["smoothness_reward={3: 0.05}"]}),
+    "a2c": ("Pendulum-v1", BASE),
+    "sac": ("Pendulum-v1", {**BASE, **GSDE, **COLORED}),
+    "td3": ("Pendulum-v1", {**BASE, "gSDE (smoothrl only)": ["use_sde=true"], **COLORED}),
     "dqn": ("CartPole-v1", {"SB3": [], "off": []}),
 }
 OFF_POLICY = ("sac", "td3", "dqn")
@@ -93,17 +67,23 @@ def chunk_steps(model, algo: str) -> int:  # noqa: ANN001
     return 2 * model.n_steps * model.n_envs
 
 
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of one chunk per variant")
+    parser.add_argument("--algos", nargs="+", choices=list(ALGOS), default=list(ALGOS), help="algorithms to measure")
+
+
 def main() -> None:
     args = study_args(
         __doc__,
         "bench_overhead",
         quick="4 rounds",
-        extra=lambda p: p.add_argument("--rounds", type=int, default=None, help="rounds of one chunk per variant"),
+        extra=add_options,
     )
     rounds = args.rounds or (4 if args.quick else 12)
     th.set_num_threads(1)
     rows = {}
-    for algo, (_, variants) in ALGOS.items():
+    for algo in args.algos:
+        _, variants = ALGOS[algo]
         models = {variant: build(algo, variant) for variant in variants}
         rates: dict[str, list[float]] = {variant: [] for variant in variants}
         names = list(variants)
@@ -130,7 +110,8 @@ def main() -> None:
             }
         for model in models.values():
             model.get_env().close()
-    results = {"settings": {"rounds": rounds, "threads": 1, "seed": 0, "clock": "process_time"}, "rows": rows}
+    settings = {"rounds": rounds, "algos": args.algos, "threads": 1, "seed": 0, "clock": "process_time"}
+    results = {"settings": settings, "rows": rows}
     cells = (
         (
             row["algo"],

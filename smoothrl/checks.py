@@ -125,9 +125,8 @@ def check_number(name: str, value: Any, rule: Range = Range()) -> float:
     :return: the value as a float
     :raises SmoothRLError: when it is not a number, not finite, or out of its range
     """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SmoothRLError(f"{name} must be {rule.describe()}, got {value!r}")
-    if not rule.holds(float(value)):
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number and rule.holds(float(value))):
         raise SmoothRLError(f"{name} must be {rule.describe()}, got {value!r}")
     return float(value)
 

@@ -311,9 +311,10 @@ def print_comparison(comparison: dict[str, Any]) -> None:
     table.add_column("metric")
     for name in runs:
         table.add_column(Path(name).name + (" (reference)" if name == reference else ""), justify="right")
-    decisive = ("mean_return", "tdis_tot", "ener_tot", "cost_tot", "switches_per_day", "jerk_rms", "continuity_cost")
-    extra = ("sm", "atvl_tot", "min_onoff_violations_requested")  # the rest is in --json
-    keys = [k for k in (*decisive, *extra) if k in runs[reference]]
+    from smoothrl.training import COMPARED
+
+    extra = ("atvl_tot", "min_onoff_violations_requested")  # the rest is in --json
+    keys = [k for k in (*COMPARED, *extra) if k in runs[reference]]
     for key in keys:
         cells = []
         for name, summary in runs.items():

@@ -331,8 +331,8 @@ def evaluate(
     )
 
 
-#: what a comparison of runs puts beside the reference run, as a relative change
-COMPARED = ("mean_return", "switches_per_day", "jerk_rms", "continuity_cost", "sm", "tdis_tot", "ener_tot", "cost_tot")
+#: what a comparison of runs puts beside the reference run, as a relative change (in the order shown)
+COMPARED = ("mean_return", "tdis_tot", "ener_tot", "cost_tot", "switches_per_day", "jerk_rms", "continuity_cost", "sm")
 
 
 def regularized(config: RunConfig) -> bool:
@@ -461,9 +461,8 @@ def evaluate_controller(
 
 
 def _check_fresh_run_dir(run_dir: Path, overwrite: bool) -> bool:
-    """Whether ``run_dir`` holds a run that ``overwrite`` will replace (refusing everything else)."""
-    if run_dir.exists() and not run_dir.is_dir():  # never replaced, even with overwrite
-        raise SmoothRLError(f"{run_dir} is a file, not a folder; pass another --run-dir")
+    """Whether ``run_dir`` holds a run that ``overwrite`` will replace (refusing everything else;
+    a file in its place was refused by :func:`~smoothrl.checks.check_writable` before)."""
     if rundir.is_empty_dir(run_dir):
         return False
     if not rundir.is_run_dir(run_dir):

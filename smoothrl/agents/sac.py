@@ -95,10 +95,10 @@ class SAC(OffPolicyExtensions, _SB3SAC):
 
         def actor_pass(inputs: th.Tensor) -> tuple[tuple, th.Tensor]:
             params = self.actor.get_action_dist_params(inputs)
-            return (*params, len(inputs)), th.tanh(params[0]) / 2.0  # the squashed mode (SAC always squashes)
+            return params, th.tanh(params[0]) / 2.0  # the squashed mode (SAC always squashes)
 
-        (mean, log_std, kwargs, n), rows, loss = self._with_reg_states(data, logs, actor_pass)
-        per_row = log_std.shape[0] == n and not self.use_sde  # gSDE's log_std is a parameter
+        (mean, log_std, kwargs), rows, loss = self._with_reg_states(data, logs, actor_pass)
+        per_row = log_std.shape == mean.shape and not self.use_sde  # gSDE's log_std is a parameter
         actions, log_prob = self.actor.action_dist.log_prob_from_params(
             mean[rows], log_std[rows] if per_row else log_std, **{k: v[rows] for k, v in kwargs.items()}
         )

@@ -113,7 +113,7 @@ def check_exogenous(value: Any, channels: list[dict[str, Any]], where: str) -> d
 
     tariff = value.get("tariff") or {}
     try:
-        TariffSpec(**tariff) if isinstance(tariff, Mapping) else TariffSpec.model_validate(tariff)
+        TariffSpec.model_validate(tariff)
     except ValidationError as e:
         error = e.errors()[0]
         key = ".".join(str(p) for p in error["loc"])
