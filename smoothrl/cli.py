@@ -621,6 +621,67 @@ def plot(
     typer.echo(f"wrote {path}")
 
 
+@app.command()
+@user_errors
+def performative(
+    env: Annotated[str, typer.Option(help="A performative env id.")] = "smoothrl/PerformativeGridworld-v0",
+    method: Annotated[
+        str, typer.Option(help="rr, rga, finite, mdrr (tabular, exact model) or deep (any algorithm).")
+    ] = "rr",
+    lam: Annotated[float | None, typer.Option(help="L2 regularization lambda (tabular methods).")] = None,
+    beta: Annotated[
+        float | None, typer.Option(help="The env's sensitivity: the gridworld's beta, the occupants' sensitivity.")
+    ] = None,
+    eta: Annotated[float | None, typer.Option(help="Step size of rga.")] = None,
+    samples: Annotated[int | None, typer.Option(help="Trajectories per deployment (finite, mdrr).")] = None,
+    rounds: Annotated[int, typer.Option(help="Retrainings (deep: rounds + 1 deployments).")] = 100,
+    algo: Annotated[str | None, typer.Option(help="Algorithm of --method deep.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Training steps per retraining (deep).")] = None,
+    episodes: Annotated[int, typer.Option(help="Evaluation episodes per deployment (deep).")] = 5,
+    delay: Annotated[int, typer.Option(help="Deployments per retraining (mdrr).")] = 1,
+    adaptation: Annotated[
+        float, typer.Option(help="How far the env moves toward its response per deployment, (0, 1].")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run directory (default: runs/performative/<method>_<n>).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override one hyperparameter (deep): key=value.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a run already in --run-dir.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Repeated retraining against an env that reacts to the deployed policy, to a performatively stable one."""
+    from smoothrl.checks import check_writable
+    from smoothrl.retraining import make_settings
+    from smoothrl.retraining import performative as run_performative
+    from smoothrl.rundir import next_free_run_dir
+
+    settings = make_settings(
+        env=env, method=method, lam=lam, beta=beta, eta=eta, samples=samples, rounds=rounds, algo=algo,
+        steps=steps, episodes=episodes, delay=delay, adaptation=adaptation, seed=seed,
+    )  # fmt: skip
+    if run_dir is None:
+        run_dir = next_free_run_dir(Path("runs") / "performative", settings.method)
+    check_writable(run_dir, "--run-dir", folder=True)
+    console.print(f"performative {settings.method} on {settings.env}, {settings.rounds} rounds -> {run_dir}")
+    path, results = run_performative(
+        settings, run_dir, overrides=set_ or [], overwrite=overwrite, progress_bar=progress
+    )
+    first = results["rounds_to_tolerance"]
+    last = results["rounds"][-1]
+    table = Table(title=f"performative: {path}", caption=f"{settings.env}, {settings.method}, seed {settings.seed}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("rounds", str(settings.rounds))
+    table.add_row("rounds to a relative change < 1e-3", "not in T rounds" if first is None else str(first))
+    table.add_row("final relative change", _fmt(results["final_relative_change"]))
+    key = "performative_return" if "performative_return" in last else "deployment_return"
+    table.add_row(key.replace("_", " "), _fmt(last[key]))
+    console.print(table)
+
+
 def main() -> None:
     """Entry point of the ``smoothrl`` command."""
     warnings.filterwarnings("ignore", message=".*rich is experimental.*")

@@ -249,3 +249,35 @@ def plot_deploy_log(path: str | Path, out: str | Path) -> Path:
     ax_int.set(title="Safety filter interventions", xlabel="t (s)")
     ax_hist.set(title="Period error (wake-up minus deadline)", xlabel="ms", ylabel="periods")
     return _save(fig, (ax_obs, ax_cmd, ax_int), out)
+
+
+def plot_performative(runs: dict[str, list[dict[str, float]]], out: str | Path, tolerance: float = 1e-3) -> Path:
+    """
+    Convergence of performative retraining: the relative occupancy change per round (log scale,
+    with the tolerance line) and the performative return (or, without it, the deployment return).
+
+    :param runs: label -> the rounds of one run (``relative_change`` and a return per round)
+    :param out: the PNG to write (atomically)
+    :param tolerance: drawn as a dashed line
+    :return: the PNG's path
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_change, ax_return) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, rounds in runs.items():
+        changed = [(r["round"], r["relative_change"]) for r in rounds if "relative_change" in r]
+        if changed:
+            x, y = np.array(changed).T
+            ax_change.semilogy(x, np.maximum(y, 1e-16), label=label)
+        key = "performative_return" if any("performative_return" in r for r in rounds) else "deployment_return"
+        points = [(r["round"], r[key]) for r in rounds if key in r]
+        if points:
+            x, y = np.array(points).T
+            ax_return.plot(x, y, label=f"{label} ({key.replace('_', ' ')})")
+    ax_change.axhline(tolerance, color="grey", linestyle="--", linewidth=1, label=f"{tolerance:g}")
+    ax_change.set(xlabel="round", ylabel="||d_t+1 - d_t|| / ||d_t||", title="relative occupancy change")
+    ax_return.set(xlabel="round", ylabel="return", title="return of the deployed policy")
+    return _save(fig, (ax_change, ax_return), Path(out))

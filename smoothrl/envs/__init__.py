@@ -20,9 +20,22 @@ from typing import Any
 import gymnasium as gym
 
 from smoothrl.envs.hvac import register_ids
+from smoothrl.envs.registration import register
 from smoothrl.errors import SmoothRLError
 
 register_ids()
+# decision-dependent envs (smoothrl.performative): registered by name, imported on first make
+register(
+    "smoothrl/PerformativeGridworld-v0",
+    "smoothrl.performative.gridworld:PerformativeGridworldEnv",
+    max_episode_steps=100,  # the paper's sampling horizon
+)
+register(
+    "smoothrl/PerformativeHVAC-v0",
+    "smoothrl.performative.hvac:PerformativeHVACEnv",
+    eval_kwargs={"split": "test"},
+    splits=("train", "test"),
+)
 
 #: PyBullet locomotion and control tasks smoothrl supports (rl-zoo3 presets exist for them).
 BULLET_IDS = (

@@ -43,6 +43,7 @@ def register(
     vec_entry_point: str | None = None,
     eval_kwargs: Mapping[str, Any] | None = None,
     splits: tuple[str, ...] = (),
+    max_episode_steps: int | None = None,
 ) -> None:
     """
     Register an id with gymnasium and with smoothrl (idempotent).
@@ -53,9 +54,10 @@ def register(
     :param vec_entry_point: see :class:`EnvRegistration`
     :param eval_kwargs: see :class:`EnvRegistration`
     :param splits: see :class:`EnvRegistration`
+    :param max_episode_steps: gymnasium's ``TimeLimit`` (``None``: the env ends its episodes itself)
     """
     if env_id not in gym.registry:
-        gym.register(env_id, entry_point=entry_point, kwargs=dict(kwargs or {}))
+        gym.register(env_id, entry_point=entry_point, kwargs=dict(kwargs or {}), max_episode_steps=max_episode_steps)
     REGISTERED[env_id] = EnvRegistration(env_id, vec_entry_point, dict(eval_kwargs or {}), splits)
 
 
