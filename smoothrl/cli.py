@@ -682,6 +682,70 @@ def performative(
     console.print(table)
 
 
+@app.command()
+@user_errors
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="The sweep YAML (base run, variants or grid, seeds, metrics).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder of the sweep's runs (default: runs/sweeps/<file name>).")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="ray (Ray Tune) or local (a process pool, no Ray).")] = "ray",
+    address: Annotated[
+        str | None, typer.Option(help="HOST:PORT of an existing Ray cluster's head (default: a local Ray instance).")
+    ] = None,
+    max_parallel: Annotated[int, typer.Option(help="Trials at once.")] = 2,
+) -> None:
+    """Run every (variant, seed) of a sweep as a train + eval trial; summarize with IQM and 95% CIs (rliable)."""
+    from rich.progress import Progress
+
+    from smoothrl.checks import COUNT, check_number, check_writable
+    from smoothrl.sweep import SUMMARY, load_sweep, make_trials
+    from smoothrl.sweep import sweep as run_sweep
+
+    check_number("--max-parallel", max_parallel, COUNT)
+    spec = load_sweep(sweep_file)
+    out = out or Path("runs") / "sweeps" / sweep_file.stem
+    check_writable(out, "--out", folder=True)
+    total = len(make_trials(spec, out))
+    console.print(f"sweep {sweep_file}: {total} trials on {backend}{f' at {address}' if address else ''} -> {out}")
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task("trials", total=total)
+
+        def done(record: dict[str, Any]) -> None:
+            if record.get("status") != "ok":
+                console.print(f"[red]failed[/red] {record['variant']} seed {record['seed']}: {record.get('error', '')}")
+            progress.advance(bar)
+
+        result = run_sweep(
+            spec,
+            out,
+            backend=backend,
+            max_parallel=max_parallel,
+            address=address,
+            on_done=done,
+            sweep_text=sweep_file.read_text(encoding="utf-8"),
+        )
+    failed = [r for r in result.records if r.get("status") != "ok"]
+    table = Table(title=f"sweep: {out}", caption=f"interquartile mean [95% CI] over seeds; {out / SUMMARY}")
+    table.add_column("variant")
+    metrics = list(result.summary["metrics"])
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    for variant in [v.name for v in spec.expanded()]:
+        cells = []
+        for metric in metrics:
+            row = result.summary["metrics"][metric].get(variant)
+            cells.append("-" if row is None else f"{row['iqm']:.4g} [{row['low']:.4g}, {row['high']:.4g}]")
+        table.add_row(variant, *cells)
+    console.print(table)
+    console.print(
+        f"{len(result.records) - len(failed)} of {len(result.records)} trials finished "
+        f"({result.skipped} from an earlier run){f', {len(failed)} failed' if failed else ''}"
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the ``smoothrl`` command."""
     warnings.filterwarnings("ignore", message=".*rich is experimental.*")

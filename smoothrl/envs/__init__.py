@@ -19,7 +19,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from smoothrl.envs.hvac import register_ids
+from smoothrl.envs.hvac import KPI_NAMES, register_ids
 from smoothrl.envs.registration import register
 from smoothrl.errors import SmoothRLError
 
@@ -35,6 +35,7 @@ register(
     "smoothrl.performative.hvac:PerformativeHVACEnv",
     eval_kwargs={"split": "test"},
     splits=("train", "test"),
+    kpis=KPI_NAMES,
 )
 
 #: PyBullet locomotion and control tasks smoothrl supports (rl-zoo3 presets exist for them).

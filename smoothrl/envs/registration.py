@@ -23,12 +23,14 @@ class EnvRegistration:
         ``function(env_id, n_envs, seed, **kwargs)``, or ``None`` (one ``gymnasium.make`` per env)
     :param eval_kwargs: env keyword arguments of evaluation (e.g. ``{"split": "test"}``)
     :param splits: the values ``split`` takes (empty: the env has no split)
+    :param kpis: the KPIs the env reports in ``info["kpis"]`` at an episode's end
     """
 
     env_id: str
     vec_entry_point: str | None = None
     eval_kwargs: Mapping[str, Any] = field(default_factory=dict)
     splits: tuple[str, ...] = ()
+    kpis: tuple[str, ...] = ()
 
 
 #: id -> registration, for every id smoothrl registers
@@ -44,6 +46,7 @@ def register(
     eval_kwargs: Mapping[str, Any] | None = None,
     splits: tuple[str, ...] = (),
     max_episode_steps: int | None = None,
+    kpis: tuple[str, ...] = (),
 ) -> None:
     """
     Register an id with gymnasium and with smoothrl (idempotent).
@@ -55,10 +58,11 @@ def register(
     :param eval_kwargs: see :class:`EnvRegistration`
     :param splits: see :class:`EnvRegistration`
     :param max_episode_steps: gymnasium's ``TimeLimit`` (``None``: the env ends its episodes itself)
+    :param kpis: see :class:`EnvRegistration`
     """
     if env_id not in gym.registry:
         gym.register(env_id, entry_point=entry_point, kwargs=dict(kwargs or {}), max_episode_steps=max_episode_steps)
-    REGISTERED[env_id] = EnvRegistration(env_id, vec_entry_point, dict(eval_kwargs or {}), splits)
+    REGISTERED[env_id] = EnvRegistration(env_id, vec_entry_point, dict(eval_kwargs or {}), splits, tuple(kpis))
 
 
 def eval_env_kwargs(env_id: str, split: str | None = None) -> dict[str, Any]:
@@ -78,3 +82,9 @@ def eval_env_kwargs(env_id: str, split: str | None = None) -> dict[str, Any]:
     if split not in reg.splits:
         raise ValueError(f"--split must be one of {', '.join(reg.splits)}, got {split!r}")
     return {**reg.eval_kwargs, "split": split}
+
+
+def env_kpis(env_id: str) -> tuple[str, ...]:
+    """:return: the KPIs an env registered here reports (empty for other envs)"""
+    reg = REGISTERED.get(env_id)
+    return reg.kpis if reg is not None else ()

@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
 
 ENTRY_POINT = "smoothrl.envs.hvac.env:HVACEnv"
+#: what every HVAC env reports at an episode's end (``HVACSimulator.kpis``; BOPTEST definitions)
+KPI_NAMES = (
+    "tdis_tot",
+    "ener_tot",
+    "cost_tot",
+    "pele_tot",
+    "switches_per_day",
+    "min_onoff_violations_requested",
+    "atvl_tot",
+    "actions_clipped",
+)
 #: id -> constructor keywords fixed by the id (the user may still pass ``preset``).
 HVAC_IDS: dict[str, dict[str, Any]] = {
     "smoothrl/HVAC-v0": {"discrete": False},
@@ -35,6 +46,7 @@ def register_ids() -> None:
             vec_entry_point="smoothrl.envs.hvac:make_hvac_vec_env",
             eval_kwargs={"split": "test"},  # evaluation runs on the test weeks (every 4th week)
             splits=("train", "test"),
+            kpis=KPI_NAMES,
         )
 
 
