@@ -20,8 +20,9 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(PIP) install -e .
 	touch $@
 
+# dev: the test tools, and the sweep extra (Ray, Optuna, rliable): the tests start a Ray cluster themselves
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
-	$(PIP) install -e ".[dev]"
+	$(PIP) install -e ".[dev,ray]"
 	touch $@ $(VENV)/.installed
 
 venv: $(PY)

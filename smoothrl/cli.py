@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 import typer._click.exceptions as click_errors  # typer's own click (its parse errors are these)
+import yaml
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
@@ -744,6 +745,50 @@ def sweep(
     )
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def tune(
+    algo: Annotated[str, typer.Option(help="Algorithm (ppo, a2c, sac, td3, ddpg, dqn).")],
+    env: Annotated[str, typer.Option(help="Environment id.")],
+    trials: Annotated[int, typer.Option(help="Trials to run.")] = 20,
+    timesteps: Annotated[int, typer.Option(help="Training steps per trial.")] = 20_000,
+    evals: Annotated[int, typer.Option(help="Intermediate evaluations per trial (the pruning points).")] = 4,
+    episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 3,
+    objective: Annotated[
+        str, typer.Option(help="What to maximize: metrics and arithmetic, e.g. 'return - 10 * jerk_rms'.")
+    ] = "return",
+    sampler: Annotated[str, typer.Option(help="tpe or random.")] = "tpe",
+    pruner: Annotated[str, typer.Option(help="median or none.")] = "median",
+    preset: Annotated[str | None, typer.Option(help="Preset the search starts from (default: the env's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler and of every trial.")] = 0,
+    backend: Annotated[str, typer.Option(help="ray (Optuna inside Ray Tune) or local (Optuna alone).")] = "ray",
+    address: Annotated[str | None, typer.Option(help="HOST:PORT of an existing Ray cluster's head.")] = None,
+    max_parallel: Annotated[int, typer.Option(help="Trials at once (ray).")] = 2,
+    out: Annotated[Path | None, typer.Option(help="Folder for trials.csv and best.yaml.")] = None,
+) -> None:
+    """Search hyperparameters with Optuna (pruning on intermediate evaluations); write the best as a preset entry."""
+    from smoothrl.checks import COUNT, check_number, check_seed, check_writable
+    from smoothrl.rundir import next_free_run_dir
+    from smoothrl.tuning import BEST, TuneSpec, check_spec
+    from smoothrl.tuning import tune as run_tune
+
+    check_number("--max-parallel", max_parallel, COUNT)
+    check_seed("--seed", seed)
+    spec = TuneSpec(algo, env, trials, timesteps, evals, episodes, objective, sampler, pruner, seed, preset)
+    check_spec(spec)  # before the line that announces the search
+    out = out or next_free_run_dir(Path("runs") / "tune", f"{algo}_{env.replace('/', '-')}")
+    check_writable(out, "--out", folder=True)
+    console.print(f"tune {algo} on {env}: {trials} trials of {timesteps} steps, maximizing {objective} -> {out}")
+
+    def shown(record: dict[str, Any]) -> None:
+        console.print(f"trial {record['trial']}: {record['state']}, objective {_fmt(record['objective'])}")
+
+    best, records = run_tune(spec, out, backend=backend, max_parallel=max_parallel, address=address, on_trial=shown)
+    pruned = sum(r["state"] == "pruned" for r in records)
+    console.print(f"{len(records)} trials ({pruned} pruned); best preset entry in {out / BEST}:")
+    console.print(yaml.safe_dump(best, sort_keys=False).rstrip())
 
 
 def main() -> None:

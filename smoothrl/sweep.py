@@ -67,6 +67,7 @@ BASE_METRICS = ("mean_return", "std_return", "mean_length", "continuity_cost", "
 ALIASES = {"return": "mean_return"}
 #: bootstrap replications of the intervals (rliable's default is 50000; 2000 keeps a summary fast)
 BOOTSTRAP_REPS = 2000
+BOOTSTRAP_SEED = 0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")
 INSTALL_HINT = "install the sweep extra: pip install 'smoothrl[ray]'"
 
@@ -368,7 +369,7 @@ def run_ray(
     started = not ray.is_initialized()
     if started:
         ray.init(
-            address=address,
+            address=address or "local",  # "local": a new instance, never a cluster found on this machine
             num_cpus=None if address else max(1, max_parallel) * int(math.ceil(resources.cpu)),
             include_dashboard=False,
             log_to_driver=False,
@@ -436,14 +437,21 @@ def aggregate(records: Sequence[dict[str, Any]], variants: Sequence[str], metric
                 scores[v] = np.asarray(values, dtype=np.float64)[:, None]  # (runs, tasks=1)
         if not scores:
             continue
-        with warnings.catch_warnings():  # arch deprecates the RandomState rliable hands it
-            warnings.simplefilter("ignore", FutureWarning)
-            points, intervals = library.get_interval_estimates(
-                scores,
-                lambda x: np.array([rly.aggregate_iqm(x)]),
-                reps=BOOTSTRAP_REPS,
-                random_state=np.random.RandomState(0),
-            )
+        # rliable's stratified bootstrap draws its indices from numpy's global generator (the
+        # random_state it takes is handed to arch and not used for them): seed it, then restore it
+        state = np.random.get_state()
+        np.random.seed(BOOTSTRAP_SEED)
+        try:
+            with warnings.catch_warnings():  # arch deprecates the RandomState rliable hands it
+                warnings.simplefilter("ignore", FutureWarning)
+                points, intervals = library.get_interval_estimates(
+                    scores,
+                    lambda x: np.array([rly.aggregate_iqm(x)]),
+                    reps=BOOTSTRAP_REPS,
+                    random_state=np.random.RandomState(BOOTSTRAP_SEED),
+                )
+        finally:
+            np.random.set_state(state)
         out["metrics"][metric] = {
             v: {
                 "iqm": float(points[v][0]),

@@ -1,0 +1,330 @@
+"""Sweeps on Ray Tune and a local pool, aggregated with rliable; hyperparameter search with Optuna."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats
+from typer.testing import CliRunner
+
+from smoothrl.cli import app
+from smoothrl.sweep import aggregate, load_sweep, sweep
+
+pytest.importorskip("ray")
+pytest.importorskip("optuna")
+pytest.importorskip("rliable")
+
+runner = CliRunner()
+RAY = Path(sys.executable).with_name("ray")
+
+TINY = {
+    "name": "tiny",
+    "base": {"algo": "ppo", "env": "Pendulum-v1", "preset": "smoke", "timesteps": 256, "episodes": 1},
+    "variants": [{"name": "plain"}, {"name": "smooth", "set": {"action_reg": {"order": 1, "weight": 1.0}}}],
+    "seeds": 2,
+    "metrics": ["return", "jerk_rms"],
+}
+
+
+def write_sweep(folder: Path, data: dict, name: str = "sweep.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def read_rows(out: Path) -> dict[tuple[str, str], dict[str, str]]:
+    with open(out / "results.csv") as f:
+        return {(r["variant"], r["seed"]): r for r in csv.DictReader(f)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tiny_sweep_same_numbers_on_ray_and_local_then_resume_skips(tmp_path):
+    path = write_sweep(tmp_path, TINY)
+    spec = load_sweep(path)
+    local = sweep(spec, tmp_path / "local", backend="local", max_parallel=2)
+    on_ray = sweep(spec, tmp_path / "ray", backend="ray", max_parallel=2)
+    assert len(local.records) == len(on_ray.records) == 4
+    a, b = read_rows(tmp_path / "local"), read_rows(tmp_path / "ray")
+    assert set(a) == {("plain", "0"), ("plain", "1"), ("smooth", "0"), ("smooth", "1")}
+    for key in a:
+        assert a[key]["status"] == b[key]["status"] == "ok"
+        for metric in ("mean_return", "jerk_rms"):
+            assert a[key][metric] == b[key][metric], (key, metric)
+    assert local.summary == on_ray.summary
+    for out in (tmp_path / "local", tmp_path / "ray"):
+        summary = (out / "summary.md").read_text()
+        assert "| plain |" in summary and "| smooth |" in summary and "## jerk_rms" in summary
+        assert (out / "sweep.png").stat().st_size > 0
+        for variant in ("plain", "smooth"):  # every trial is a run directory TensorBoard sees under OUT
+            for seed in (0, 1):
+                run = out / variant / f"seed_{seed}"
+                assert (run / "model.zip").exists() and list((run / "tb").glob("run_*"))
+    # resume: the same sweep again skips every finished trial and rewrites nothing of theirs
+    trial = tmp_path / "local" / "plain" / "seed_0" / "trial.json"
+    before = trial.stat().st_mtime_ns
+    again = sweep(spec, tmp_path / "local", backend="local", max_parallel=2)
+    assert again.skipped == 4 and trial.stat().st_mtime_ns == before
+    # an interrupted trial (no trial.json) runs again, alone, with the same numbers
+    (tmp_path / "local" / "smooth" / "seed_1" / "trial.json").unlink()
+    shutil.rmtree(tmp_path / "local" / "smooth" / "seed_1" / "tb")
+    rerun = sweep(spec, tmp_path / "local", backend="local", max_parallel=2)
+    assert rerun.skipped == 3
+    assert read_rows(tmp_path / "local") == a or all(
+        read_rows(tmp_path / "local")[k][m] == a[k][m] for k in a for m in ("mean_return", "jerk_rms")
+    )
+    # another sweep into the same folder is refused, nothing changes
+    other = write_sweep(tmp_path, {**TINY, "seeds": 3}, "other.yaml")
+    result = runner.invoke(app, ["sweep", str(other), "--out", str(tmp_path / "local"), "--backend", "local"])
+    assert result.exit_code == 2 and "another sweep" in result.output
+
+
+def test_failing_variant_is_reported_and_the_rest_complete(tmp_path):
+    data = {
+        **TINY,
+        "variants": [{"name": "good"}, {"name": "broken", "set": {"env_kwargs": {"no_such_kwarg": 1}}}],
+        "seeds": 1,
+        "metrics": ["return"],
+    }
+    path = write_sweep(tmp_path, data)
+    result = runner.invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out"), "--backend", "local"])
+    assert result.exit_code == 1, result.output
+    assert "failed broken seed 0" in result.output.replace("\n", " ")
+    rows = read_rows(tmp_path / "out")
+    assert rows[("good", "0")]["status"] == "ok" and rows[("broken", "0")]["status"] == "failed"
+    assert "no_such_kwarg" in rows[("broken", "0")]["error"]
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "## Failed trials" in summary and "broken seed 0" in summary and "| good |" in summary
+
+
+def test_aggregation_matches_rliable_and_a_known_iqm():
+    from rliable import library
+    from rliable import metrics as rly
+
+    rng = np.random.default_rng(0)
+    values = {"a": rng.normal(0, 1, 8), "b": rng.normal(1, 2, 8)}
+    records = [
+        {"variant": v, "seed": i, "status": "ok", "mean_return": float(x)}
+        for v, xs in values.items()
+        for i, x in enumerate(xs)
+    ]
+    records.append({"variant": "a", "seed": 99, "status": "failed", "mean_return": 1e9})  # failed trials do not count
+    ours = aggregate(records, ["a", "b"], ["mean_return"])
+    scores = {v: xs[:, None] for v, xs in values.items()}
+    np.random.seed(0)  # rliable's bootstrap draws from numpy's global generator
+    points, intervals = library.get_interval_estimates(
+        scores, lambda x: np.array([rly.aggregate_iqm(x)]), reps=2000, random_state=np.random.RandomState(0)
+    )
+    assert aggregate(records, ["a", "b"], ["mean_return"]) == ours  # reproducible
+    for v in values:
+        row = ours["metrics"]["mean_return"][v]
+        assert row["iqm"] == pytest.approx(points[v][0])
+        assert row["iqm"] == pytest.approx(stats.trim_mean(values[v], 0.25))  # IQM of 8: the mean of the middle 4
+        assert (row["low"], row["high"]) == pytest.approx(tuple(intervals[v][:, 0]))
+        assert row["n"] == 8
+    expected = rly.probability_of_improvement(values["b"][:, None], values["a"][:, None])
+    assert ours["improvement"]["b"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"epochs": 3}, "epochs"),
+        ({"variants": None, "grid": {}}, "grid"),
+        ({"variants": None, "grid": {"learning_rate": []}}, "no values"),
+        ({"variants": []}, "empty"),
+        ({"metrics": ["return", "tdis_tot"]}, "unknown metric 'tdis_tot'"),
+        ({"metrics": ["nope"]}, "unknown metric"),
+        ({"base": {**TINY["base"], "algo": "nope"}}, "nope"),
+        ({"variants": [{"name": "a", "set": {"lerning_rate": 1}}]}, "lerning_rate"),
+        ({"variants": [{"name": "a/b"}]}, "variant name"),
+        ({"seeds": 0}, "seeds"),
+    ],
+)
+def test_bad_sweep_files_one_line_exit_2(tmp_path, change, words):
+    data = {k: v for k, v in {**TINY, **change}.items() if v is not None}
+    path = write_sweep(tmp_path, data)
+    result = runner.invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out"), "--backend", "local"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_address_and_missing_file_one_line_exit_2(tmp_path):
+    path = write_sweep(tmp_path, TINY)
+    port = free_port()
+    result = runner.invoke(app, ["sweep", str(path), "--address", f"127.0.0.1:{port}", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and f"no Ray head at 127.0.0.1:{port}" in result.output
+    result = runner.invoke(app, ["sweep", str(path), "--address", "nonsense", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "HOST:PORT" in result.output
+    result = runner.invoke(app, ["sweep", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2 and "not found" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_grid_expands_to_every_combination(tmp_path):
+    data = {**TINY, "variants": None, "grid": {"learning_rate": [0.001, 0.0003], "n_epochs": [1, 2]}}
+    spec = load_sweep(write_sweep(tmp_path, {k: v for k, v in data.items() if v is not None}))
+    names = [v.name for v in spec.expanded()]
+    assert len(names) == 4 and len(set(names)) == 4
+    assert {tuple(sorted(v.set.items())) for v in spec.expanded()} == {
+        (("learning_rate", lr), ("n_epochs", n)) for lr in (0.001, 0.0003) for n in (1, 2)
+    }
+
+
+def _start_node(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.Popen(
+        [str(RAY), "start", "--block", "--num-cpus", "1", "--disable-usage-stats", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+    )
+
+
+def _stop(node: subprocess.Popen) -> None:
+    if node.poll() is None:
+        os.killpg(node.pid, signal.SIGTERM)
+        try:
+            node.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(node.pid, signal.SIGKILL)
+            node.wait()
+
+
+def test_real_cluster_head_and_worker_on_loopback_spread_the_trials(tmp_path):
+    port = free_port()
+    head = _start_node(
+        ["--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--include-dashboard", "false"]
+    )
+    worker = None
+    try:
+        deadline = time.time() + 120
+        while True:  # the head's GCS port answers
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline and head.poll() is None, "the Ray head did not start"
+                time.sleep(1)
+        worker = _start_node(["--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1"])
+        import ray
+
+        ray.init(address=f"127.0.0.1:{port}", log_to_driver=False, configure_logging=False)
+        try:
+            deadline = time.time() + 120
+            while len([n for n in ray.nodes() if n["Alive"]]) < 2:
+                assert time.time() < deadline, "the worker node did not join"
+                time.sleep(1)
+        finally:
+            ray.shutdown()
+        data = {**TINY, "seeds": 1, "metrics": ["return"], "resources": {"cpu": 1}}
+        path = write_sweep(tmp_path, data)
+        result = runner.invoke(
+            app,
+            ["sweep", str(path), "--address", f"127.0.0.1:{port}", "--max-parallel", "2", "--out", str(tmp_path / "c")],
+        )
+        assert result.exit_code == 0, result.output
+        nodes = {
+            json.loads((tmp_path / "c" / v / "seed_0" / "trial.json").read_text())["node"] for v in ("plain", "smooth")
+        }
+        assert len(nodes) == 2  # one CPU per node, two trials at once: one on each node
+    finally:
+        if worker is not None:
+            _stop(worker)
+        _stop(head)
+    assert head.poll() is not None and (worker is None or worker.poll() is not None)
+
+
+def test_tune_pruning_plumbing_prunes_trials_below_the_median(tmp_path, monkeypatch):
+    from smoothrl import tuning
+
+    def fake(spec, params, objective, report):
+        value = -float(len(calls))  # each trial worse than the last: from the third on, below the median
+        calls.append(params)
+        for step in range(1, spec.evals + 1):
+            if not report(step, value):
+                break
+        return value
+
+    calls: list = []
+    monkeypatch.setattr(tuning, "run_trial", fake)
+    spec = tuning.TuneSpec("ppo", "Pendulum-v1", trials=5, timesteps=100, evals=3, preset="smoke")
+    best, records = tuning.tune(spec, tmp_path / "t", backend="local")
+    assert [r["state"] for r in records] == ["complete", "complete", "pruned", "pruned", "pruned"]
+    assert best["Pendulum-v1"] == {**best["Pendulum-v1"], **records[0]["params"]}
+
+
+def test_tune_runs_four_trials_with_pruning_and_writes_a_loadable_preset(tmp_path):
+    from smoothrl.config import build_config
+
+    out = tmp_path / "tune"
+    result = runner.invoke(app, ["tune", "--algo", "ppo", "--env", "Pendulum-v1", "--preset", "smoke", "--trials", "4",
+                                 "--timesteps", "1024", "--evals", "2", "--episodes", "1", "--backend", "local",
+                                 "--objective", "return - 10 * jerk_rms", "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with open(out / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and {r["state"] for r in rows} <= {"complete", "pruned"}
+    preset = yaml.safe_load((out / "best.yaml").read_text())
+    entry = preset["Pendulum-v1"]
+    best = max((r for r in rows if r["state"] == "complete"), key=lambda r: float(r["objective"]))
+    assert {k: entry[k] for k in json.loads(best["params"])} == json.loads(best["params"])
+    config = build_config("ppo", "Pendulum-v1", None, entry)  # the entry is a valid agents/ppo.yaml entry
+    assert config.n_timesteps == 1024 and config.hyperparams["learning_rate"] == entry["learning_rate"]
+    again = runner.invoke(app, ["tune", "--algo", "ppo", "--env", "Pendulum-v1", "--trials", "1", "--out", str(out)])
+    assert again.exit_code == 2 and "already holds" in again.output
+
+
+def test_tune_on_ray_writes_its_trials(tmp_path):
+    out = tmp_path / "tune"
+    result = runner.invoke(app, ["tune", "--algo", "ppo", "--env", "Pendulum-v1", "--preset", "smoke", "--trials", "4",
+                                 "--timesteps", "512", "--evals", "2", "--episodes", "1", "--backend", "ray",
+                                 "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with open(out / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and {r["state"] for r in rows} <= {"complete", "pruned"}
+    assert "Pendulum-v1" in yaml.safe_load((out / "best.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--objective", "return +"], "arithmetic"),
+        (["--objective", "return - tdis_tot"], "'tdis_tot'"),
+        (["--objective", "__import__('os')"], "numbers, metric names"),
+        (["--sampler", "grid"], "--sampler"),
+        (["--pruner", "hyperband"], "--pruner"),
+        (["--trials", "0"], "--trials"),
+        (["--algo", "sdqn"], "search space"),
+    ],
+)
+def test_tune_bad_settings_one_line_exit_2(tmp_path, args, words):
+    base = {"--algo": "ppo", "--env": "Pendulum-v1", "--backend": "local", "--out": str(tmp_path / "t")}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    flat = [x for kv in base.items() for x in kv]
+    result = runner.invoke(app, ["tune", *flat])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], result.output
+    assert not (tmp_path / "t").exists()
