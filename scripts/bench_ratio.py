@@ -103,7 +103,7 @@ def main() -> None:
         for name, extra in VARIANTS.items()
         for seed in range(seeds)
     ]
-    done = run_jobs(jobs, args.workers, console)
+    done = run_jobs(jobs, args.workers, console, backend=args.backend, address=args.address)
 
     results: dict = {
         "settings": {

@@ -223,7 +223,7 @@ def main() -> None:
         plot(results, args.out.with_suffix(".png"))
         return
     jobs = [RobustJob((t.env, s), t, s, scale, attacks_for(t)) for t in tasks for s in range(seeds)]
-    done = run_jobs(jobs, args.workers, console, fn=robust_job)
+    done = run_jobs(jobs, args.workers, console, fn=robust_job, backend=args.backend, address=args.address)
 
     results: dict[str, Any] = {
         "settings": {

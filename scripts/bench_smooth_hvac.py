@@ -94,7 +94,7 @@ def main() -> None:
         for name, (form, order) in VARIANTS.items()
         for seed in range(args.seeds)
     ]
-    done = run_jobs(jobs, args.workers, console)
+    done = run_jobs(jobs, args.workers, console, backend=args.backend, address=args.address)
     envs: dict[str, dict] = {}
     for env_id in ENVS:
         rows = {name: seed_summary([done[(env_id, name, s)] for s in range(args.seeds)], KEYS) for name in VARIANTS}

@@ -178,7 +178,9 @@ def main() -> None:
     )
     rounds = args.rounds or (40 if args.quick else 300)
     console = Console()
-    results = run_jobs(settings(rounds, args.seeds), args.workers, console, fn=run_setting)
+    results = run_jobs(
+        settings(rounds, args.seeds), args.workers, console, fn=run_setting, backend=args.backend, address=args.address
+    )
     summary = aggregate(results, rounds)
     tables = [
         table(

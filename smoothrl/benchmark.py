@@ -9,9 +9,7 @@ import argparse
 import math
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -105,29 +103,39 @@ def run_jobs(
     workers: int,
     console: Console | None = None,
     fn: Callable[[Any], dict[str, Any]] = run_job,
+    backend: str = "local",
+    address: str | None = None,
 ) -> dict[tuple, dict[str, Any]]:
     """
-    Run jobs on a pool of ``workers`` processes (one thread each) with a progress bar.
+    Run jobs ``workers`` at once with a progress bar, on the sweep machinery
+    (:func:`smoothrl.sweep.execute`): a local pool of processes (one thread each) or Ray.
 
     :param jobs: the jobs (anything with a ``key``; :class:`Job` for the default ``fn``)
-    :param workers: processes (1: in this process, in order)
+    :param workers: jobs at once (1 with ``local``: in this process, in order)
     :param console: where the progress bar goes
     :param fn: what runs one job (a module-level function, so that it pickles)
+    :param backend: ``local`` or ``ray`` (``--backend``)
+    :param address: a Ray cluster's ``HOST:PORT`` (``--address``)
     :return: ``{job.key: result}``
     """
+    from smoothrl.sweep import check_address, execute
+
     results: dict[tuple, dict[str, Any]] = {}
     with Progress(console=console) as progress:
         bar = progress.add_task("training", total=len(jobs))
-        if workers <= 1:
+        if workers <= 1 and backend == "local":
             for job in jobs:
                 results[job.key] = fn(job)
                 progress.advance(bar)
             return results
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(fn, job): job.key for job in jobs}
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                progress.advance(bar)
+        if address is not None:
+            check_address(address)
+
+        def done(job: Any, result: dict[str, Any]) -> None:
+            results[job.key] = result
+            progress.advance(bar)
+
+        execute(jobs, fn, backend=backend, workers=workers, address=address, on_done=done)
     return results
 
 
@@ -182,6 +190,8 @@ def study_args(
             )
     if workers is not None:
         parser.add_argument("--workers", type=int, default=workers, help="parallel training processes")
+        parser.add_argument("--backend", choices=("local", "ray"), default="local", help="job pool or Ray Tune")
+        parser.add_argument("--address", default=None, help="HOST:PORT of a Ray cluster (with --backend ray)")
     parser.add_argument("--out", type=Path, default=Path(f"results/{name}.json"))
     if extra is not None:
         extra(parser)

@@ -32,6 +32,7 @@ Ray give the same results.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
@@ -42,7 +43,7 @@ import re
 import socket
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -270,18 +271,14 @@ def read_trial(trial: Trial) -> dict[str, Any] | None:
         return None
 
 
-def run_trial(trial: Trial, node: str = "") -> dict[str, Any]:
+def run_trial(trial: Trial) -> dict[str, Any]:
     """
     Train and evaluate one trial (in a worker process), then write its ``trial.json``.
 
     :param trial: the trial
-    :param node: where it runs (Ray's node id; the host name otherwise)
     :return: the record: ``variant``, ``seed``, ``status`` (``ok``/``failed``), ``error``, the
         metrics, ``seconds``, ``node``, ``pid``
     """
-    import torch
-
-    torch.set_num_threads(1)  # the same numbers on any backend
     from smoothrl.config import resolve_config
     from smoothrl.training import train
 
@@ -289,7 +286,7 @@ def run_trial(trial: Trial, node: str = "") -> dict[str, Any]:
     record: dict[str, Any] = {
         "variant": trial.variant,
         "seed": trial.seed,
-        "node": node or socket.gethostname(),
+        "node": _node(),
         "pid": os.getpid(),
     }
     run_dir = Path(trial.run_dir)
@@ -316,18 +313,6 @@ def run_trial(trial: Trial, node: str = "") -> dict[str, Any]:
     return record
 
 
-def _run_trial_local(trial: Trial) -> dict[str, Any]:
-    return run_trial(trial)
-
-
-def run_local(trials: Sequence[Trial], workers: int, on_done: Callable[[dict[str, Any]], None]) -> None:
-    """Run trials on a pool of ``workers`` processes (spawned: nothing of this process leaks in)."""
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_run_trial_local, t) for t in trials]
-        for future in as_completed(futures):
-            on_done(future.result())
-
-
 def check_address(address: str) -> None:
     """
     :param address: ``HOST:PORT`` of a Ray cluster's head (GCS)
@@ -346,20 +331,80 @@ def check_address(address: str) -> None:
         ) from None
 
 
-def run_ray(
-    trials: Sequence[Trial],
-    out: Path,
-    max_parallel: int,
+def _node() -> str:
+    """Where this process runs: Ray's node id inside a Ray worker, else the host name."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()
+    except ImportError:
+        pass
+    return socket.gethostname()
+
+
+def _call(fn: Callable[[Any], dict[str, Any]], item: Any) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)  # one thread per job: the same numbers on every backend
+    return fn(item)
+
+
+def execute(
+    items: Sequence[Any],
+    fn: Callable[[Any], dict[str, Any]],
+    *,
+    backend: Literal["ray", "local"] = "local",
+    workers: int = 1,
+    address: str | None = None,
+    resources: Resources | None = None,
+    storage: Path | None = None,
+    on_done: Callable[[Any, dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """
+    Run ``fn(item)`` for every item, ``workers`` at once: on a pool of spawned processes
+    (``local``) or as Ray Tune trials (``ray``: resources per trial, a local instance or the
+    cluster at ``address``). Sweeps and the benchmark scripts both run on it.
+
+    :param items: picklable jobs
+    :param fn: a module-level function (it pickles) returning a JSON-safe dict
+    :param backend: ``local`` or ``ray``
+    :param workers: jobs at once
+    :param address: a Ray head's ``HOST:PORT`` (``ray`` only)
+    :param resources: CPUs/GPUs per job (``ray``)
+    :param storage: where Ray Tune keeps its experiment (default: a temp folder)
+    :param on_done: called with (item, result) as each job finishes
+    :return: the results, in the order of ``items``
+    """
+    results: list[dict[str, Any] | None] = [None] * len(items)
+
+    def done(i: int, result: dict[str, Any]) -> None:
+        results[i] = result
+        if on_done is not None:
+            on_done(items[i], result)
+
+    if backend == "local":
+        with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_call, fn, item): i for i, item in enumerate(items)}
+            for future in as_completed(futures):
+                done(futures[future], future.result())
+        return results  # type: ignore[return-value]
+    _run_tune(items, fn, workers, resources or Resources(), address, storage, done)
+    return results  # type: ignore[return-value]
+
+
+def _run_tune(
+    items: Sequence[Any],
+    fn: Callable[[Any], dict[str, Any]],
+    workers: int,
     resources: Resources,
     address: str | None,
-    on_done: Callable[[dict[str, Any]], None],
+    storage: Path | None,
+    done: Callable[[int, dict[str, Any]], None],
 ) -> None:
-    """
-    Run trials with Ray Tune's trial runner (resources per trial, failure handling), on a local
-    Ray instance or the cluster at ``address``. Trials write into their run directories, so
-    on several machines ``OUT`` must be a shared file system.
-    """
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's quiet reporter: the sweep shows its own progress
+    import tempfile
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's quiet reporter: the caller shows its own progress
     try:
         import ray
         from ray import tune
@@ -370,43 +415,44 @@ def run_ray(
     if started:
         ray.init(
             address=address or "local",  # "local": a new instance, never a cluster found on this machine
-            num_cpus=None if address else max(1, max_parallel) * int(math.ceil(resources.cpu)),
+            num_cpus=None if address else max(1, workers) * int(math.ceil(resources.cpu)),
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
         )
-    by_key = {f"{t.variant}/{t.seed}": t for t in trials}
 
     def trainable(config: dict[str, Any]) -> None:
-        trial = by_key[config["trial"]]
-        record = run_trial(trial, ray.get_runtime_context().get_node_id())
-        tune.report({k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in record.items()})
+        result = _call(fn, items[config["job"]])
+        tune.report({"payload": json.dumps(rundir.json_safe(result))})
 
-    try:
-        tuner = tune.Tuner(
-            tune.with_resources(trainable, {"cpu": resources.cpu, "gpu": resources.gpu}),
-            param_space={"trial": tune.grid_search(list(by_key))},
-            tune_config=tune.TuneConfig(max_concurrent_trials=max(1, max_parallel), reuse_actors=False),
-            run_config=tune.RunConfig(
-                storage_path=str((out / ".ray").resolve()),
-                name="sweep",
-                failure_config=tune.FailureConfig(max_failures=0),
-                verbose=0,
-            ),
-        )
-        tuner.fit()
-    finally:
-        if started:
-            ray.shutdown()
-    for trial in trials:  # trial.json is the record; a trial Ray lost without one is reported as such
-        record = read_trial(trial) or {
-            "variant": trial.variant,
-            "seed": trial.seed,
-            "status": "failed",
-            "error": "the trial's worker died before it wrote trial.json (see OUT/.ray)",
-        }
-        on_done(record)
+    with tempfile.TemporaryDirectory(prefix="smoothrl-ray-") as tmp:
+        try:
+            tuner = tune.Tuner(
+                tune.with_resources(trainable, {"cpu": resources.cpu, "gpu": resources.gpu}),
+                param_space={"job": tune.grid_search(list(range(len(items))))},
+                tune_config=tune.TuneConfig(max_concurrent_trials=max(1, workers), reuse_actors=False),
+                run_config=tune.RunConfig(
+                    storage_path=str((storage or Path(tmp)).resolve()),
+                    name="jobs",
+                    failure_config=tune.FailureConfig(max_failures=0),
+                    verbose=0,
+                ),
+            )
+            grid = tuner.fit()
+        finally:
+            if started:
+                ray.shutdown()
+        for result in grid:
+            job = (result.config or {}).get("job")
+            if job is None:
+                continue
+            if result.error is None and "payload" in (result.metrics or {}):
+                done(job, json.loads(result.metrics["payload"]))
+            else:
+                done(
+                    job, {"status": "failed", "error": f"the job's worker failed: {str(result.error).splitlines()[0]}"}
+                )
 
 
 def aggregate(records: Sequence[dict[str, Any]], variants: Sequence[str], metrics: Sequence[str]) -> dict:
@@ -632,10 +678,21 @@ def sweep(
             on_done(record)
 
     if todo:
-        if backend == "local":
-            run_local(todo, max_parallel, collect)
-        else:
-            run_ray(todo, out, max_parallel, spec.resources, address, collect)
+
+        def finished(trial: Trial, result: dict[str, Any]) -> None:
+            # trial.json is the record; a trial whose worker died before writing it is reported as such
+            collect(read_trial(trial) or {"variant": trial.variant, "seed": trial.seed, **result})
+
+        execute(
+            todo,
+            run_trial,
+            backend=backend,
+            workers=max_parallel,
+            address=address,
+            resources=spec.resources,
+            storage=out / ".ray",
+            on_done=finished,
+        )
     variants = [v.name for v in spec.expanded()]
     metrics = spec.metric_names()
     summary = aggregate(records, variants, metrics)
@@ -645,3 +702,77 @@ def sweep(
         plot_sweep(out, records, summary, variants)
     return SweepResult(records, len(done), summary)
 
+
+@contextlib.contextmanager
+def loopback_cluster(nodes: int = 2, cpus_per_node: int = 1, timeout: float = 120.0) -> Iterator[str]:
+    """
+    A real multi-process Ray cluster on this machine, on loopback only: ``ray start --head`` and
+    ``nodes - 1`` worker nodes (``ray start --address``), each a process group of its own,
+    stopped (and waited for) on exit. What the tests and ``scripts/bench_sweep.py`` run against;
+    on real machines the same ``ray start`` commands run on each host (see the README).
+
+    :param nodes: nodes, the head included
+    :param cpus_per_node: CPUs each node offers
+    :param timeout: seconds to wait for the head to answer and every node to join
+    :return: the head's ``HOST:PORT`` (for ``--address``)
+    :raises RuntimeError: when the cluster does not come up in time
+    """
+    import subprocess
+    import sys
+
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    common = ["--block", "--num-cpus", str(cpus_per_node), "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    started: list[subprocess.Popen] = []
+
+    def start(args: list[str]) -> None:
+        started.append(
+            subprocess.Popen(
+                [ray_cli, "start", *common, *args],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
+            )
+        )
+
+    try:
+        start(["--head", "--port", str(port), "--include-dashboard", "false"])
+        deadline = time.time() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or started[0].poll() is not None:
+                    raise RuntimeError("the Ray head did not start") from None
+                time.sleep(0.5)
+        for _ in range(nodes - 1):
+            start(["--address", address])
+        import ray
+
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        try:
+            while len([n for n in ray.nodes() if n["Alive"]]) < nodes:
+                if time.time() > deadline:
+                    raise RuntimeError(f"only {len(ray.nodes())} of {nodes} Ray nodes joined")
+                time.sleep(0.5)
+        finally:
+            ray.shutdown()
+        yield address
+    finally:
+        import signal
+
+        for node in reversed(started):
+            if node.poll() is None:
+                os.killpg(node.pid, signal.SIGTERM)
+        for node in reversed(started):
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(node.pid, signal.SIGKILL)
+                node.wait()

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +15,13 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from smoothrl.cli import app
-from smoothrl.sweep import aggregate, load_sweep, sweep
+from smoothrl.sweep import aggregate, load_sweep, loopback_cluster, sweep
 
 pytest.importorskip("ray")
 pytest.importorskip("optuna")
 pytest.importorskip("rliable")
 
 runner = CliRunner()
-RAY = Path(sys.executable).with_name("ray")
 
 TINY = {
     "name": "tiny",
@@ -189,69 +183,21 @@ def test_grid_expands_to_every_combination(tmp_path):
     }
 
 
-def _start_node(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    return subprocess.Popen(
-        [str(RAY), "start", "--block", "--num-cpus", "1", "--disable-usage-stats", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env=env,
-    )
-
-
-def _stop(node: subprocess.Popen) -> None:
-    if node.poll() is None:
-        os.killpg(node.pid, signal.SIGTERM)
-        try:
-            node.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(node.pid, signal.SIGKILL)
-            node.wait()
-
-
 def test_real_cluster_head_and_worker_on_loopback_spread_the_trials(tmp_path):
-    port = free_port()
-    head = _start_node(
-        ["--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--include-dashboard", "false"]
-    )
-    worker = None
-    try:
-        deadline = time.time() + 120
-        while True:  # the head's GCS port answers
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline and head.poll() is None, "the Ray head did not start"
-                time.sleep(1)
-        worker = _start_node(["--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1"])
-        import ray
-
-        ray.init(address=f"127.0.0.1:{port}", log_to_driver=False, configure_logging=False)
-        try:
-            deadline = time.time() + 120
-            while len([n for n in ray.nodes() if n["Alive"]]) < 2:
-                assert time.time() < deadline, "the worker node did not join"
-                time.sleep(1)
-        finally:
-            ray.shutdown()
-        data = {**TINY, "seeds": 1, "metrics": ["return"], "resources": {"cpu": 1}}
-        path = write_sweep(tmp_path, data)
+    data = {**TINY, "seeds": 1, "metrics": ["return"], "resources": {"cpu": 1}}
+    path = write_sweep(tmp_path, data)
+    with loopback_cluster(nodes=2, cpus_per_node=1) as address:
         result = runner.invoke(
-            app,
-            ["sweep", str(path), "--address", f"127.0.0.1:{port}", "--max-parallel", "2", "--out", str(tmp_path / "c")],
+            app, ["sweep", str(path), "--address", address, "--max-parallel", "2", "--out", str(tmp_path / "c")]
         )
         assert result.exit_code == 0, result.output
         nodes = {
             json.loads((tmp_path / "c" / v / "seed_0" / "trial.json").read_text())["node"] for v in ("plain", "smooth")
         }
         assert len(nodes) == 2  # one CPU per node, two trials at once: one on each node
-    finally:
-        if worker is not None:
-            _stop(worker)
-        _stop(head)
-    assert head.poll() is not None and (worker is None or worker.poll() is not None)
+    port = int(address.rsplit(":", 1)[1])
+    with pytest.raises(OSError):  # the cluster is gone
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
 def test_tune_pruning_plumbing_prunes_trials_below_the_median(tmp_path, monkeypatch):
