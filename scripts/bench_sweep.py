@@ -1,4 +1,4 @@
-"""Wall time of one 8-trial sweep run sequentially, on a local pool of 2 workers, on a local Ray instance and on a two-node Ray cluster.
+"""Wall time of one 8-trial sweep: sequential, a local pool of 2, a local Ray instance, a two-node Ray cluster.
 
 The sweep: PPO on Pendulum-v1 (the `smoke` preset), plain vs the order-1 action-smoothness loss,
 4 seeds each (8 trials), 20000 steps per trial (``--quick``: 4096), 2 evaluation episodes. The
