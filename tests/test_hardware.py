@@ -409,6 +409,12 @@ def test_plot_draws_a_deploy_log(tmp_path: Path):
     assert_one_line(runner.invoke(app, ["plot", "--deploy-log", str(tmp_path / "bad.csv")]), "not a deploy log")
 
 
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_writes_the_safe_action_and_keeps_the_log(pendulum_artefact, tmp_path: Path):
     import signal
 
@@ -416,7 +422,10 @@ def test_ctrl_c_writes_the_safe_action_and_keeps_the_log(pendulum_artefact, tmp_
     log = tmp_path / "log.csv"
     smoothrl = Path(sys.executable).with_name("smoothrl")
     args = [str(smoothrl), "deploy", str(artefact), "--hardware", "sim_pendulum", "--realtime", "--duration", "60"]
-    process = subprocess.Popen([*args, "--log", str(log), "--json"], stdout=subprocess.PIPE, text=True)
+    # a default SIGINT in the child even when the tests run in a background job (which ignores it)
+    process = subprocess.Popen(
+        [*args, "--log", str(log), "--json"], stdout=subprocess.PIPE, text=True, preexec_fn=_default_sigint
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not log.with_name("log.csv.partial").exists() or _rows(tmp_path) < 10):
         time.sleep(0.2)

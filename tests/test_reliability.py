@@ -295,7 +295,14 @@ def test_a_real_ctrl_c_at_start_up_is_one_line(tmp_path: Path):
 
     exe = Path(sys.executable).with_name("smoothrl")
     args = [str(exe), "train", "--algo", "sac", "--env", "Pendulum-v1", "--run-dir", str(tmp_path / "run")]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a default SIGINT in the child even when the tests run in a background job (which ignores it)
+    process = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     time.sleep(0.3)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
