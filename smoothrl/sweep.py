@@ -331,6 +331,20 @@ def check_address(address: str) -> None:
         ) from None
 
 
+def check_backend(backend: str, address: str | None) -> None:
+    """
+    :param backend: ``--backend``
+    :param address: ``--address`` (or ``None``)
+    :raises SmoothRLError: for an unknown backend, an address without Ray, or no Ray head there
+    """
+    if backend not in ("ray", "local"):
+        raise SmoothRLError(f"--backend must be ray or local, got {backend!r}")
+    if address is not None:
+        if backend != "ray":
+            raise SmoothRLError("--address applies to --backend ray only; drop it or use --backend ray")
+        check_address(address)
+
+
 def _node() -> str:
     """Where this process runs: Ray's node id inside a Ray worker, else the host name."""
     try:
@@ -643,12 +657,7 @@ def sweep(
     :raises SmoothRLError: for a folder that holds another sweep, a bad address, a missing extra
     """
     out = Path(out)
-    if backend not in ("ray", "local"):
-        raise SmoothRLError(f"--backend must be ray or local, got {backend!r}")
-    if address is not None:
-        if backend != "ray":
-            raise SmoothRLError("--address applies to --backend ray only; drop it or use --backend ray")
-        check_address(address)
+    check_backend(backend, address)
     if backend == "ray":
         try:
             import ray  # noqa: F401

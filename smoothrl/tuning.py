@@ -32,7 +32,7 @@ import yaml
 
 from smoothrl import rundir
 from smoothrl.errors import SmoothRLError
-from smoothrl.sweep import ALIASES, BASE_METRICS, INSTALL_HINT, Resources, check_address
+from smoothrl.sweep import ALIASES, BASE_METRICS, INSTALL_HINT, Resources, check_backend
 
 BEST = "best.yaml"
 TRIALS = "trials.csv"
@@ -415,12 +415,7 @@ def tune(
     """
     out = Path(out)
     objective = check_spec(spec)
-    if backend not in ("ray", "local"):
-        raise SmoothRLError(f"--backend must be ray or local, got {backend!r}")
-    if address is not None:
-        if backend != "ray":
-            raise SmoothRLError("--address applies to --backend ray only; drop it or use --backend ray")
-        check_address(address)
+    check_backend(backend, address)
     try:
         import optuna  # noqa: F401
     except ImportError:

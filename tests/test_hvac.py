@@ -12,7 +12,7 @@ import smoothrl  # noqa: F401  (registers the ids)
 from smoothrl.building.calendar import calendar
 from smoothrl.building.tariff import price
 from smoothrl.building.weather import read_epw, resolve_weather
-from smoothrl.envs.hvac import HVAC_IDS
+from smoothrl.envs.hvac import HVAC_IDS, KPI_NAMES
 from smoothrl.envs.hvac.controllers import make_controller
 from smoothrl.envs.hvac.env import HVACEnv, HVACVectorEnv
 from smoothrl.envs.hvac.plant import HeatPumps
@@ -236,6 +236,7 @@ def test_episode_reports_kpis_and_actions_outside_the_box_are_clipped_and_counte
     assert truncated
     kpis = info["kpis"]
     assert kpis["actions_clipped"] == 95
+    assert tuple(kpis) == KPI_NAMES  # what the registrations declare (sweeps validate metrics against it)
     assert set(kpis) >= {
         "tdis_tot",
         "ener_tot",
