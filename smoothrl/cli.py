@@ -225,7 +225,7 @@ def eval_(
         str | None, typer.Option(help="Evaluate a rule-based HVAC baseline instead of a run: thermostat or pi.")
     ] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="With --controller: env_kwargs.key=value for the env.")
+        list[str] | None, typer.Option("--set", help="With --controller or --env: env_kwargs.key=value for that env.")
     ] = None,
     smoothing_sigma: Annotated[
         float | None, typer.Option(help="Act with the policy smoothed at this noise (randomized smoothing).")
@@ -261,8 +261,14 @@ def eval_(
     else:
         if not run_dirs:
             raise SmoothRLError("eval needs RUN_DIR (a folder written by `smoothrl train`) or --controller")
-        if set_:
-            raise SmoothRLError("--set applies to --controller only; a run uses its saved config")
+        env_kwargs = {}
+        for key, value in parse_overrides(set_ or []):
+            if env is None or not key.startswith("env_kwargs."):
+                raise SmoothRLError(
+                    "--set takes env_kwargs.KEY=VALUE, with --controller or with --env (the other env's settings); "
+                    "a run's own env uses its saved config"
+                )
+            env_kwargs[key.removeprefix("env_kwargs.")] = value
         summaries, configs = {}, {}
         for run_dir in run_dirs:
             run = load_run(run_dir)
@@ -272,7 +278,14 @@ def eval_(
 
                 policy = SmoothedPolicy(run.model, smoothing_sigma, smoothing_samples, smoothing_mode, seed or 0)  # type: ignore[arg-type]
             summary, _ = evaluate(
-                run, episodes=episodes, env_id=env, deterministic=deterministic, seed=seed, split=split, policy=policy
+                run,
+                episodes=episodes,
+                env_id=env,
+                deterministic=deterministic,
+                seed=seed,
+                split=split,
+                policy=policy,
+                env_kwargs=env_kwargs,
             )
             if smoothing_sigma is not None:
                 summary["smoothing"] = {"sigma": smoothing_sigma, "samples": smoothing_samples, "mode": policy.mode}
@@ -281,13 +294,13 @@ def eval_(
             first = configs[str(run_dirs[0])]
             extra = {}
             if baselines:
-                from smoothrl.envs.hvac import HVAC_IDS
+                from smoothrl.envs import HVAC_FAMILY
 
                 env_id = env or first.env
-                if env_id not in HVAC_IDS:
-                    raise SmoothRLError(f"--baselines needs HVAC runs ({', '.join(HVAC_IDS)}), got {env_id}")
+                if env_id not in HVAC_FAMILY:
+                    raise SmoothRLError(f"--baselines needs HVAC runs ({', '.join(HVAC_FAMILY)}), got {env_id}")
                 eval_seed = first.seed + EVAL_SEED_OFFSET if seed is None else seed
-                kwargs = first.env_kwargs if env_id == first.env else {}
+                kwargs = first.env_kwargs if env_id == first.env else env_kwargs
                 for name in ("thermostat", "pi"):
                     if name == "pi" and "Discrete" in env_id:
                         continue  # PI needs the modulating plant

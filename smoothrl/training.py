@@ -298,6 +298,7 @@ def evaluate(
     seed: int | None = None,
     split: str | None = None,
     policy: Any = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[Episode]]:
     """
     Evaluate a run on its own observation pipeline (frozen normalization), or on another env
@@ -311,6 +312,7 @@ def evaluate(
     :param split: HVAC days to evaluate on (default ``"test"``); an error for other envs
     :param policy: what acts instead of the run's model (anything with SB3's ``predict``, e.g. a
         smoothed or attacked policy built on it); it sees the run's normalized observations
+    :param env_kwargs: keyword arguments of ``env_id`` (e.g. the EnergyPlus env's ``preset``)
     :return: the summary (``mean_return``, ``std_return``, ``episodes``, the smoothness metrics,
         the env's KPIs) and the episodes themselves
     :raises SmoothRLError: for bad input
@@ -320,7 +322,7 @@ def evaluate(
         run = load_run(run)
     env_id = env_id or run.config.env
     seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
-    env = eval_env(run, seed, env_id, split)
+    env = eval_env(run, seed, env_id, split, env_kwargs)
     return _play(
         run.model if policy is None else policy,
         env,
@@ -375,7 +377,9 @@ def compare_runs(
     return {"reference": reference, "runs": summaries, "change": change}
 
 
-def eval_env(run: Run, seed: int, env_id: str | None = None, split: str | None = None) -> VecEnv:
+def eval_env(
+    run: Run, seed: int, env_id: str | None = None, split: str | None = None, env_kwargs: dict[str, Any] | None = None
+) -> VecEnv:
     """
     The evaluation env of a run: one env, its frozen normalization, the test split of HVAC envs.
 
@@ -383,6 +387,7 @@ def eval_env(run: Run, seed: int, env_id: str | None = None, split: str | None =
     :param seed: the env's seed
     :param env_id: another env with the same spaces (default: the run's)
     :param split: HVAC days (default ``"test"``)
+    :param env_kwargs: keyword arguments of ``env_id`` on top of the split's
     :return: the env
     """
     env_id = env_id or run.config.env
@@ -393,7 +398,7 @@ def eval_env(run: Run, seed: int, env_id: str | None = None, split: str | None =
         seed=seed,
         vecnormalize_path=run.vecnormalize_path,
         env_id=env_id,
-        env_overrides=_split_overrides(env_id, split),
+        env_overrides={**_split_overrides(env_id, split), **(env_kwargs or {})},
         model=run.model,
     )
 
@@ -444,12 +449,12 @@ def evaluate_controller(
     :return: the summary and the episodes
     :raises SmoothRLError: for a non-HVAC env or an unknown controller
     """
-    from smoothrl.envs.hvac import HVAC_IDS
+    from smoothrl.envs import HVAC_FAMILY
     from smoothrl.envs.hvac.controllers import make_controller
 
     check_seed("--seed", seed)
-    if env_id not in HVAC_IDS:
-        raise SmoothRLError(f"--controller needs an HVAC env ({', '.join(HVAC_IDS)}), got {env_id}")
+    if env_id not in HVAC_FAMILY:
+        raise SmoothRLError(f"--controller needs an HVAC env ({', '.join(HVAC_FAMILY)}), got {env_id}")
     env = make_vec_env(env_id, 1, seed, {**(env_kwargs or {}), **_split_overrides(env_id, split)})
     sim = env.get_attr("sim")[0]
     try:

@@ -19,11 +19,13 @@ from typing import Any
 
 import gymnasium as gym
 
+from smoothrl.envs.eplus import register_ids as register_eplus_ids
 from smoothrl.envs.hvac import KPI_NAMES, register_ids
 from smoothrl.envs.registration import register
 from smoothrl.errors import SmoothRLError
 
 register_ids()
+register_eplus_ids(KPI_NAMES)
 # decision-dependent envs (smoothrl.performative): registered by name, imported on first make
 register(
     "smoothrl/PerformativeGridworld-v0",
@@ -36,6 +38,17 @@ register(
     eval_kwargs={"split": "test"},
     splits=("train", "test"),
     kpis=KPI_NAMES,
+)
+
+#: ids with the HVAC simulator's interface (``sim``, observation layout, KPIs): the rule-based
+#: baselines and ``eval --baselines`` run on them
+HVAC_FAMILY = (
+    "smoothrl/HVAC-v0",
+    "smoothrl/HVACDiscrete-v0",
+    "smoothrl/HVACMultiZone-v0",
+    "smoothrl/EPlus-v0",
+    "smoothrl/EPlusDiscrete-v0",
+    "smoothrl/PerformativeHVAC-v0",
 )
 
 #: PyBullet locomotion and control tasks smoothrl supports (rl-zoo3 presets exist for them).

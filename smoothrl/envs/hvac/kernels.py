@@ -141,6 +141,39 @@ def power_all(pp, mode, level, t_zone, t_out, heat, electric):
 
 
 @njit(cache=True)
+def band_deviation(low: float, high: float, t0: float, t1: float) -> float:
+    """Degrees outside the comfort band at the start and the end of a step (summed; halved by the trapezoid)."""
+    return max(low - t0, 0.0) + max(t0 - high, 0.0) + max(low - t1, 0.0) + max(t1 - high, 0.0)
+
+
+@njit(cache=True)
+def account(kpi, dev, electric, price, dt_h, comfort_weight, switches, refusals, travel, clipped):
+    """
+    One building's step in money, comfort and the KPI accumulator (in place); shared by the RC
+    kernel and the EnergyPlus env, so both report the same KPIs for the same trajectory.
+
+    :param kpi: the building's accumulator row (columns ``K_*``)
+    :param dev: :func:`band_deviation` summed over the zones
+    :param electric: plant electric power, W
+    :param travel: actuator travel of the step, mean over zones
+    :return: ``(reward, power kW, cost, discomfort K h)``
+    """
+    disc = 0.5 * dt_h * dev
+    p_kw = electric / 1000.0
+    energy = p_kw * dt_h
+    c = energy * price
+    kpi[K_TDIS] += disc
+    kpi[K_ENERGY] += energy
+    kpi[K_COST] += c
+    kpi[K_PEAK] = max(kpi[K_PEAK], p_kw)
+    kpi[K_SWITCHES] += switches
+    kpi[K_REFUSED] += refusals
+    kpi[K_ATVL] += 0.5 * travel
+    kpi[K_CLIPPED] += clipped
+    return -(c + comfort_weight * disc), p_kw, c, disc
+
+
+@njit(cache=True)
 def step(
     x,
     k,
@@ -207,22 +240,10 @@ def step(
         low, high, price = exo_band[kb, 0], exo_band[kb, 1], exo_band[kb, 2]
         dev = 0.0
         for j in range(zones):
-            t0, t1 = x[b, j], x1[j]
-            dev += max(low - t0, 0.0) + max(t0 - high, 0.0) + max(low - t1, 0.0) + max(t1 - high, 0.0)
-        disc = 0.5 * dt_h * dev
-        p_kw = electric / 1000.0
-        energy = p_kw * dt_h
-        c = energy * price
-        reward[b] = -(c + comfort_weight * disc)
-        power_kw[b], cost[b], discomfort[b] = p_kw, c, disc
-        kpi[b, K_TDIS] += disc
-        kpi[b, K_ENERGY] += energy
-        kpi[b, K_COST] += c
-        kpi[b, K_PEAK] = max(kpi[b, K_PEAK], p_kw)
-        kpi[b, K_SWITCHES] += switches
-        kpi[b, K_REFUSED] += refusals
-        kpi[b, K_ATVL] += 0.5 * travel / zones
-        kpi[b, K_CLIPPED] += clipped[b]
+            dev += band_deviation(low, high, x[b, j], x1[j])
+        reward[b], power_kw[b], cost[b], discomfort[b] = account(
+            kpi[b], dev, electric, price, dt_h, comfort_weight, switches, refusals, travel / zones, clipped[b]
+        )
         for i in range(n):
             x[b, i] = x1[i]
         k[b] = (kb + 1) % n_year
