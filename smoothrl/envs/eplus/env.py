@@ -11,6 +11,7 @@ outdoor and exogenous observations come from the same weather file EnergyPlus re
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from smoothrl.envs.keys import KPI_INFO_KEY
 from smoothrl.errors import SmoothRLError
 
 DEFAULT_PRESET = "office_5zone_denver"
+#: the name field of every ``Zone`` object of an IDF
+_ZONE = re.compile(r"^\s*Zone\s*,\s*([^,;!\n]+)", re.M | re.I)
 #: the small office's zones, as the RC presets name them, in the DOE reference models' names
 SMALL_OFFICE_ZONES = {
     "core": "Core_ZN",
@@ -107,6 +110,13 @@ class EPlusEnv(gym.Env):
             )
         self.model = model_path(model or SMALL_OFFICE_MODELS[weather_name])
         self.idf = self.model.read_text(errors="replace")
+        known = {name.strip().upper(): name.strip() for name in _ZONE.findall(self.idf)}
+        absent = [z for z in self.eplus_zones if z.upper() not in known]
+        if absent:
+            raise SmoothRLError(
+                f"the EnergyPlus model {self.model.name} has no zone {', '.join(absent)}; its zones are "
+                f"{', '.join(known.values())}: fix env_kwargs.zone_map"
+            )
         self.weather = resolve_weather(spec.weather)
         self._rngs = [np.random.default_rng()]
         self._run: EnergyPlusRun | None = None

@@ -50,6 +50,7 @@ class ZoneSpec(_Strict):
     :param shgc: solar heat gain coefficient of the glazing
     :param mass_class: ISO 13790 thermal mass class
     :param air_capacity_factor: air node capacity as a multiple of the air's (furniture, fast surfaces)
+    :param mass_factor: the mass class's capacity scaled (1: ISO 13790's; a calibration fits it)
     """
 
     name: str = "zone"
@@ -62,11 +63,12 @@ class ZoneSpec(_Strict):
     shgc: float = Field(0.6, ge=0, le=1)
     mass_class: Literal["very_light", "light", "medium", "heavy", "very_heavy"] = "medium"
     air_capacity_factor: float = Field(5.0, gt=0)
+    mass_factor: float = Field(1.0, gt=0)
 
     @property
     def capacity_mass(self) -> float:
         """C_m, J/K."""
-        return ISO13790_MASS[self.mass_class][0] * self.floor_area
+        return ISO13790_MASS[self.mass_class][0] * self.floor_area * self.mass_factor
 
     @property
     def capacity_air(self) -> float:

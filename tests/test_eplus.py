@@ -1,0 +1,140 @@
+"""The EnergyPlus backend: episodes, physics, lifecycle, errors, the RC model's calibration."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.env_checker import check_env
+from typer.testing import CliRunner
+
+import smoothrl.envs  # noqa: F401  (registers the ids)
+from smoothrl.cli import app
+from smoothrl.envs.eplus.calibration import HELD_OUT_DAY, eplus_trajectory, excitation, rc_trajectory, rmse
+from smoothrl.envs.eplus.env import EPlusEnv, model_path
+from smoothrl.envs.hvac import KPI_NAMES
+from smoothrl.envs.hvac.spec import load_spec
+from smoothrl.errors import SmoothRLError
+
+runner = CliRunner()
+#: the shipped calibrated preset must follow EnergyPlus within this on the held-out week (README)
+RMSE_BOUND_K = 3.0
+
+
+def leftovers() -> list[Path]:
+    return sorted(Path(tempfile.gettempdir()).glob("smoothrl-eplus-*"))
+
+
+def one_day(signal: float, day: int = 16) -> tuple[float, dict, np.ndarray]:
+    env = gym.make("smoothrl/EPlus-v0", episode_days=1)
+    env.reset(seed=0, options={"start_day": day})
+    total, info = 0.0, {}
+    for _ in range(96):
+        _, reward, terminated, truncated, info = env.step(np.full(5, signal, dtype=np.float32))
+        total += reward
+    assert truncated and not terminated
+    env.close()
+    return total, info["kpis"], info["t_zone"]
+
+
+def test_an_episode_runs_with_finite_plausible_kpis():
+    total, kpis, t_zone = one_day(0.6)
+    assert tuple(kpis) == KPI_NAMES and all(np.isfinite(v) for v in kpis.values())
+    assert 0.05 < kpis["ener_tot"] < 2.0  # kWh/m2 in a day of 60% heating of a 511 m2 office
+    assert kpis["tdis_tot"] >= 0 and kpis["switches_per_day"] == 1.0  # each compressor started once
+    assert np.isfinite(total) and np.all((t_zone > 5) & (t_zone < 45))
+
+
+def test_more_heating_makes_the_zones_warmer():
+    _, off, t_off = one_day(0.0)
+    _, on, t_on = one_day(1.0)
+    assert np.all(t_on > t_off + 1.0)
+    assert off["ener_tot"] == 0.0 and on["ener_tot"] > 0.1
+
+
+def test_check_env_and_the_rc_envs_observation_layout():
+    env = EPlusEnv(episode_days=1)
+    check_env(env)
+    rc = gym.make("smoothrl/HVACMultiZone-v0", preset="office_5zone_denver").unwrapped
+    assert env.observation_space == rc.observation_space and env.action_space == rc.action_space
+    assert env.sim.obs_names == rc.sim.obs_names
+    obs, _ = env.reset(seed=3, options={"start_day": 40})
+    rc.reset(seed=3, options={"start_day": 40})
+    z = env.sim.z
+    np.testing.assert_array_equal(obs[z:], rc.sim.observation()[0][z:])  # everything but the zone air
+    env.close()
+
+
+def test_repeated_reset_and_close_leave_no_thread_or_folder():
+    before_threads, before_dirs = threading.active_count(), leftovers()
+    env = EPlusEnv(episode_days=1)
+    for seed in range(3):
+        env.reset(seed=seed)
+        for _ in range(5):
+            env.step(np.zeros(5, dtype=np.float32))
+        assert len(leftovers()) == len(before_dirs) + 1  # one run at a time
+    env.close()
+    env.close()  # twice is fine
+    assert threading.active_count() == before_threads
+    assert leftovers() == before_dirs
+
+
+def test_a_broken_model_is_one_clear_error(tmp_path):
+    broken = tmp_path / "broken.idf"
+    text = model_path("ASHRAE901_OfficeSmall_STD2019_Denver").read_text()
+    broken.write_text(
+        text.replace("  Timestep,4;", "  Timestep,4;\n  Building,\n    B,\n    notanumber,\n    City;", 1)
+    )
+    env = EPlusEnv(model=str(broken), episode_days=1)
+    before = leftovers()
+    with pytest.raises(SmoothRLError, match="EnergyPlus stopped with an error: .*(Severe|Fatal)") as info:
+        env.reset(seed=0)
+    assert "\n" not in str(info.value)
+    env.close()
+    assert leftovers() == before
+    with pytest.raises(SmoothRLError, match="not found"):
+        EPlusEnv(model=str(tmp_path / "missing.idf"))
+    with pytest.raises(SmoothRLError, match="no EnergyPlus model 'nope'"):
+        EPlusEnv(model="nope")
+    with pytest.raises(SmoothRLError, match="no reference small office"):
+        EPlusEnv(preset="office_5zone_phoenix")
+    with pytest.raises(SmoothRLError, match="zone_map"):
+        EPlusEnv(preset="office_1zone_denver")
+
+
+def test_wrong_zone_names_are_one_clear_error():
+    zone_map = {z: f"{z}_nowhere" for z in ("core", "south", "east", "north", "west")}
+    with pytest.raises(SmoothRLError, match="has no zone core_nowhere.*its zones are Core_ZN"):
+        EPlusEnv(episode_days=1, zone_map=zone_map)
+
+
+def test_calibrated_preset_follows_energyplus_on_the_held_out_week():
+    spec = load_spec("office_5zone_denver_eplus", "office_5zone_denver_eplus")
+    base = load_spec("office_5zone_denver", "office_5zone_denver")
+    signals = excitation(spec.episode_days * 96, 5, seed=HELD_OUT_DAY)
+    first, temps = eplus_trajectory("office_5zone_denver", HELD_OUT_DAY, signals)
+    fitted = rmse(rc_trajectory(spec, HELD_OUT_DAY, first, signals), temps)
+    plain = rmse(rc_trajectory(base, HELD_OUT_DAY, first, signals), temps)
+    reported = json.loads(Path("results/calibrate_rc.json").read_text())["rmse_after_K"]["spring"]
+    assert fitted == pytest.approx(reported, rel=1e-6)
+    assert fitted < RMSE_BOUND_K and fitted < plain
+
+
+def test_a_run_trained_on_the_rc_model_evaluates_on_energyplus_unchanged(tmp_path):
+    run = tmp_path / "run"
+    trained = runner.invoke(app, ["train", "--algo", "ppo", "--env", "smoothrl/HVACMultiZone-v0", "--preset", "smoke",
+                                  "--set", "env_kwargs={preset: office_5zone_denver_eplus, episode_days: 1}",
+                                  "--timesteps", "256", "--run-dir", str(run), "--no-progress"])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(app, ["eval", str(run), "--env", "smoothrl/EPlus-v0", "--set", "env_kwargs.episode_days=1",
+                                 "--set", "env_kwargs.preset=office_5zone_denver_eplus", "--episodes", "1",
+                                 "--baselines", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    names = list(data["runs"]) if "runs" in data else list(data)
+    assert any("thermostat" in n for n in names), names
