@@ -6,7 +6,8 @@ Measures, on this machine and in this run:
   (single-zone and 5-zone offices);
 - the same week (Denver TMY3, January 15-21, 15-minute steps) simulated by EnergyPlus
   (through ``pyenergyplus``, its shipped ASHRAE 90.1 small office, 5 conditioned zones,
-  sizing and warm-up included) and by smoothrl's 5-zone office preset with Denver weather.
+  sizing and warm-up included), by the same EnergyPlus run stepped through ``smoothrl/EPlus-v0``
+  (the handshake's overhead as a ratio), and by smoothrl's 5-zone office preset with Denver weather.
 
 Writes ``results/bench_hvac.json`` and prints a table. Targets (2-core machine): 20,000
 single-env steps/s and 2,000,000 batched zone-steps/s. Seeds: envs reset with seed 0,
@@ -101,6 +102,20 @@ def energyplus_week_seconds() -> float:
     return seconds
 
 
+def energyplus_gym_week_seconds() -> float:
+    """The same week through ``smoothrl/EPlus-v0``: reset (sizing, warm-up) and 672 steps of random signals."""
+    from smoothrl.envs.eplus.env import EPlusEnv
+
+    start = time.perf_counter()
+    env = EPlusEnv(preset="office_5zone_denver")
+    env.reset(seed=0, options={"start_day": 14})
+    actions = np.random.default_rng(0).uniform(-1, 1, (env.sim.episode_steps, 5)).astype(np.float32)
+    for a in actions:
+        env.step(a)
+    env.close()
+    return time.perf_counter() - start
+
+
 def main() -> None:
     args = study_args(__doc__, "bench_hvac", quick="shorter measurements (about 15 s)")
     console = Console(width=150)
@@ -119,6 +134,7 @@ def main() -> None:
     console.print("the same week: smoothrl and EnergyPlus ...")
     ours_week = min(smoothrl_week_seconds() for _ in range(3))
     eplus_week = min(energyplus_week_seconds() for _ in range(1 if args.quick else 3))
+    eplus_gym_week = min(energyplus_gym_week_seconds() for _ in range(1 if args.quick else 3))
 
     results = {
         "machine": {
@@ -147,6 +163,10 @@ def main() -> None:
             "energyplus_zone_steps_per_s": week_zone_steps / eplus_week,
             "speedup_vs_energyplus": eplus_week / ours_week,
             "batched_speedup_vs_energyplus": max(batched.values()) / (week_zone_steps / eplus_week),
+            "energyplus_gym_seconds": eplus_gym_week,
+            "energyplus_gym_steps_per_s": week_zone_steps / 5 / eplus_gym_week,
+            "energyplus_raw_steps_per_s": week_zone_steps / 5 / eplus_week,
+            "gym_handshake_ratio": eplus_week / eplus_gym_week,
         },
     }
     rows = [
@@ -158,6 +178,11 @@ def main() -> None:
         ),
         ("one week, 5 zones: smoothrl (s)", f"{ours_week:.3f}", f"{eplus_week / ours_week:.1f} x EnergyPlus"),
         ("one week, 5 zones: EnergyPlus (s)", f"{eplus_week:.3f}", "1.0"),
+        (
+            "one week, 5 zones: EnergyPlus through smoothrl/EPlus-v0 (s)",
+            f"{eplus_gym_week:.3f}",
+            f"{eplus_week / eplus_gym_week:.2f} x raw EnergyPlus",
+        ),
     ]
     title = f"HVAC simulator speed ({'quick' if args.quick else 'full'}; {os.cpu_count()} cpus)"
     save_results(results, args.out, [table(title, ("measurement", "value", "ratio"), rows)], console)

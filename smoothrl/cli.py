@@ -544,7 +544,7 @@ def bridge_pybullet(
 def bridge_modbus_hvac(
     preset: Annotated[str | None, typer.Option(help="HVAC preset (envs/NAME.yaml; default: the env's).")] = None,
     env: Annotated[
-        str, typer.Option(help="HVAC id: smoothrl/HVAC-v0 or smoothrl/HVACMultiZone-v0.")
+        str, typer.Option(help="HVAC id: smoothrl/HVAC-v0, smoothrl/HVACMultiZone-v0 or smoothrl/EPlus-v0.")
     ] = "smoothrl/HVAC-v0",
     port: Annotated[int, typer.Option(help="Modbus TCP port.")] = 5020,
     host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean it).")] = "127.0.0.1",
@@ -556,10 +556,9 @@ def bridge_modbus_hvac(
     """Run the HVAC simulator behind a Modbus TCP server, as the plant of the modbus backend."""
     from smoothrl.hardware.backends.hvac_plant import HVACPlantServer
 
-    if env not in ("smoothrl/HVAC-v0", "smoothrl/HVACMultiZone-v0"):
-        raise SmoothRLError(
-            f"--env must be a modulating HVAC id (smoothrl/HVAC-v0, smoothrl/HVACMultiZone-v0), not {env}"
-        )
+    modulating = ("smoothrl/HVAC-v0", "smoothrl/HVACMultiZone-v0", "smoothrl/EPlus-v0")
+    if env not in modulating:
+        raise SmoothRLError(f"--env must be a modulating HVAC id ({', '.join(modulating)}), not {env}")
     if speedup <= 0:
         raise SmoothRLError(f"--speedup must be positive, got {speedup}")
     plant = HVACPlantServer(preset, port, host, lockstep, speedup, seed, split, env)

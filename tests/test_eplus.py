@@ -138,3 +138,57 @@ def test_a_run_trained_on_the_rc_model_evaluates_on_energyplus_unchanged(tmp_pat
     data = json.loads(result.output)
     names = list(data["runs"]) if "runs" in data else list(data)
     assert any("thermostat" in n for n in names), names
+
+
+def test_deploy_over_modbus_against_energyplus_matches_eval(tmp_path):
+    """The plant server serves EnergyPlus as it serves the RC model: an exported 5-zone policy
+    runs a test day over Modbus TCP, lock-step, and its KPIs are `evaluate`'s on EnergyPlus."""
+    import socket
+    import threading
+
+    from smoothrl.config import resolve_config
+    from smoothrl.export import export_run
+    from smoothrl.hardware.artefact import Artefact
+    from smoothrl.hardware.backends.hvac_plant import HVACPlantServer
+    from smoothrl.hardware.backends.modbus import ModbusInterface
+    from smoothrl.hardware.loop import ControlLoop
+    from smoothrl.hardware.profile import load_profile, parse_profile
+    from smoothrl.training import evaluate, train
+
+    kwargs = {"preset": "office_5zone_denver_eplus", "episode_days": 1}
+    overrides = ["n_timesteps=512", "n_envs=2", "eval_freq=0", "checkpoint_freq=0", "eval_episodes=1",
+                 "normalize=true", "env_kwargs={preset: office_5zone_denver_eplus, episode_days: 1}"]  # fmt: skip
+    run_dir = train(resolve_config("ppo", "smoothrl/HVACMultiZone-v0", "smoke", overrides), tmp_path / "run",
+                    progress_bar=False)  # fmt: skip
+    artefact = export_run(run_dir, tmp_path / "art")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = HVACPlantServer(port=port, env_id="smoothrl/EPlus-v0", env_kwargs=kwargs, seed=10_000, split="test")
+    stop = threading.Event()
+    thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert server.ready.wait(60)
+        data = load_profile(Path("hardware/modbus_hvac_office5.yaml"))
+        prof = parse_profile(
+            {
+                "backend": "modbus",
+                "control_period_s": data.control_period_s,
+                "modbus": {**data.modbus, "port": port},
+                "observation": {"channels": data.obs_channels, "max_age_periods": 2},
+                "command": {"safe_action": "zero"},
+                "watchdog": {"on_estop": "stop"},
+            },
+            "modbus-eplus-test.yaml",
+        )
+        interface = ModbusInterface(prof.modbus, prof.obs_channels, 5, prof.control_period_s)
+        stats = ControlLoop(Artefact.load(artefact).policy(), interface, prof, log=tmp_path / "log.csv").run()
+    finally:
+        stop.set()
+        thread.join(30)
+        server.env.close()
+    reference, _ = evaluate(run_dir, episodes=1, env_id="smoothrl/EPlus-v0", env_kwargs=kwargs)
+    assert stats.stopped_by == "episode end" and stats.periods == 96 and stats.estop is None, stats.summary()
+    for kpi in ("tdis_tot", "ener_tot", "cost_tot", "switches_per_day"):
+        assert server.kpis[kpi] == pytest.approx(reference[kpi], rel=0.01, abs=1e-6), kpi
