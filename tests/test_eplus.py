@@ -192,3 +192,14 @@ def test_deploy_over_modbus_against_energyplus_matches_eval(tmp_path):
     assert stats.stopped_by == "episode end" and stats.periods == 96 and stats.estop is None, stats.summary()
     for kpi in ("tdis_tot", "ener_tot", "cost_tot", "switches_per_day"):
         assert server.kpis[kpi] == pytest.approx(reference[kpi], rel=0.01, abs=1e-6), kpi
+
+
+def test_the_chicago_reference_office_runs_too():
+    """The DOE 2004 model ships without a weather-file run period in its SimulationControl: smoothrl sets it."""
+    env = EPlusEnv(preset="office_5zone_chicago", episode_days=1)
+    assert env.model.name == "RefBldgSmallOfficeNew2004_Chicago.idf"
+    env.reset(seed=0, options={"start_day": 20})
+    for _ in range(96):
+        *_, truncated, info = env.step(np.full(5, 0.3, dtype=np.float32))
+    assert truncated and info["kpis"]["ener_tot"] > 0
+    env.close()

@@ -37,13 +37,14 @@ ALWAYS_ON = "SMOOTHRL_ALWAYS_ON"
 TIMEOUT_S = 600.0
 _RUN_PERIOD = re.compile(r"\n[ \t]*RunPeriod,.*?;[^\n]*", re.S | re.I)
 _TIMESTEP = re.compile(r"\n[ \t]*Timestep,[^;]*;", re.I)
+_SIMULATION_CONTROL = re.compile(r"\n[ \t]*SimulationControl,.*?;", re.S | re.I)
 
 
 def prepare_idf(idf: str, zones: list[str], start_day: int, days: int, start_weekday: int, step_minutes: int) -> str:
     """
     The model as smoothrl runs it: one run period of ``days`` from ``start_day`` (day of a
-    non-leap year, 0-based), ``60 / step_minutes`` timesteps per hour, and a convective heat
-    source in every controlled zone.
+    non-leap year, 0-based), ``60 / step_minutes`` timesteps per hour, sizing but no
+    design-day simulation, and a convective heat source in every controlled zone.
 
     :param idf: the model's text
     :param zones: EnergyPlus zone names to control
@@ -60,7 +61,10 @@ def prepare_idf(idf: str, zones: list[str], start_day: int, days: int, start_wee
     last = first + timedelta(days=days - 1)
     text = _RUN_PERIOD.sub("", idf)
     text = _TIMESTEP.sub("", text)
+    text = _SIMULATION_CONTROL.sub("", text)
     text += (
+        # sizing calculations yes, the design days' simulations no, the weather file's run period yes
+        "\nSimulationControl,\n  Yes, Yes, Yes, No, Yes, No, 1;\n"
         f"\nTimestep,{60 // step_minutes};\n"
         f"\nRunPeriod,\n  SMOOTHRL EPISODE,\n  {first.month}, {first.day}, ,\n  {last.month}, {last.day}, ,\n"
         f"  {WEEKDAYS[start_weekday]},\n  No, No, No, Yes, Yes;\n"
