@@ -203,3 +203,14 @@ def test_the_chicago_reference_office_runs_too():
         *_, truncated, info = env.step(np.full(5, 0.3, dtype=np.float32))
     assert truncated and info["kpis"]["ener_tot"] > 0
     env.close()
+
+
+def test_the_discrete_twin_steps_staged_compressors():
+    env = gym.make("smoothrl/EPlusDiscrete-v0", episode_days=1)
+    assert isinstance(env.action_space, gym.spaces.MultiDiscrete) and len(env.action_space.nvec) == 5
+    env.reset(seed=0, options={"start_day": 30})
+    heat = env.action_space.nvec[0] // 2  # the highest heating stage
+    for _ in range(8):
+        *_, info = env.step(np.full(5, heat))
+    assert info["power_kw"] > 0
+    env.close()
