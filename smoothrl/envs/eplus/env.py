@@ -21,8 +21,7 @@ import numpy as np
 from smoothrl.building.weather import resolve_weather
 from smoothrl.envs.eplus.cosim import EnergyPlusRun, prepare_idf
 from smoothrl.envs.hvac import kernels
-from smoothrl.envs.hvac.env import ActionCodec, _observation_space
-from smoothrl.envs.hvac.simulator import HVACSimulator
+from smoothrl.envs.hvac.env import _build, _observation_space
 from smoothrl.envs.hvac.spec import load_spec
 from smoothrl.envs.keys import KPI_INFO_KEY
 from smoothrl.errors import SmoothRLError
@@ -91,10 +90,7 @@ class EPlusEnv(gym.Env):
     ) -> None:
         self.render_mode = render_mode
         spec = load_spec(preset, DEFAULT_PRESET, **overrides)
-        if split not in ("train", "test"):
-            raise SmoothRLError(f"split must be 'train' or 'test', got {split!r}")
-        self.sim = HVACSimulator(spec, 1, discrete, split)
-        self.codec = ActionCodec(len(spec.zones), discrete, spec.plant.stages)
+        self.sim, self.codec = _build(None, discrete, split, 1, spec, {})
         self.action_space = self.codec.space
         self.observation_space = _observation_space(self.sim)
         mapping = zone_map or SMALL_OFFICE_ZONES
