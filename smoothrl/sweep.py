@@ -243,7 +243,7 @@ class Trial:
 
 
 def make_trials(spec: SweepSpec, out: Path) -> list[Trial]:
-    """:return: every trial of the sweep, variant by variant"""
+    """:return: every trial of the sweep: every variant's first seed, then every variant's second, ..."""
     return [
         Trial(
             v.name,
@@ -257,8 +257,8 @@ def make_trials(spec: SweepSpec, out: Path) -> list[Trial]:
             str((out / v.name / f"seed_{seed}").resolve()),
             tuple(spec.metric_names()),
         )
+        for seed in spec.seed_list()  # seed-major: an interrupted sweep has compared every variant
         for v in spec.expanded()
-        for seed in spec.seed_list()
     ]
 
 
