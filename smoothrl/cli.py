@@ -707,6 +707,7 @@ def sweep(
         str | None, typer.Option(help="HOST:PORT of an existing Ray cluster's head (default: a local Ray instance).")
     ] = None,
     max_parallel: Annotated[int, typer.Option(help="Trials at once.")] = 2,
+    report: Annotated[bool, typer.Option(help="Run nothing: summarize the trials finished so far.")] = False,
 ) -> None:
     """Run every (variant, seed) of a sweep as a train + eval trial; summarize with IQM and 95% CIs (rliable)."""
     from rich.progress import Progress
@@ -737,8 +738,11 @@ def sweep(
             address=address,
             on_done=done,
             sweep_text=sweep_file.read_text(encoding="utf-8"),
+            report_only=report,
         )
     failed = [r for r in result.records if r.get("status") != "ok"]
+    if report:
+        console.print(f"{len(result.records)} of {total} trials finished so far; nothing was run (--report)")
     table = Table(title=f"sweep: {out}", caption=f"interquartile mean [95% CI] over seeds; {out / SUMMARY}")
     table.add_column("variant")
     metrics = list(result.summary["metrics"])

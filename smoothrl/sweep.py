@@ -642,6 +642,7 @@ def sweep(
     address: str | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
     sweep_text: str | None = None,
+    report_only: bool = False,
 ) -> SweepResult:
     """
     Run the trials of a sweep that have not finished, then collect every trial's record.
@@ -653,6 +654,7 @@ def sweep(
     :param address: a Ray cluster's ``HOST:PORT`` (``ray`` only; default: a local instance)
     :param on_done: called with each finished trial's record (a progress display)
     :param sweep_text: the sweep file's text, kept as ``OUT/sweep.yaml`` (a rerun must be the same sweep)
+    :param report_only: run nothing: summarize the trials finished so far (a long sweep's progress)
     :return: the records, how many were skipped, the aggregation
     :raises SmoothRLError: for a folder that holds another sweep, a bad address, a missing extra
     """
@@ -686,7 +688,7 @@ def sweep(
         if on_done is not None:
             on_done(record)
 
-    if todo:
+    if todo and not report_only:
 
         def finished(trial: Trial, result: dict[str, Any]) -> None:
             # trial.json is the record; a trial whose worker died before writing it is reported as such

@@ -274,3 +274,13 @@ def test_tune_bad_settings_one_line_exit_2(tmp_path, args, words):
     lines = [line for line in result.output.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and words in lines[0], result.output
     assert not (tmp_path / "t").exists()
+
+
+def test_report_summarizes_what_finished_and_runs_nothing(tmp_path):
+    data = {**TINY, "seeds": 1, "metrics": ["return"]}
+    path = write_sweep(tmp_path, data)
+    out = tmp_path / "out"
+    empty = runner.invoke(app, ["sweep", str(path), "--out", str(out), "--backend", "local", "--report"])
+    assert empty.exit_code == 0, empty.output
+    assert "0 of 2 trials finished so far" in empty.output and not (out / "plain" / "seed_0").exists()
+    assert "0 of 0 trials finished" in (out / "summary.md").read_text()
