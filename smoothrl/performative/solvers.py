@@ -100,8 +100,6 @@ def _check(method: str, lam: float, eta: float | None, samples: int | None, dela
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if not (isinstance(lam, int | float) and np.isfinite(lam) and lam >= 0):
         raise ValueError(f"lambda must be a finite number >= 0, got {lam!r}")
-    if method == "rr" and lam == 0:
-        pass  # an LP: allowed (the paper's lambda = 0), convergence is not expected
     if method == "rga" and not (eta is not None and np.isfinite(eta) and eta > 0):
         raise ValueError(f"rga needs a step size eta > 0, got {eta!r}")
     if method in ("finite", "mdrr") and not (isinstance(samples, int) and samples >= 1):
@@ -149,11 +147,11 @@ def retrain(
     follower = world.response(pi)
     sampled = method in ("finite", "mdrr")
 
-    def observe(pi: np.ndarray, follower: np.ndarray, deployments: int) -> TabularMDP:
-        """The MDP the learner retrains in: exact, or estimated from this policy's deployments."""
-        nonlocal last_follower
+    def observe(pi: np.ndarray, follower: np.ndarray, deployments: int) -> tuple[TabularMDP, np.ndarray]:
+        """The MDP the learner retrains in (exact, or estimated from this policy's deployments) and
+        the follower after them (a gradually shifting follower moves at each deployment)."""
         if not sampled:
-            return world.learner_mdp(follower)
+            return world.learner_mdp(follower), follower
         batches, weights = [], []
         for j in range(1, deployments + 1):
             if j > 1:
@@ -161,12 +159,9 @@ def retrain(
             transitions = world.sample(pi, follower, samples, rng)
             batches.append(transitions)
             weights.append(np.full(len(transitions), 1.0 - (1.0 - world.adaptation) ** j))
-        last_follower = follower
-        return world.estimate_mdp(np.concatenate(batches), np.concatenate(weights))
+        return world.estimate_mdp(np.concatenate(batches), np.concatenate(weights)), follower
 
-    last_follower = follower
-    mdp = observe(pi, follower, delay)
-    follower = last_follower
+    mdp, follower = observe(pi, follower, delay)
     run = Retraining(method)
     run.occupancies.append(occupancy(mdp, pi))
     d_last = run.occupancies[0]
@@ -188,8 +183,7 @@ def retrain(
         pi = policy_from_occupancy(d)
         follower = world.response(pi, follower)  # the next deployment
         record["performative_return"] = value(world.learner_mdp(follower), pi)
-        mdp = observe(pi, follower, delay)
-        follower = last_follower
+        mdp, follower = observe(pi, follower, delay)
         record["seconds"] = time.perf_counter() - start
         if method == "mdrr":
             record["deployments"] = t * delay
