@@ -71,7 +71,8 @@ def main() -> None:
         if key is not None:
             group = f"{key[0]} order {key[1]}"
             within = change["tdis_tot"] <= TOLERANCE and change["ener_tot"] <= TOLERANCE
-            if within and (group not in best or change["switches_per_day"] < best[group]["switches_change"]):
+            current = best.get(group, {}).get("switches_change")
+            if within and (current is None or change["switches_per_day"] < current):
                 best[group] = {"variant": variant, "switches_change": change["switches_per_day"]}
             best.setdefault(group, {"variant": None, "switches_change": None})
         rows.append([
