@@ -7,8 +7,8 @@ the loss-form terms of orders 1-3 at weights 0.1/1/10 and reward shaping of orde
 runs/sweeps/hvac_weights``; this script runs no training), evaluates the thermostat and PI
 baselines on 13 test-week episodes (seed 10000), and reports per form and order: each weight's switching,
 discomfort and energy against the plain run (means over the seeds that finished), the best
-switching cut with discomfort and energy no more than 5% above the plain run's, and the Pareto
-fronts (switches/day vs discomfort, vs energy) as a plot.
+switching cut with discomfort and energy no more than 5% above the plain run's, and switching
+against discomfort and against energy per form and order as a plot (with the baselines).
 ``python scripts/study_hvac_weights.py [--sweep-dir runs/sweeps/hvac_weights]`` writes
 results/study_hvac_weights.json and .png.
 """
