@@ -21,8 +21,9 @@ A sweep file (YAML)::
 
 Every (variant, seed) is a trial: ``smoothrl train`` + its final evaluation into
 ``OUT/<variant>/seed_<s>/`` (a normal run directory), then ``trial.json`` (status, metrics, the
-error of a failed trial, the node it ran on). Re-running the same sweep skips finished trials and
-reruns failed or interrupted ones. Results: ``OUT/results.csv`` (one row per trial),
+error of a failed trial, the node it ran on). Re-running the same sweep skips finished trials,
+continues interrupted ones from their latest checkpoint (``resumed_from`` in ``trial.json``:
+such a trial's numbers need not equal an uninterrupted run's) and reruns failed ones. Results: ``OUT/results.csv`` (one row per trial),
 ``OUT/summary.md`` (interquartile mean and 95% stratified-bootstrap interval per variant and
 metric, probability of improvement over the first variant), ``OUT/sweep.png``.
 
@@ -271,6 +272,31 @@ def read_trial(trial: Trial) -> dict[str, Any] | None:
         return None
 
 
+def _continue(config: Any, run_dir: Path) -> int | None:
+    """
+    Finish an interrupted trial from its latest checkpoint, when the run there was started with
+    the same config (else, or when it cannot be resumed, the trial starts over).
+
+    :param config: the trial's resolved :class:`~smoothrl.config.RunConfig`
+    :param run_dir: the trial's run directory
+    :return: the checkpoint's steps it continued from, or ``None`` when it did not
+    """
+    from smoothrl.training import final_files, read_config, resume
+
+    ckpt = rundir.latest_checkpoint(run_dir)
+    if ckpt is None:
+        return None
+    try:
+        if read_config(run_dir).to_yaml() != config.to_yaml():
+            return None
+        if ckpt.steps >= config.n_timesteps and final_files(run_dir, ckpt)[1]:
+            return ckpt.steps  # it finished, and stopped before its trial.json
+        resume(run_dir, progress_bar=False)
+    except SmoothRLError:  # a damaged or incomplete checkpoint: start over
+        return None
+    return ckpt.steps
+
+
 def run_trial(trial: Trial) -> dict[str, Any]:
     """
     Train and evaluate one trial (in a worker process), then write its ``trial.json``.
@@ -300,9 +326,11 @@ def run_trial(trial: Trial) -> dict[str, Any]:
             n_timesteps=trial.timesteps,
             eval_episodes=trial.episodes,
         )
-        train(config, run_dir, overwrite=True, progress_bar=False)
+        resumed = _continue(config, run_dir)
+        if resumed is None:
+            train(config, run_dir, overwrite=True, progress_bar=False)
         summary = json.loads((run_dir / rundir.EVAL).read_text())
-        record.update(status="ok", error="")
+        record.update(status="ok", error="", resumed_from=resumed or 0)
         record.update({m: float(summary[m]) if m in summary else math.nan for m in trial.metrics})
     except Exception as e:  # a failed trial is reported, the others go on
         record.update(status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
@@ -533,7 +561,7 @@ def aggregate(records: Sequence[dict[str, Any]], variants: Sequence[str], metric
 
 def write_results(out: Path, records: Sequence[dict[str, Any]], metrics: Sequence[str]) -> Path:
     """``results.csv``: one row per trial (variant, seed, status, metrics, seconds, node, error)."""
-    columns = ["variant", "seed", "status", *metrics, "seconds", "node", "error"]
+    columns = ["variant", "seed", "status", *metrics, "seconds", "resumed_from", "node", "error"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -632,6 +632,20 @@ def resume(
         return _resume(run_dir, config, n_timesteps, progress_bar, callbacks)
 
 
+def final_files(run_dir: Path, ckpt: rundir.Checkpoint) -> tuple[bool, bool]:
+    """
+    :param run_dir: a run directory
+    :param ckpt: its latest checkpoint
+    :return: whether the final model was saved after that checkpoint, and whether the final
+        evaluation was written after that model (both: the run finished)
+    """
+    final, summary = run_dir / rundir.MODEL, run_dir / rundir.EVAL
+    # the final files are written after the last checkpoint, in this order: newer means finished
+    saved = final.is_file() and final.stat().st_mtime_ns >= ckpt.model.stat().st_mtime_ns
+    evaluated = saved and summary.is_file() and summary.stat().st_mtime_ns >= final.stat().st_mtime_ns
+    return saved, evaluated
+
+
 def _resume(
     run_dir: Path,
     config: RunConfig,
@@ -648,10 +662,7 @@ def _resume(
     if ckpt is None:
         raise SmoothRLError(f"{run_dir} has no checkpoint to resume from; start it again with --overwrite")
     trained = ckpt.steps >= config.n_timesteps
-    final, summary = run_dir / rundir.MODEL, run_dir / rundir.EVAL
-    # the final files are written after the last checkpoint, in this order: newer means finished
-    saved = final.is_file() and final.stat().st_mtime_ns >= ckpt.model.stat().st_mtime_ns
-    evaluated = saved and summary.is_file() and summary.stat().st_mtime_ns >= final.stat().st_mtime_ns
+    saved, evaluated = final_files(run_dir, ckpt)
     if trained and evaluated:
         raise SmoothRLError(
             f"{run_dir} is already trained for {ckpt.steps} steps; pass --timesteps with a larger total to continue"

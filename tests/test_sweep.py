@@ -75,18 +75,51 @@ def test_tiny_sweep_same_numbers_on_ray_and_local_then_resume_skips(tmp_path):
     before = trial.stat().st_mtime_ns
     again = sweep(spec, tmp_path / "local", backend="local", max_parallel=2)
     assert again.skipped == 4 and trial.stat().st_mtime_ns == before
-    # an interrupted trial (no trial.json) runs again, alone, with the same numbers
+    # a trial that finished but stopped before its trial.json keeps its run: nothing is retrained
     (tmp_path / "local" / "smooth" / "seed_1" / "trial.json").unlink()
-    shutil.rmtree(tmp_path / "local" / "smooth" / "seed_1" / "tb")
+    model = tmp_path / "local" / "smooth" / "seed_1" / "model.zip"
+    model_before = model.stat().st_mtime_ns
     rerun = sweep(spec, tmp_path / "local", backend="local", max_parallel=2)
-    assert rerun.skipped == 3
-    assert read_rows(tmp_path / "local") == a or all(
-        read_rows(tmp_path / "local")[k][m] == a[k][m] for k in a for m in ("mean_return", "jerk_rms")
-    )
+    assert rerun.skipped == 3 and model.stat().st_mtime_ns == model_before
+    assert all(read_rows(tmp_path / "local")[k][m] == a[k][m] for k in a for m in ("mean_return", "jerk_rms"))
+    # a trial whose run was made with another config (the sweep file changed under it) starts over
+    run = tmp_path / "local" / "plain" / "seed_1"
+    (run / "trial.json").unlink()
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["hyperparams"]["learning_rate"] = 0.5
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    sweep(spec, tmp_path / "local", backend="local", max_parallel=2)
+    assert json.loads((run / "trial.json").read_text())["resumed_from"] == 0
+    assert read_rows(tmp_path / "local")[("plain", "1")]["mean_return"] == a[("plain", "1")]["mean_return"]
     # another sweep into the same folder is refused, nothing changes
     other = write_sweep(tmp_path, {**TINY, "seeds": 3}, "other.yaml")
     result = runner.invoke(app, ["sweep", str(other), "--out", str(tmp_path / "local"), "--backend", "local"])
     assert result.exit_code == 2 and "another sweep" in result.output
+
+
+def test_interrupted_trial_continues_from_its_latest_checkpoint(tmp_path):
+    data = {**TINY, "base": {**TINY["base"], "timesteps": 512, "set": {"checkpoint_freq": 256}}, "seeds": 1}
+    data["variants"] = data["variants"][:1]
+    spec = load_sweep(write_sweep(tmp_path, data))
+    out = tmp_path / "out"
+    sweep(spec, out, backend="local")
+    run = out / "plain" / "seed_0"
+    assert json.loads((run / "trial.json").read_text())["resumed_from"] == 0
+    steps = sorted(int(p.stem.split("_")[-2]) for p in (run / "checkpoints").glob("model_*_steps.zip"))
+    assert steps[0] == 256 and steps[-1] >= 512
+    # what an interruption after the first checkpoint leaves: that checkpoint, no final files
+    for name in ("trial.json", "eval.json", "model.zip", "vecnormalize.pkl"):
+        (run / name).unlink(missing_ok=True)
+    for path in (run / "checkpoints").iterdir():
+        if f"_{steps[0]}_steps" not in path.name:
+            path.unlink()
+    result = sweep(spec, out, backend="local")
+    record = json.loads((run / "trial.json").read_text())
+    assert result.skipped == 0 and record["status"] == "ok" and record["resumed_from"] == 256
+    assert (run / "model.zip").is_file() and (run / "eval.json").is_file()
+    from smoothrl.training import load_run
+
+    assert load_run(run).model.num_timesteps >= 512  # the steps done before the interruption count
 
 
 def test_failing_variant_is_reported_and_the_rest_complete(tmp_path):
