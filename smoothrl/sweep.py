@@ -25,8 +25,8 @@ error of a failed trial, the node it ran on). Re-running the same sweep skips fi
 continues interrupted ones from their latest checkpoint (``resumed_from`` in ``trial.json``: such
 a trial's numbers need not equal an uninterrupted run's) and reruns failed ones. Results:
 ``OUT/results.csv`` (one row per trial), ``OUT/summary.md`` (interquartile mean and 95%
-stratified-bootstrap interval per variant and
-metric, probability of improvement over the first variant), ``OUT/sweep.png``.
+stratified-bootstrap interval per variant and metric, probability of improvement over the
+first variant), ``OUT/sweep.png``.
 
 Trials use one torch thread each, so a trial's numbers depend on its seed only: the local pool and
 Ray give the same results.
