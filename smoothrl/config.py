@@ -251,7 +251,10 @@ class RunConfig(BaseModel):
 
     @property
     def noise(self) -> ExplorationNoise | None:
-        """The exploration noise (``None``: the algorithm's own)."""
+        """The exploration noise (``None``: the algorithm's own; TD3 and DDPG with ``use_sde``
+        explore with gSDE instead of the action noise, so a preset's ``noise_type`` is unused)."""
+        if self.entry.deterministic_sde and self.hyperparams.get("use_sde"):
+            return None
         return ExplorationNoise.from_hyperparams(self.hyperparams)
 
     @property

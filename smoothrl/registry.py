@@ -20,6 +20,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from smoothrl.agents import A2C, DDPG, DQN, PPO, SAC, TD3
+from smoothrl.agents.sde import DeterministicSDE
 from smoothrl.errors import SmoothRLError
 from smoothrl.presets import agent_presets
 from smoothrl.robust.sdqn import SDQN, base_run_fields
@@ -48,6 +49,12 @@ class AlgoEntry:
     def off_policy(self) -> bool:
         """Whether it learns from a replay buffer."""
         return issubclass(self.cls, OffPolicyAlgorithm)
+
+    @property
+    def deterministic_sde(self) -> bool:
+        """Whether its gSDE is smoothrl's for a deterministic actor (TD3, DDPG): with ``use_sde`` it
+        explores with gSDE instead of the action noise (a preset's ``noise_type`` is then unused)."""
+        return issubclass(self.cls, DeterministicSDE)
 
     def presets(self) -> dict[str, dict[str, Any]]:
         """:return: its ``agents/<name>.yaml`` entries (fresh copies)"""

@@ -19,8 +19,7 @@ def test_gsde_trains_saves_loads_and_predicts(algo: str, tmp_path):
         "smoke",
         ["use_sde=true", "sde_sample_freq=4", "sde_std=0.2", "n_envs=2", "n_timesteps=300", "learning_starts=50"],
     )
-    config.hyperparams.pop("noise_type")  # explore with gSDE alone
-    config.hyperparams.pop("noise_std")
+    assert config.hyperparams["noise_type"] == "normal"  # the preset's, which gSDE replaces
     env = make_env(config)
     model = make_model(config, env)
     assert isinstance(model.actor, GSDEActor) and model.use_sde and model.action_noise is None
@@ -96,3 +95,18 @@ def test_stochastic_predict_resamples_gsde_noise_when_asked(algo: str):
     c = model.predict(obs, deterministic=False, resample_noise=True)[0]
     d = model.predict(obs, deterministic=False, resample_noise=True)[0]
     assert not np.array_equal(c, d) and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("algo", ["td3", "ddpg"])
+def test_gsde_replaces_the_presets_action_noise(algo: str):
+    plain = resolve_config(algo, "Pendulum-v1", "smoke", ["n_envs=1"])
+    env = make_env(plain)
+    assert plain.hyperparams["noise_type"] == "normal" and model_noise(plain, env) is not None
+    gsde = resolve_config(algo, "Pendulum-v1", "smoke", ["n_envs=1", "use_sde=true"])
+    assert gsde.noise is None and model_noise(gsde, env) is None
+    sac = resolve_config("sac", "Pendulum-v1", "smoke", ["n_envs=1", "use_sde=true", "noise_type=normal"])
+    assert sac.noise is not None  # SAC adds action noise on top of its gSDE, as in SB3
+
+
+def model_noise(config, env):
+    return make_model(config, env).action_noise
