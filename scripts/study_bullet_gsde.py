@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from scipy import stats
 
-from smoothrl.benchmark import save_results, study_args, table
+from smoothrl.benchmark import save_results, study_args, t_interval, table
 
 KEYS = ("mean_return", "continuity_cost", "jerk_rms", "sm")
 EXPLORING = {f"train_{k}": f"smoothness/{k}" for k in ("continuity_cost", "jerk_rms", "sm")}
@@ -55,14 +54,15 @@ def read_trial(run: Path) -> dict:
     :return: its steps done, learning curve, exploring-action smoothness and, when finished, its
         evaluation metrics
     """
-    from smoothrl.plotting import read_scalars
+    from smoothrl.plotting import read_scalar_tags
     from smoothrl.rundir import latest_checkpoint
 
     ckpt = latest_checkpoint(run)
-    steps, values = read_scalars(run, "eval/mean_reward")
+    series = read_scalar_tags(run, ("eval/mean_reward", *EXPLORING.values()))
+    steps, values = series["eval/mean_reward"]
     out: dict = {"steps_done": ckpt.steps if ckpt else 0, "curve": [steps.tolist(), values.tolist()], "finished": False}
     for key, tag in EXPLORING.items():
-        _, logged = read_scalars(run, tag)
+        _, logged = series[tag]
         out[key] = float(logged[-1]) if len(logged) else float("nan")
     trial = run / "trial.json"
     if trial.is_file():
@@ -74,12 +74,9 @@ def read_trial(run: Path) -> dict:
 
 
 def interval(values: list[float]) -> tuple[float, float, float]:
-    """:return: the mean and its 95% t-interval (``nan`` bounds below 2 values)"""
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return mean, float("nan"), float("nan")
-    low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=stats.sem(values))
-    return mean, float(low), float(high)
+    """:return: the mean and its 95% t-interval's bounds (``nan`` below 2 values)"""
+    mean, half = t_interval(values)
+    return mean, mean - half, mean + half
 
 
 def summarize_variant(trials: dict[int, dict]) -> dict:

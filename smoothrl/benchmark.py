@@ -73,7 +73,7 @@ def run_job(job: Job) -> dict[str, Any]:
     import torch as th
 
     from smoothrl.config import resolve_config
-    from smoothrl.plotting import read_scalars
+    from smoothrl.plotting import read_scalar_tags
     from smoothrl.training import evaluate, train
 
     th.set_num_threads(1)  # one core per job: the pool supplies the parallelism
@@ -89,8 +89,9 @@ def run_job(job: Job) -> dict[str, Any]:
         run = train(config, Path(tmp) / "run", progress_bar=False)
         summary, _ = evaluate(run, episodes=job.episodes)
         result = {k: summary[k] for k in job.summary_keys} if job.summary_keys else dict(summary)
+        series = read_scalar_tags(run, [tag for tag, _ in job.scalars.values()])
         for name, (tag, reduction) in job.scalars.items():
-            _, values = read_scalars(run, tag)
+            _, values = series[tag]
             if len(values) == 0:
                 result[name] = float("nan")
             else:

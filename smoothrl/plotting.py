@@ -4,6 +4,7 @@ band, outdoor temperature, the heat-pump signal and the price)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +25,32 @@ def read_scalars(run_dir: str | Path, tag: str) -> tuple[np.ndarray, np.ndarray]
     :param tag: e.g. ``"smoothness/jerk_rms"``
     :return: ``(steps, values)``, empty when the tag was never logged
     """
+    return read_scalar_tags(run_dir, (tag,))[tag]
+
+
+def read_scalar_tags(run_dir: str | Path, tags: Iterable[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """
+    Several scalar series from a run's TensorBoard logs, reading its event files once.
+
+    :param run_dir: the run directory
+    :param tags: e.g. ``("eval/mean_reward", "smoothness/jerk_rms")``
+    :return: tag -> ``(steps, values)`` by step, empty for a tag never logged
+    """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    points: dict[int, float] = {}
+    points: dict[str, dict[int, float]] = {tag: {} for tag in tags}
     for folder in sorted((Path(run_dir) / rundir.TB).glob(f"{rundir.TB_RUN_NAME}_*")):
         acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
         acc.Reload()
-        if tag in acc.Tags().get("scalars", []):
-            points.update({e.step: e.value for e in acc.Scalars(tag)})
-    steps = np.array(sorted(points), dtype=np.int64)
-    return steps, np.array([points[s] for s in steps], dtype=np.float64)
+        logged = acc.Tags().get("scalars", [])
+        for tag, series in points.items():
+            if tag in logged:
+                series.update({e.step: e.value for e in acc.Scalars(tag)})
+    out = {}
+    for tag, series in points.items():
+        steps = np.array(sorted(series), dtype=np.int64)
+        out[tag] = (steps, np.array([series[s] for s in steps], dtype=np.float64))
+    return out
 
 
 def plot_runs(run_dirs: list[str | Path], out: str | Path, seed: int | None = None) -> Path:
