@@ -57,7 +57,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from smoothrl import rundir
-from smoothrl.config import one_line
+from smoothrl.config import RunConfig, one_line
 from smoothrl.errors import SmoothRLError
 
 TRIAL = "trial.json"
@@ -273,7 +273,7 @@ def read_trial(trial: Trial) -> dict[str, Any] | None:
         return None
 
 
-def _continue(config: Any, run_dir: Path) -> int | None:
+def _continue(config: RunConfig, run_dir: Path) -> int | None:
     """
     Finish an interrupted trial from its latest checkpoint, when the run there was started with
     the same config (else, or when it cannot be resumed, the trial starts over).
