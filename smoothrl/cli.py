@@ -708,6 +708,11 @@ def sweep(
     ] = None,
     max_parallel: Annotated[int, typer.Option(help="Trials at once.")] = 2,
     report: Annotated[bool, typer.Option(help="Run nothing: summarize the trials finished so far.")] = False,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only this variant's trials (repeatable); the others are reported where finished."),
+    ] = None,
+    seed: Annotated[list[int] | None, typer.Option(help="Run only this seed's trials (repeatable).")] = None,
 ) -> None:
     """Run every (variant, seed) of a sweep as a train + eval trial; summarize with IQM and 95% CIs (rliable)."""
     from rich.progress import Progress
@@ -720,10 +725,14 @@ def sweep(
     spec = load_sweep(sweep_file)
     out = out or Path("runs") / "sweeps" / sweep_file.stem
     check_writable(out, "--out", folder=True)
-    total = len(make_trials(spec, out))
-    console.print(f"sweep {sweep_file}: {total} trials on {backend}{f' at {address}' if address else ''} -> {out}")
+    trials = make_trials(spec, out)
+    total = len(trials)
+    chosen = sum(1 for t in trials if (not variant or t.variant in variant) and (not seed or t.seed in seed))
+    subset = f" ({chosen} of {total} trials selected)" if chosen < total else ""
+    where = f" at {address}" if address else ""
+    console.print(f"sweep {sweep_file}: {total} trials on {backend}{where}{subset} -> {out}")
     with Progress(console=console, transient=True) as progress:
-        bar = progress.add_task("trials", total=total)
+        bar = progress.add_task("trials", total=chosen)
 
         def done(record: dict[str, Any]) -> None:
             if record.get("status") != "ok":
@@ -739,6 +748,8 @@ def sweep(
             on_done=done,
             sweep_text=sweep_file.read_text(encoding="utf-8"),
             report_only=report,
+            only_variants=variant or (),
+            only_seeds=seed or (),
         )
     failed = [r for r in result.records if r.get("status") != "ok"]
     if report:

@@ -672,6 +672,8 @@ def sweep(
     on_done: Callable[[dict[str, Any]], None] | None = None,
     sweep_text: str | None = None,
     report_only: bool = False,
+    only_variants: Sequence[str] = (),
+    only_seeds: Sequence[int] = (),
 ) -> SweepResult:
     """
     Run the trials of a sweep that have not finished, then collect every trial's record.
@@ -684,8 +686,12 @@ def sweep(
     :param on_done: called with each finished trial's record (a progress display)
     :param sweep_text: the sweep file's text, kept as ``OUT/sweep.yaml`` (a rerun must be the same sweep)
     :param report_only: run nothing: summarize the trials finished so far (a long sweep's progress)
+    :param only_variants: run only these variants' trials (empty: every variant); the others are
+        still reported where they have finished (a sweep split across machines or sessions)
+    :param only_seeds: run only these seeds' trials (empty: every seed)
     :return: the records, how many were skipped, the aggregation
-    :raises SmoothRLError: for a folder that holds another sweep, a bad address, a missing extra
+    :raises SmoothRLError: for a folder that holds another sweep, a bad address, a missing extra, a
+        variant or seed the sweep does not have
     """
     out = Path(out)
     check_backend(backend, address)
@@ -698,6 +704,14 @@ def sweep(
         import rliable  # noqa: F401
     except ImportError:
         raise SmoothRLError(f"a sweep needs rliable; {INSTALL_HINT}") from None
+    trials = make_trials(spec, out)
+    unknown = sorted(set(only_variants) - {t.variant for t in trials})
+    unknown += sorted(str(s) for s in set(only_seeds) - {t.seed for t in trials})
+    if unknown:  # before anything is written
+        raise SmoothRLError(
+            f"the sweep has no variant or seed {', '.join(unknown)}; choose from its variants "
+            f"({', '.join(v.name for v in spec.expanded())}) and seeds ({', '.join(map(str, spec.seed_list()))})"
+        )
     copy = out / SWEEP_COPY
     text = sweep_text if sweep_text is not None else yaml.safe_dump(spec.model_dump(), sort_keys=False)
     if copy.exists() and yaml.safe_load(copy.read_text()) != yaml.safe_load(text):
@@ -707,9 +721,14 @@ def sweep(
     out.mkdir(parents=True, exist_ok=True)
     if not copy.exists():
         rundir.atomic_write_text(copy, text)
-    trials = make_trials(spec, out)
     done = {t.key: r for t in trials if (r := read_trial(t)) is not None and r.get("status") == "ok"}
-    todo = [t for t in trials if t.key not in done]
+    todo = [
+        t
+        for t in trials
+        if t.key not in done
+        and (not only_variants or t.variant in only_variants)
+        and (not only_seeds or t.seed in only_seeds)
+    ]
     records: list[dict[str, Any]] = list(done.values())
 
     def collect(record: dict[str, Any]) -> None:

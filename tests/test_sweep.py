@@ -121,6 +121,28 @@ def test_interrupted_trial_continues_from_its_latest_checkpoint(tmp_path):
     assert load_run(run).model.num_timesteps >= 512  # the steps done before the interruption count
 
 
+def test_a_subset_of_variants_and_seeds_runs_alone_then_the_rest(tmp_path):
+    path = write_sweep(tmp_path, TINY)
+    out = tmp_path / "out"
+    args = ["sweep", str(path), "--out", str(out), "--backend", "local"]
+    result = runner.invoke(app, [*args, "--variant", "smooth", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert "1 of 4 trials selected" in " ".join(result.output.split())
+    assert set(read_rows(out)) == {("smooth", "1")}
+    assert not (out / "plain").exists() and not (out / "smooth" / "seed_0").exists()
+    # the rest of the same sweep in the same folder: the finished trial is kept, the others run
+    trial = out / "smooth" / "seed_1" / "trial.json"
+    before = trial.stat().st_mtime_ns
+    rest = sweep(load_sweep(path), out, backend="local", only_seeds=[0, 1], sweep_text=path.read_text())
+    assert rest.skipped == 1 and trial.stat().st_mtime_ns == before
+    assert set(read_rows(out)) == {(v, s) for v in ("plain", "smooth") for s in ("0", "1")}
+    # a variant or seed the sweep does not have: one line, nothing runs
+    for option, value in (("--variant", "smoth"), ("--seed", "7")):
+        result = runner.invoke(app, [*args, "--out", str(tmp_path / "other"), option, value])
+        assert result.exit_code == 2 and f"no variant or seed {value}" in result.output, result.output
+        assert not (tmp_path / "other").exists()
+
+
 def test_failing_variant_is_reported_and_the_rest_complete(tmp_path):
     data = {
         **TINY,
