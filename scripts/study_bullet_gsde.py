@@ -28,12 +28,14 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from smoothrl.benchmark import save_results, study_args, t_interval, table
+from smoothrl.benchmark import KEPT_TRIALS, keep_trials, save_results, study_args, t_interval, table
 
 KEYS = ("mean_return", "continuity_cost", "jerk_rms", "sm")
+RETURN_TOLERANCE = 0.05
 EXPLORING = {f"train_{k}": f"smoothness/{k}" for k in ("continuity_cost", "jerk_rms", "sm")}
-#: label -> (folders under --runs, budget in steps, {variant: SB3's published mean, std})
+#: label -> (folders under --runs, the zoo's budget in steps, {variant: SB3's published mean, std})
 STUDIES = {
+    "PPO HalfCheetahBulletEnv-v0 pilot (seed 0)": (("bullet_pilot",), 2_000_000, {}),
     "PPO HalfCheetahBulletEnv-v0": (
         ("bullet_halfcheetah_ppo", "bullet_halfcheetah_ppo_smooth"), 2_000_000,
         {"gaussian": (1976, 479), "gsde": (2826, 45)},
@@ -48,19 +50,27 @@ STUDIES = {
 }  # fmt: skip
 
 
-def read_trial(run: Path) -> dict:
+def read_trial(run: Path) -> dict | None:
     """
     :param run: a trial's run directory (``<variant>/seed_<s>``)
-    :return: its steps done, learning curve, exploring-action smoothness and, when finished, its
-        evaluation metrics
+    :return: its budget, steps done, learning curve, exploring-action smoothness and, when
+        finished, its evaluation metrics; ``None`` before its config is written
     """
     from smoothrl.plotting import read_scalar_tags
     from smoothrl.rundir import latest_checkpoint
+    from smoothrl.training import read_config
 
+    if not (run / "config.yaml").is_file():
+        return None
     ckpt = latest_checkpoint(run)
     series = read_scalar_tags(run, ("eval/mean_reward", *EXPLORING.values()))
     steps, values = series["eval/mean_reward"]
-    out: dict = {"steps_done": ckpt.steps if ckpt else 0, "curve": [steps.tolist(), values.tolist()], "finished": False}
+    out: dict = {
+        "budget": read_config(run).n_timesteps,
+        "steps_done": ckpt.steps if ckpt else 0,
+        "curve": [steps.tolist(), values.tolist()],
+        "finished": False,
+    }
     for key, tag in EXPLORING.items():
         _, logged = series[tag]
         out[key] = float(logged[-1]) if len(logged) else float("nan")
@@ -69,6 +79,7 @@ def read_trial(run: Path) -> dict:
         record = json.loads(trial.read_text())
         if record.get("status") == "ok":
             out["finished"] = True
+            out["steps_done"] = max(out["steps_done"], out["budget"])
             out.update({k: float(record[k]) for k in KEYS})
     return out
 
@@ -101,10 +112,18 @@ def answers(variants: dict) -> dict:
         out["gsde_jerk_ratio_exploring"] = (
             s["train_jerk_rms"] / g["train_jerk_rms"] if g["train_jerk_rms"] else float("nan")
         )
+    kept: dict[int, float] = {}
     for name, v in variants.items():
         if name.startswith("gsde_") and "return" in v and "return" in s:
-            out[f"{name}_jerk_ratio_vs_gsde"] = v["jerk_rms"] / s["jerk_rms"] if s["jerk_rms"] else float("nan")
-            out[f"{name}_return_change_vs_gsde"] = (v["return"][0] - s["return"][0]) / abs(s["return"][0])
+            jerk = v["jerk_rms"] / s["jerk_rms"] if s["jerk_rms"] else float("nan")
+            change = (v["return"][0] - s["return"][0]) / abs(s["return"][0])
+            out[f"{name}_jerk_ratio_vs_gsde"] = jerk
+            out[f"{name}_return_change_vs_gsde"] = change
+            out[f"{name}_halves_jerk_within_5pct"] = bool(jerk <= 0.5 and change >= -RETURN_TOLERANCE)
+            order, weight = name.removeprefix("gsde_o").split("_w")
+            if change >= -RETURN_TOLERANCE:  # the pilot's rule: the largest weight within 5% of gSDE's return
+                kept[int(order)] = max(kept.get(int(order), 0.0), float(weight))
+    out["weight_within_5pct_per_order"] = kept
     return out
 
 
@@ -122,8 +141,7 @@ def main() -> None:
     for label, (folders, budget, published) in STUDIES.items():
         trials: dict[str, dict[int, dict]] = {}
         for folder in folders:
-            for run in sorted((args.runs / folder).glob("*/seed_*")):
-                trials.setdefault(run.parent.name, {})[int(run.name.removeprefix("seed_"))] = read_trial(run)
+            trials.update(keep_trials(args.runs / folder, KEPT_TRIALS / folder, read_trial))
         if not trials:
             console.print(f"{label}: no trial under {args.runs} ({', '.join(folders)}) yet; skipped")
             continue
@@ -131,7 +149,7 @@ def main() -> None:
         curves[label] = ({name: {s: t["curve"] for s, t in ts.items()} for name, ts in trials.items()}, published)
         studies[label] = {
             "folders": list(folders),
-            "budget": budget,
+            "zoo_budget": budget,
             "published": {k: list(v) for k, v in published.items()},
             "variants": variants,
             "answers": answers(variants),
@@ -147,8 +165,11 @@ def main() -> None:
                 fmt(v.get("jerk_rms", np.nan), ".4f"), fmt(v.get("sm", np.nan), ".5f"),
                 fmt(v.get("train_continuity_cost", np.nan), ".3f"), fmt(v.get("train_jerk_rms", np.nan), ".4f"),
             ])  # fmt: skip
+        ours = sorted({t["budget"] for ts in trials.values() for t in ts.values()})
+        studies[label]["budget_run"] = ours
         tables.append(table(
-            f"{label}, budget {budget // 1000}k steps, 10 deterministic episodes",
+            f"{label}: {'/'.join(f'{b // 1000}k' for b in ours)} steps per trial (the zoo's and SB3's published: "
+            f"{budget // 1000}k), 10 deterministic episodes",
             ["variant", "seeds done (steps each)", "return [95% CI]", "SB3 published", "eval cont. x100",
              "eval jerk RMS", "eval Sm", "explore cont. x100", "explore jerk RMS"],
             rows,

@@ -24,14 +24,13 @@ and .png.
 
 from __future__ import annotations
 
-import csv
+import json
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
-from smoothrl.benchmark import save_results, study_args, table
+from smoothrl.benchmark import KEPT_TRIALS, keep_trials, pool_seeds, save_results, study_args, table
 
 KEYS = ("mean_return", "tdis_tot", "ener_tot", "switches_per_day", "jerk_rms")
 TOLERANCE = 0.05
@@ -52,16 +51,28 @@ STUDIES = (
 )  # fmt: skip
 
 
-def read(sweep_dir: Path) -> dict[str, list[dict[str, float]]]:
-    """:return: variant -> the finished trials' metrics (empty when the sweep has not run)"""
-    out: dict[str, list[dict[str, float]]] = defaultdict(list)
-    if not (sweep_dir / "results.csv").is_file():
-        return out
-    with open(sweep_dir / "results.csv") as f:
-        for row in csv.DictReader(f):
-            if row["status"] == "ok":
-                out[row["variant"]].append({k: float(row[k]) for k in KEYS})
-    return out
+def trial_record(run: Path) -> dict[str, float] | None:
+    """:return: a finished trial's metrics (``None`` while it runs, or when it failed)"""
+    path = run / "trial.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    if record.get("status") != "ok":
+        return None
+    return {k: float(record[k]) for k in KEYS}
+
+
+def read(sweep_dir: Path, kept_dir: Path) -> dict[str, dict]:
+    """
+    :param sweep_dir: the sweep's folder (its trials are kept under ``kept_dir`` first)
+    :param kept_dir: the kept trials and the earlier aggregate (``earlier.json``)
+    :return: variant -> :func:`~smoothrl.benchmark.pool_seeds` (empty when nothing has finished)
+    """
+    kept = keep_trials(sweep_dir, kept_dir, trial_record)
+    earlier_path = kept_dir / "earlier.json"
+    earlier = json.loads(earlier_path.read_text())["variants"] if earlier_path.is_file() else {}
+    return {
+        v: pool_seeds(earlier.get(v), kept.get(v, {}), KEYS, "switches_per_day")
+        for v in sorted(set(earlier) | set(kept))
+    }
 
 
 def form_order(variant: str) -> tuple[str, int, float] | None:
@@ -72,17 +83,12 @@ def form_order(variant: str) -> tuple[str, int, float] | None:
     return form, int(order[1:]), float(weight[1:])
 
 
-def analyse(trials: dict[str, list[dict[str, float]]]) -> tuple[dict, dict, list[list[str]]]:
+def analyse(mean: dict[str, dict]) -> tuple[dict, dict, list[list[str]]]:
     """
-    :param trials: variant -> finished trials
-    :return: per-variant means (with ``seeds``, ``switches_std`` and ``change`` vs plain), the best
-        variant within tolerance per form and order, and the table rows
+    :param mean: variant -> :func:`~smoothrl.benchmark.pool_seeds`
+    :return: the same with ``change`` vs plain added, the best variant within tolerance per form
+        and order, and the table rows
     """
-    mean = {
-        v: {k: float(np.mean([t[k] for t in ts])) for k in KEYS}
-        | {"seeds": len(ts), "switches_std": float(np.std([t["switches_per_day"] for t in ts]))}
-        for v, ts in trials.items()
-    }
     plain = mean["plain"]
     rows, best = [], {}
     for variant, m in sorted(mean.items(), key=lambda kv: form_order(kv[0]) or ("", 0, 0.0)):
@@ -97,7 +103,7 @@ def analyse(trials: dict[str, list[dict[str, float]]]) -> tuple[dict, dict, list
                 best[group] = {"variant": variant, "switches_change": change["switches_per_day"]}
             best.setdefault(group, {"variant": None, "switches_change": None})
         rows.append([
-            variant, str(m["seeds"]), f"{m['switches_per_day']:.1f} ± {m['switches_std']:.1f}",
+            variant, str(m["seeds"]), f"{m['switches_per_day']:.1f} ± {m['switches_per_day_std']:.1f}",
             f"{change['switches_per_day']:+.0%}", f"{m['tdis_tot']:.2f}", f"{change['tdis_tot']:+.0%}",
             f"{m['ener_tot']:.3f}", f"{change['ener_tot']:+.0%}", f"{m['jerk_rms']:.3f}",
         ])  # fmt: skip
@@ -120,11 +126,11 @@ def main() -> None:
     studies, tables = {}, []
     columns = ["variant", "seeds", "switches/day", "vs plain", "tdis K h", "vs plain", "ener kWh/m2", "vs plain"]
     for label, env, controllers, sweep_file, folder, planned in STUDIES:
-        trials = read(args.runs / folder)
-        if "plain" not in trials:
+        variants = read(args.runs / folder, KEPT_TRIALS / folder)
+        if "plain" not in variants:
             console.print(f"{label}: no finished plain trial in {args.runs / folder} yet; skipped")
             continue
-        mean, best, rows = analyse(trials)
+        mean, best, rows = analyse(variants)
         baselines = {}
         for name in controllers:
             summary, _ = evaluate_controller(name, env, {}, 13, EVAL_SEED_OFFSET)
@@ -134,6 +140,7 @@ def main() -> None:
             "env": env,
             "sweep": sweep_file,
             "sweep_dir": str(args.runs / folder),
+            "kept_trials": str(KEPT_TRIALS / folder),
             "trials_finished": finished,
             "trials_planned": planned,
             "variants": mean,

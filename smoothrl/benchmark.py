@@ -140,6 +140,83 @@ def run_jobs(
     return results
 
 
+#: where studies keep one JSON per trial of their sweeps (``<sweep folder>/<variant>/seed_<s>.json``)
+KEPT_TRIALS = Path("results/trials")
+
+
+def keep_trials(
+    sweep_dir: Path, kept_dir: Path, read: Callable[[Path], dict[str, Any] | None]
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """
+    Keep what a sweep's trials have to show in the repository, then read back every kept trial.
+
+    A sweep's run directories live under ``runs/``, which a new machine does not have; a study
+    that spans sessions reads its trials from ``kept_dir`` instead, refreshed here from every
+    trial still on disk. A finished trial's record is never replaced by an unfinished one (a
+    rerun of the same sweep on a new machine), nor a record by one that has done fewer steps.
+
+    :param sweep_dir: the sweep's folder (``OUT/<variant>/seed_<s>/`` run directories); may be gone
+    :param kept_dir: the trials' records (``<variant>/seed_<s>.json``)
+    :param read: a trial's run directory -> its record (JSON-serializable, with ``finished``
+        and ``steps_done`` where it can be unfinished), or ``None`` for nothing to keep yet
+    :return: ``{variant: {seed: record}}`` for every kept trial
+    """
+    import json
+
+    from smoothrl.rundir import atomic_write_json
+
+    for run in sorted(sweep_dir.glob("*/seed_*")):
+        record = read(run)
+        if record is None:
+            continue
+        path = kept_dir / run.parent.name / f"{run.name}.json"
+        if path.is_file():
+            old = json.loads(path.read_text())
+            if old.get("finished", True) and not record.get("finished", True):
+                continue
+            if old.get("steps_done", 0) > record.get("steps_done", 0):
+                continue
+        atomic_write_json(path, record)
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for path in sorted(kept_dir.glob("*/seed_*.json")):
+        out.setdefault(path.parent.name, {})[int(path.stem.removeprefix("seed_"))] = json.loads(path.read_text())
+    return out
+
+
+def pool_seeds(
+    earlier: Mapping[str, Any] | None, trials: Mapping[int, Mapping[str, float]], keys: Sequence[str], spread: str
+) -> dict[str, Any]:
+    """
+    One variant's means over its seeds, from an earlier aggregate and per-seed results.
+
+    A study whose early sessions kept only per-variant means (the seeds, the mean of every key,
+    the standard deviation of one) goes on with per-seed results; the means and that standard
+    deviation over all seeds follow exactly from both.
+
+    :param earlier: ``{"seeds": [...], "mean": {key: value}, "std": <spread's std over those seeds>}``,
+        or ``None``
+    :param trials: seed -> results (``keys``); seeds already in ``earlier`` are not counted twice
+    :param keys: the keys to average
+    :param spread: the key whose standard deviation over seeds (``ddof=0``) is reported
+    :return: the means, ``seeds`` (how many), ``seed_list`` and ``<spread>_std``
+    """
+    seeds = list(earlier["seeds"]) if earlier else []
+    n = len(seeds)
+    sums = {k: n * earlier["mean"][k] for k in keys} if earlier else dict.fromkeys(keys, 0.0)
+    squares = n * (earlier["std"] ** 2 + earlier["mean"][spread] ** 2) if earlier else 0.0
+    for seed, trial in sorted(trials.items()):
+        if seed in seeds:
+            continue
+        seeds.append(seed)
+        sums = {k: sums[k] + trial[k] for k in keys}
+        squares += trial[spread] ** 2
+    if not seeds:
+        raise ValueError("pool_seeds needs an earlier aggregate or at least one trial")
+    mean = {k: sums[k] / len(seeds) for k in keys}
+    std = math.sqrt(max(squares / len(seeds) - mean[spread] ** 2, 0.0))
+    return mean | {"seeds": len(seeds), "seed_list": sorted(seeds), f"{spread}_std": std}
+
+
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
     """
     Mean and half-width of the Student-t confidence interval of the mean over seeds.
