@@ -102,8 +102,8 @@ def summarize_variant(trials: dict[int, dict]) -> dict:
     return out
 
 
-def answers(variants: dict) -> dict:
-    """The issue's questions, where the variants to answer them have finished."""
+def answers(variants: dict, pilot: bool = False) -> dict:
+    """The issue's questions, where the variants to answer them have finished (and the pilot's weights)."""
     out = {}
     g, s = variants.get("gaussian", {}), variants.get("gsde", {})
     if "return" in g and "return" in s:
@@ -112,7 +112,8 @@ def answers(variants: dict) -> dict:
         out["gsde_jerk_ratio_exploring"] = (
             s["train_jerk_rms"] / g["train_jerk_rms"] if g["train_jerk_rms"] else float("nan")
         )
-    kept: dict[int, float] = {}
+    within: dict[int, float] = {}
+    best: dict[int, tuple[float, float]] = {}
     for name, v in variants.items():
         if name.startswith("gsde_") and "return" in v and "return" in s:
             jerk = v["jerk_rms"] / s["jerk_rms"] if s["jerk_rms"] else float("nan")
@@ -120,10 +121,14 @@ def answers(variants: dict) -> dict:
             out[f"{name}_jerk_ratio_vs_gsde"] = jerk
             out[f"{name}_return_change_vs_gsde"] = change
             out[f"{name}_halves_jerk_within_5pct"] = bool(jerk <= 0.5 and change >= -RETURN_TOLERANCE)
-            order, weight = name.removeprefix("gsde_o").split("_w")
-            if change >= -RETURN_TOLERANCE:  # the pilot's rule: the largest weight within 5% of gSDE's return
-                kept[int(order)] = max(kept.get(int(order), 0.0), float(weight))
-    out["weight_within_5pct_per_order"] = kept
+            order, weight = int(name.removeprefix("gsde_o").split("_w")[0]), float(name.split("_w")[1])
+            if change >= -RETURN_TOLERANCE:
+                within[order] = max(within.get(order, 0.0), weight)
+            if order not in best or v["return"][0] > best[order][0]:
+                best[order] = (v["return"][0], weight)
+    if pilot:  # the pilot's rule: per order, the largest weight within 5% of gSDE's return, else the best return's
+        out["weight_kept_per_order"] = {o: within.get(o, best[o][1]) for o in sorted(best)}
+        out["weight_kept_within_5pct"] = {o: o in within for o in sorted(best)}
     return out
 
 
@@ -146,13 +151,13 @@ def main() -> None:
             console.print(f"{label}: no trial under {args.runs} ({', '.join(folders)}) yet; skipped")
             continue
         variants = {name: summarize_variant(t) for name, t in trials.items()}
-        curves[label] = ({name: {s: t["curve"] for s, t in ts.items()} for name, ts in trials.items()}, published)
+        curves[label] = (trials, published)
         studies[label] = {
             "folders": list(folders),
             "zoo_budget": budget,
             "published": {k: list(v) for k, v in published.items()},
             "variants": variants,
-            "answers": answers(variants),
+            "answers": answers(variants, pilot="pilot" in label),
         }
         rows = []
         for name, v in variants.items():
@@ -186,6 +191,13 @@ def main() -> None:
 
 
 def plot(curves: dict, out: Path) -> None:
+    """
+    Top row: learning curves (one line per seed, SB3's published results dashed); bottom row: the
+    deterministic policy's jerk RMS against its return, one dot per finished seed.
+
+    :param curves: label -> ({variant: {seed: trial record}}, {variant: SB3's published (mean, std)})
+    :param out: the PNG
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,19 +205,29 @@ def plot(curves: dict, out: Path) -> None:
 
     from smoothrl.rundir import atomic_write
 
-    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4.2), squeeze=False)
-    for ax, (label, (variants, published)) in zip(axes[0], curves.items(), strict=True):
+    fig, axes = plt.subplots(2, len(curves), figsize=(5.0 * len(curves), 8.0), squeeze=False)
+    for col, (label, (variants, published)) in enumerate(curves.items()):
+        top, bottom = axes[0][col], axes[1][col]
         for i, (name, seeds) in enumerate(sorted(variants.items())):
             color = f"C{i}"
-            for j, (steps, values) in enumerate(seeds.values()):
-                ax.plot(steps, values, color=color, linewidth=0.9, alpha=0.8, label=name if j == 0 else None)
+            for j, trial in enumerate(seeds.values()):
+                steps, values = trial["curve"]
+                top.plot(steps, values, color=color, linewidth=0.9, alpha=0.8, label=name if j == 0 else None)
             if name in published:
-                ax.axhline(published[name][0], color=color, linestyle="--", linewidth=0.8)
-        ax.set(xlabel="environment steps", ylabel="eval return (deterministic)", title=label)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, title="one line per seed; dashed: SB3 published", title_fontsize=6)
+                top.axhline(published[name][0], color=color, linestyle="--", linewidth=0.8)
+            done = [t for t in seeds.values() if t["finished"]]
+            if done:
+                bottom.scatter([t["jerk_rms"] for t in done], [t["mean_return"] for t in done], color=color, s=18,
+                               label=name)  # fmt: skip
+        top.set(xlabel="environment steps", ylabel="eval return (deterministic)", title=label)
+        top.legend(fontsize=7, title="one line per seed; dashed: SB3 published", title_fontsize=6)
+        bottom.set(xlabel="eval jerk RMS (normalized actions)", ylabel="eval return", title="finished seeds")
+        if bottom.collections:
+            bottom.legend(fontsize=7)
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
     fig.tight_layout()
-    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110))
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
 
 
