@@ -165,6 +165,15 @@ def main() -> None:
     )
 
 
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """:return: the points no other point beats in both coordinates (lower is better), by the first"""
+    front: list[tuple[float, float]] = []
+    for point in sorted(points):
+        if not front or point[1] < front[-1][1]:
+            front.append(point)
+    return front
+
+
 def plot(studies: dict, out: Path) -> None:
     import matplotlib
 
@@ -186,10 +195,16 @@ def plot(studies: dict, out: Path) -> None:
                 pts = sorted(points)
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name, markersize=4, linewidth=0.8)
             plain = mean["plain"]
+            front = pareto_front([(m[x], m["switches_per_day"]) for m in mean.values()])
+            ax.step(*zip(*front, strict=True), where="post", color="0.4", linestyle=":", linewidth=1.2,
+                    label="Pareto front of the sweep")  # fmt: skip
             ax.scatter([plain[x]], [plain["switches_per_day"]], marker="*", s=120, c="k", label="plain")
             for name, b in study["baselines"].items():
                 ax.scatter([b[x]], [b["switches_per_day"]], marker="s", s=40, label=name)
             ax.set(xlabel=x, ylabel="switches per day", title=f"{label}: switching vs {x}")
+            low, high = ax.dataLim.intervalx
+            if low > 0 and high / low > 10:  # agents at under 1 K h beside baselines at 30-40: log shows both
+                ax.set_xscale("log")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=6)
     fig.tight_layout()
