@@ -202,6 +202,7 @@ def plot(curves: dict, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     from smoothrl.rundir import atomic_write
 
@@ -220,6 +221,7 @@ def plot(curves: dict, out: Path) -> None:
                 bottom.scatter([t["jerk_rms"] for t in done], [t["mean_return"] for t in done], color=color, s=18,
                                label=name)  # fmt: skip
         top.set(xlabel="environment steps", ylabel="eval return (deterministic)", title=label)
+        top.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
         top.legend(fontsize=7, title="one line per seed; dashed: SB3 published", title_fontsize=6)
         bottom.set(xlabel="eval jerk RMS (normalized actions)", ylabel="eval return", title="finished seeds")
         if bottom.collections:
