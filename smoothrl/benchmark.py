@@ -6,6 +6,7 @@ only its tasks, variants and columns."""
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -161,8 +162,6 @@ def keep_trials(
         and ``steps_done`` where it can be unfinished), or ``None`` for nothing to keep yet
     :return: ``{variant: {seed: record}}`` for every kept trial
     """
-    import json
-
     from smoothrl.rundir import atomic_write_json
 
     for run in sorted(sweep_dir.glob("*/seed_*")):
