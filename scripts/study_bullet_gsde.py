@@ -4,10 +4,14 @@ Reads the sweeps below, finished or not (this script runs no training; each swee
 has the command that runs or resumes it, and the pilot ``sweeps/bullet_smoothness_pilot.yaml``
 picks the smoothness weight of the ``*_smooth`` sweeps):
 
+- the pilot, ``sweeps/bullet_smoothness_pilot.yaml`` -> ``runs/sweeps/bullet_pilot``;
 - PPO, HalfCheetah / Hopper Bullet: ``sweeps/bullet_{halfcheetah,hopper}_ppo.yaml`` (Gaussian vs
-  gSDE, 2M steps) and, once the pilot has run, ``..._ppo_smooth.yaml`` (gSDE + a first- and a
-  third-order ``action_reg`` term);
-- SAC and TD3, HalfCheetah Bullet: ``sweeps/bullet_halfcheetah_{sac,td3}.yaml`` (1M steps).
+  gSDE) and ``..._ppo_smooth.yaml`` (gSDE + a first- and a third-order ``action_reg`` term);
+- SAC and TD3, HalfCheetah Bullet: ``sweeps/bullet_halfcheetah_{sac,td3}.yaml``.
+
+Each trial's budget is its sweep file's (read back from the trial's config: the zoo's 2M/1M, or
+the smaller budget a session fits). Every trial read is kept in ``results/trials/<sweep>/``
+(:func:`smoothrl.benchmark.keep_trials`), so the report survives the loss of ``runs/``.
 
 Reported per study and variant: the deterministic policy's return (mean over the finished seeds
 and its 95% t-interval) and smoothness on 10 evaluation episodes (continuity cost x100, jerk RMS,
