@@ -718,7 +718,7 @@ def sweep(
     from rich.progress import Progress
 
     from smoothrl.checks import COUNT, check_number, check_writable
-    from smoothrl.sweep import SUMMARY, load_sweep, make_trials
+    from smoothrl.sweep import SUMMARY, load_sweep, make_trials, selected
     from smoothrl.sweep import sweep as run_sweep
 
     check_number("--max-parallel", max_parallel, COUNT)
@@ -727,7 +727,7 @@ def sweep(
     check_writable(out, "--out", folder=True)
     trials = make_trials(spec, out)
     total = len(trials)
-    chosen = sum(1 for t in trials if (not variant or t.variant in variant) and (not seed or t.seed in seed))
+    chosen = sum(selected(t, variant or (), seed or ()) for t in trials)
     subset = f" ({chosen} of {total} trials selected)" if chosen < total else ""
     where = f" at {address}" if address else ""
     console.print(f"sweep {sweep_file}: {total} trials on {backend}{where}{subset} -> {out}")

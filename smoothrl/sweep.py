@@ -264,6 +264,11 @@ def make_trials(spec: SweepSpec, out: Path) -> list[Trial]:
     ]
 
 
+def selected(trial: Trial, variants: Sequence[str] = (), seeds: Sequence[int] = ()) -> bool:
+    """:return: whether a ``--variant``/``--seed`` selection (empty: everything) takes the trial"""
+    return (not variants or trial.variant in variants) and (not seeds or trial.seed in seeds)
+
+
 def read_trial(trial: Trial) -> dict[str, Any] | None:
     """:return: the trial's ``trial.json``, or ``None`` when it has none (never ran, or was interrupted)"""
     path = Path(trial.run_dir) / TRIAL
@@ -722,13 +727,7 @@ def sweep(
     if not copy.exists():
         rundir.atomic_write_text(copy, text)
     done = {t.key: r for t in trials if (r := read_trial(t)) is not None and r.get("status") == "ok"}
-    todo = [
-        t
-        for t in trials
-        if t.key not in done
-        and (not only_variants or t.variant in only_variants)
-        and (not only_seeds or t.seed in only_seeds)
-    ]
+    todo = [t for t in trials if t.key not in done and selected(t, only_variants, only_seeds)]
     records: list[dict[str, Any]] = list(done.values())
 
     def collect(record: dict[str, Any]) -> None:
