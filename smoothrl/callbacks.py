@@ -102,7 +102,8 @@ class SmoothnessEvalCallback(BaseCallback):
         self.logger.record("eval/std_reward", summary["std_return"])
         self.logger.record("eval/mean_ep_length", summary["mean_length"])
         for key, value in summary.items():
-            if key in ("mean_return", "std_return", "mean_length", "episodes") or not np.isfinite(value):
+            skip = key in ("mean_return", "std_return", "mean_length", "episodes") or not np.isscalar(value)
+            if skip or not np.isfinite(value):
                 continue
             self.logger.record(f"eval/{TB_NAMES.get(key, key)}", value)
         self.logger.dump(self.num_timesteps)

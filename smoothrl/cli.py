@@ -15,6 +15,7 @@ import typer
 import typer._click.exceptions as click_errors  # typer's own click (its parse errors are these)
 import yaml
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -143,7 +144,7 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
         "seed",
     }
     for key, value in summary.items():
-        if key not in skip:
+        if key not in skip and not isinstance(value, list | dict):  # per-episode lists: in --json
             table.add_row(key, _fmt(value))
     console.print(table)
 
@@ -216,16 +217,30 @@ def eval_(
             help="Run directories written by `smoothrl train`; with several, a comparison.", show_default=False
         ),
     ] = None,
-    episodes: Annotated[int | None, typer.Option(help="Episodes to play (default: the run's eval_episodes).")] = None,
+    episodes: Annotated[
+        int | None,
+        typer.Option(
+            help="Episodes to play (default: every distinct test week of an HVAC env, else the run's eval_episodes)."
+        ),
+    ] = None,
     env: Annotated[str | None, typer.Option(help="Evaluate on another env with the same spaces.")] = None,
     deterministic: Annotated[bool, typer.Option("--deterministic/--stochastic", help="Action selection.")] = True,
-    seed: Annotated[int | None, typer.Option(help="Seed (default: run seed + 10000).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the first run's seed + 10000).")] = None,
     split: Annotated[str | None, typer.Option(help="HVAC days: train or test (default: test).")] = None,
     controller: Annotated[
-        str | None, typer.Option(help="Evaluate a rule-based HVAC baseline instead of a run: thermostat or pi.")
+        str | None,
+        typer.Option(
+            help="Evaluate a controller that is not learned instead of a run: thermostat, pi, mpc-oracle or "
+            "mpc-realistic."
+        ),
     ] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="With --controller or --env: env_kwargs.key=value for that env.")
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="With --controller or --env: env_kwargs.key=value for that env; with --controller, "
+            "controller.key=value for its parameters.",
+        ),
     ] = None,
     smoothing_sigma: Annotated[
         float | None, typer.Option(help="Act with the policy smoothed at this noise (randomized smoothing).")
@@ -233,95 +248,189 @@ def eval_(
     smoothing_samples: Annotated[int, typer.Option(help="Noisy copies per smoothed decision.")] = 100,
     smoothing_mode: Annotated[str | None, typer.Option(help="median, mean or vote (default: by action type).")] = None,
     baselines: Annotated[
-        bool, typer.Option(help="HVAC runs: add the thermostat and PI baselines on the same episodes.")
+        bool,
+        typer.Option(
+            help="HVAC runs: add the tuned rule baselines and the MPCs (oracle and realistic) on the same weeks."
+        ),
     ] = False,
+    mpc: Annotated[bool, typer.Option("--mpc/--no-mpc", help="With --baselines: include the MPCs (slower).")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
-    """Evaluate a run (or an HVAC baseline) on its exact pipeline: return, smoothness metrics and env KPIs.
+    """Evaluate a run (or a controller that is not learned) on its exact pipeline: return, smoothness metrics, KPIs.
 
-    With several runs, each smooth run's return, switching, jerk and KPIs are put beside the run
-    trained without action smoothness (the first such run; else the first run)."""
+    HVAC envs play their distinct test weeks, each once, the same weeks and initial temperatures
+    for every run and controller. With several runs (or --baselines), each is put beside the run
+    trained without action smoothness (the first such run; else the first run): changes, weeks won
+    against it, and the gap to the oracle MPC when it is compared."""
     from smoothrl.config import parse_overrides
     from smoothrl.training import EVAL_SEED_OFFSET, compare_runs, evaluate, evaluate_controller, load_run
 
+    env_kwargs: dict[str, Any] = {}
+    controller_params: dict[str, Any] = {}
+    for key, value in parse_overrides(set_ or []):
+        if key.startswith("controller.") and controller is not None:
+            controller_params[key.removeprefix("controller.")] = value
+        elif key.startswith("env_kwargs.") and (controller is not None or env is not None):
+            env_kwargs[key.removeprefix("env_kwargs.")] = value
+        else:
+            raise SmoothRLError(
+                f"--set {key}: takes env_kwargs.KEY=VALUE with --controller or --env (a run's own env uses its saved "
+                "config), and controller.KEY=VALUE with --controller"
+            )
     if controller is not None:
         if run_dirs:
             raise SmoothRLError("give either RUN_DIR or --controller, not both")
         if env is None:
             raise SmoothRLError("--controller needs --env, e.g. --env smoothrl/HVAC-v0")
-        env_kwargs = {}
-        for key, value in parse_overrides(set_ or []):
-            if not key.startswith("env_kwargs."):
-                raise SmoothRLError(f"with --controller, --set takes env_kwargs.KEY=VALUE, not '{key}'")
-            env_kwargs[key.removeprefix("env_kwargs.")] = value
-        summary, _ = evaluate_controller(
-            controller, env, env_kwargs, episodes or 5, EVAL_SEED_OFFSET if seed is None else seed, split
-        )
-        title = f"eval: {controller} controller"
-    else:
-        if not run_dirs:
-            raise SmoothRLError("eval needs RUN_DIR (a folder written by `smoothrl train`) or --controller")
-        env_kwargs = {}
-        for key, value in parse_overrides(set_ or []):
-            if env is None or not key.startswith("env_kwargs."):
-                raise SmoothRLError(
-                    "--set takes env_kwargs.KEY=VALUE, with --controller or with --env (the other env's settings); "
-                    "a run's own env uses its saved config"
-                )
-            env_kwargs[key.removeprefix("env_kwargs.")] = value
-        summaries, configs = {}, {}
-        for run_dir in run_dirs:
-            run = load_run(run_dir)
-            policy = None
-            if smoothing_sigma is not None:
-                from smoothrl.robust.smoothing import SmoothedPolicy
-
-                policy = SmoothedPolicy(run.model, smoothing_sigma, smoothing_samples, smoothing_mode, seed or 0)  # type: ignore[arg-type]
-            summary, _ = evaluate(
-                run,
-                episodes=episodes,
-                env_id=env,
-                deterministic=deterministic,
-                seed=seed,
-                split=split,
-                policy=policy,
-                env_kwargs=env_kwargs,
+        with console.status(f"evaluating {controller} on {env}", spinner="dots"):
+            summary, _ = evaluate_controller(
+                controller,
+                env,
+                env_kwargs,
+                episodes,
+                EVAL_SEED_OFFSET if seed is None else seed,
+                split,
+                controller_params,
             )
-            if smoothing_sigma is not None:
-                summary["smoothing"] = {"sigma": smoothing_sigma, "samples": smoothing_samples, "mode": policy.mode}
-            summaries[str(run_dir)], configs[str(run_dir)] = summary, run.config
-        if len(run_dirs) > 1 or baselines:
-            first = configs[str(run_dirs[0])]
-            extra = {}
-            if baselines:
-                from smoothrl.envs import HVAC_FAMILY
+        _print_json_or(summary, as_json, lambda: print_summary(summary, f"eval: {controller} controller"))
+        return
+    if not run_dirs:
+        raise SmoothRLError("eval needs RUN_DIR (a folder written by `smoothrl train`) or --controller")
+    summaries, configs = {}, {}
+    first_seed = None
+    for run_dir in run_dirs:
+        run = load_run(run_dir)
+        if first_seed is None:  # every run plays the first run's evaluation episodes
+            first_seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
+        policy = None
+        if smoothing_sigma is not None:
+            from smoothrl.robust.smoothing import SmoothedPolicy
 
-                env_id = env or first.env
-                if env_id not in HVAC_FAMILY:
-                    raise SmoothRLError(f"--baselines needs HVAC runs ({', '.join(HVAC_FAMILY)}), got {env_id}")
-                eval_seed = first.seed + EVAL_SEED_OFFSET if seed is None else seed
-                kwargs = first.env_kwargs if env_id == first.env else env_kwargs
-                for name in ("thermostat", "pi"):
-                    if name == "pi" and "Discrete" in env_id:
-                        continue  # PI needs the modulating plant
-                    extra[f"{name} (baseline)"], _ = evaluate_controller(
-                        name, env_id, kwargs, episodes or first.eval_episodes, eval_seed, split
-                    )
-            comparison = compare_runs(summaries, configs, extra)
-            _print_json_or(comparison, as_json, lambda: print_comparison(comparison))
-            return
-        title = f"eval: {run_dirs[0]}"
-    _print_json_or(summary, as_json, lambda: print_summary(summary, title))
+            policy = SmoothedPolicy(run.model, smoothing_sigma, smoothing_samples, smoothing_mode, seed or 0)  # type: ignore[arg-type]
+        summary, _ = evaluate(
+            run,
+            episodes=episodes,
+            env_id=env,
+            deterministic=deterministic,
+            seed=first_seed,
+            split=split,
+            policy=policy,
+            env_kwargs=env_kwargs,
+        )
+        if smoothing_sigma is not None:
+            summary["smoothing"] = {"sigma": smoothing_sigma, "samples": smoothing_samples, "mode": policy.mode}
+        summaries[str(run_dir)], configs[str(run_dir)] = summary, run.config
+    if len(run_dirs) == 1 and not baselines:
+        _print_json_or(summary, as_json, lambda: print_summary(summary, f"eval: {run_dirs[0]}"))
+        return
+    extra = {}
+    if baselines:
+        first = configs[str(run_dirs[0])]
+        env_id = env or first.env
+        kwargs = first.env_kwargs if env_id == first.env else env_kwargs
+        for name in baseline_controllers(env_id, mpc):
+            with console.status(f"evaluating the {name} baseline", spinner="dots"):
+                extra[name], _ = evaluate_controller(name, env_id, kwargs, episodes, first_seed, split)  # type: ignore[arg-type]
+    comparison = compare_runs(summaries, configs, extra)
+    _print_json_or(comparison, as_json, lambda: print_comparison(comparison))
+
+
+@app.command("tune-baseline")
+@user_errors
+def tune_baseline(
+    env: Annotated[str, typer.Option(help="An HVAC env id: its plant (modulating or staged) and building.")],
+    controller: Annotated[str, typer.Option(help="thermostat or pi.")] = "pi",
+    preset: Annotated[str | None, typer.Option(help="Building preset (default: the env's).")] = None,
+    trials: Annotated[int, typer.Option(help="Parameter sets tried by Optuna's TPE sampler.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler and of the initial temperatures.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="File to write (default: baselines/<preset>.yaml, where eval finds it).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    """Tune a rule-based HVAC baseline on the building's training weeks only, and keep it as a preset.
+
+    The objective is the env's mean return over every training week, each played once; the test
+    weeks are never seen. `smoothrl eval --baselines` and `--controller` then run the tuned one."""
+    from smoothrl.checks import check_seed, check_writable
+    from smoothrl.envs import HVAC_FAMILY
+    from smoothrl.envs.eplus import EPLUS_IDS
+    from smoothrl.envs.hvac import HVAC_IDS
+    from smoothrl.envs.hvac.control.tuning import save_tuned, tune
+    from smoothrl.envs.hvac.env import DEFAULT_PRESET
+    from smoothrl.envs.hvac.spec import load_spec
+
+    check_seed("--seed", seed)
+    if env not in HVAC_FAMILY:
+        raise SmoothRLError(f"--env must be an HVAC env ({', '.join(HVAC_FAMILY)}), got {env}")
+    fixed = {**HVAC_IDS, **EPLUS_IDS}.get(env, {"discrete": False})
+    discrete = bool(fixed["discrete"])
+    default = fixed.get("preset", "office_5zone_denver" if env in EPLUS_IDS else DEFAULT_PRESET)
+    spec = load_spec(preset, default)
+    if out is not None:
+        check_writable(out, "--out")
+    plant = "staged" if discrete else "modulating"
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"tuning {controller} on {spec.name} ({plant})", total=trials)
+        result = tune(
+            controller, spec, discrete, trials, seed, lambda i, best: bar.update(task, completed=i, best=best)
+        )
+    command = f"smoothrl tune-baseline --env {env} --controller {controller} --trials {trials} --seed {seed}"
+    if preset is not None:
+        command += f" --preset {preset}"
+    path = save_tuned(spec.name, controller, discrete, result, command, out)
+    result["file"] = str(path)
+    summary = {"controller": controller, "preset": spec.name, "plant": plant, **result}
+    if as_json:
+        _print_json_or(summary, True, lambda: None)
+        return
+    table = Table(title=f"tune-baseline: {controller} on {spec.name} ({plant}) -> {path}")
+    table.add_column("parameter")
+    table.add_column("value", justify="right")
+    for key, value in result["params"].items():
+        table.add_row(key, _fmt(value))
+    table.add_row("training weeks' mean return", f"{result['train_mean_return']:.3f}")
+    table.add_row("untuned", f"{result['default_train_mean_return']:.3f}")
+    console.print(table)
+
+
+def baseline_controllers(env_id: str, mpc: bool = True) -> list[str]:
+    """
+    The controllers ``eval --baselines`` puts beside the runs of an env.
+
+    :param env_id: the runs' env
+    :param mpc: include the MPCs
+    :return: the controller names: the thermostat, the PI on modulating plants, and the MPCs
+        (the oracle only where the RC simulator's state exists)
+    :raises SmoothRLError: for an env that is not an HVAC env
+    """
+    from smoothrl.envs import HVAC_FAMILY
+    from smoothrl.envs.eplus import EPLUS_IDS
+
+    if env_id not in HVAC_FAMILY:
+        raise SmoothRLError(f"--baselines needs HVAC runs ({', '.join(HVAC_FAMILY)}), got {env_id}")
+    names = ["thermostat"]
+    if "Discrete" not in env_id:
+        names.append("pi")
+    if mpc:
+        names += ["mpc-realistic"] if env_id in EPLUS_IDS else ["mpc-oracle", "mpc-realistic"]
+    return names
 
 
 def print_comparison(comparison: dict[str, Any]) -> None:
     """
-    Print several runs side by side, each smooth run's change beside the reference run.
+    Print several runs and controllers side by side: each one's change beside the reference run,
+    the weeks each won against it, and the gap to the oracle MPC.
 
     :param comparison: from :func:`smoothrl.training.compare_runs`
     """
     runs, reference = comparison["runs"], comparison["reference"]
-    table = Table(title=f"eval: {len(runs)} runs (changes against {reference})")
+    first = runs[reference]
+    days = first.get("episode_start_days")
+    caption = f"{first.get('env')}, {first.get('episodes')} episodes"
+    if days is not None:
+        caption += f" on distinct days {sorted(days)} (seed {first.get('seed')})"
+    table = Table(title=f"eval: {len(runs)} controllers (changes against {reference})", caption=caption)
     table.add_column("metric")
     for name in runs:
         table.add_column(Path(name).name + (" (reference)" if name == reference else ""), justify="right")
@@ -335,6 +444,15 @@ def print_comparison(comparison: dict[str, Any]) -> None:
             change = comparison["change"].get(name, {}).get(key)
             cells.append(_fmt(summary.get(key)) + (f" ({change:+.0%})" if change is not None else ""))
         table.add_row(key, *cells)
+    if comparison.get("wins"):
+        wins = comparison["wins"]
+        table.add_row("weeks won vs reference", *(f"{wins[n][0]}/{wins[n][1]}" if n in wins else "-" for n in runs))
+    if comparison.get("oracle"):
+        gap = comparison["oracle_gap"]
+        table.add_row("gap to oracle MPC", *(f"{gap[n]:.0%}" for n in runs))
+    timing = [runs[n].get("ms_per_decision") for n in runs]
+    if any(t is not None for t in timing):
+        table.add_row("ms per decision", *("-" if t is None else f"{t:.3g}" for t in timing))
     console.print(table)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from smoothrl.envs.keys import ACTION_INFO_KEY, KPI_INFO_KEY
+from smoothrl.envs.keys import ACTION_INFO_KEY, KPI_INFO_KEY, START_DAY_INFO_KEY
 from smoothrl.metrics import SMOOTHNESS_KEYS, mean_report, smoothness_report
 
 
@@ -22,12 +22,14 @@ class Episode:
     :param length: number of steps
     :param actions: the actions the env received, in normalized units, shape ``(length, d)``
     :param kpis: the env's KPIs at the last step (empty when it reports none)
+    :param start_day: the day of the year the episode started on (HVAC envs; else ``None``)
     """
 
     ret: float
     length: int
     actions: np.ndarray
     kpis: dict[str, float] = field(default_factory=dict)
+    start_day: int | None = None
 
     def report(self) -> dict[str, float]:
         """:return: the smoothness metrics of this episode's actions, then its KPIs"""
@@ -82,7 +84,8 @@ def run_episodes(model: BaseAlgorithm, env: VecEnv, n_episodes: int, determinist
                 ret = float(monitor["r"]) if monitor is not None else float(rewards[i])
                 length = int(monitor["l"]) if monitor is not None else len(traces[i])
                 acts = np.stack(traces[i]) if traces[i] else np.zeros((0, 1))
-                episodes.append(Episode(ret, length, acts, episode_kpis(infos[i])))
+                day = infos[i].get(START_DAY_INFO_KEY)
+                episodes.append(Episode(ret, length, acts, episode_kpis(infos[i]), None if day is None else int(day)))
                 done_count[i] += 1
             traces[i] = []
             rewards[i] = 0.0
@@ -95,8 +98,9 @@ def summarize(episodes: list[Episode]) -> dict[str, Any]:
 
     :param episodes: finished episodes
     :return: ``mean_return``, ``std_return``, ``episodes``, ``mean_length``, the smoothness
-        metrics (``continuity_cost`` x100, ``jerk_rms``, ``sm``; episode means) and
-        the mean of each KPI the env reported
+        metrics (``continuity_cost`` x100, ``jerk_rms``, ``sm``; episode means), the mean of
+        each KPI the env reported, ``episode_returns`` and, where the env reports them,
+        ``episode_start_days`` (for comparisons paired by episode)
     """
     returns = np.array([e.ret for e in episodes], dtype=np.float64)
     per_episode = mean_report(e.report() for e in episodes)
@@ -108,4 +112,7 @@ def summarize(episodes: list[Episode]) -> dict[str, Any]:
     }
     summary.update({k: per_episode[k] for k in SMOOTHNESS_KEYS})
     summary.update({k: v for k, v in per_episode.items() if k not in SMOOTHNESS_KEYS})
+    summary["episode_returns"] = [float(r) for r in returns]
+    if all(e.start_day is not None for e in episodes):
+        summary["episode_start_days"] = [int(e.start_day) for e in episodes]  # type: ignore[arg-type]
     return summary

@@ -21,7 +21,7 @@ def preset_dir(kind: str) -> Path:
     """
     The folder of one kind of preset.
 
-    :param kind: ``"agents"``, ``"envs"`` or ``"hardware"``
+    :param kind: ``"agents"``, ``"envs"``, ``"hardware"`` or ``"baselines"``
     :return: ``smoothrl/_presets/<kind>`` in an installed wheel, else ``<repo>/<kind>``
     """
     for candidate in (_PACKAGE / "_presets" / kind, _PACKAGE.parent / kind):

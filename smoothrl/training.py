@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -305,7 +306,8 @@ def evaluate(
     with the same spaces. HVAC envs are evaluated on their test days unless ``split`` says otherwise.
 
     :param run: a loaded run or its directory
-    :param episodes: episodes to play (default: the run's ``eval_episodes``)
+    :param episodes: episodes to play (default: every distinct test week of an HVAC env, else the
+        run's ``eval_episodes``)
     :param env_id: evaluate on this env instead of the run's
     :param deterministic: deterministic or sampled actions
     :param seed: seed of the env and of the action sampling (default: run seed + 10000)
@@ -324,12 +326,7 @@ def evaluate(
     seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
     env = eval_env(run, seed, env_id, split, env_kwargs)
     return _play(
-        run.model if policy is None else policy,
-        env,
-        run.config.eval_episodes if episodes is None else episodes,
-        deterministic,
-        seed,
-        env_id,
+        run.model if policy is None else policy, env, episodes, deterministic, seed, env_id, run.config.eval_episodes
     )
 
 
@@ -353,13 +350,17 @@ def compare_runs(
     """
     Put each run beside a reference: the first run trained without action smoothness (else
     the first run), with the relative change of return, switching, jerk and the KPIs (left out
-    where the reference's value is 0).
+    where the reference's value is 0); where the episodes were played on the same days, the
+    episodes each run won against the reference (paired by day); and where the oracle MPC is
+    among them, every controller's gap to it in return.
 
     :param summaries: run directory -> its evaluation summary
     :param configs: run directory -> its config
-    :param baselines: rule-based controllers evaluated on the same episodes (name -> summary);
-        they are compared too, never the reference
-    :return: ``{"reference": run, "runs": {name: summary}, "change": {name: {metric: relative change}}}``
+    :param baselines: controllers that are not learned, evaluated on the same episodes (name ->
+        summary); they are compared too, never the reference
+    :return: ``{"reference": run, "runs": {name: summary}, "change": {name: {metric: relative
+        change}}, "wins": {name: [won, played]}, "oracle": name or None, "oracle_gap": {name: gap}}``
+    :raises SmoothRLError: when runs paired by day were not played on the same days
     """
     reference = next((n for n in summaries if not regularized(configs[n])), next(iter(summaries)))
     summaries = {**summaries, **(baselines or {})}
@@ -374,7 +375,51 @@ def compare_runs(
             a, b = base.get(key), summaries[name].get(key)
             if isinstance(a, int | float) and isinstance(b, int | float) and a == a and b == b and a != 0:
                 change[name][key] = (b - a) / abs(a)
-    return {"reference": reference, "runs": summaries, "change": change}
+    wins = {name: paired_wins(summaries[name], base, name, reference) for name in names if name != reference}
+    oracle = next((n for n in names if summaries[n].get("controller") == "mpc-oracle"), None)
+    gap: dict[str, float] = {}
+    if oracle is not None:
+        best = summaries[oracle]["mean_return"]
+        gap = {name: oracle_gap(summaries[name]["mean_return"], best) for name in names}
+    return {
+        "reference": reference,
+        "runs": summaries,
+        "change": change,
+        "wins": {k: v for k, v in wins.items() if v is not None},
+        "oracle": oracle,
+        "oracle_gap": gap,
+    }
+
+
+def oracle_gap(mean_return: float, oracle_return: float) -> float:
+    """
+    :param mean_return: a controller's mean return
+    :param oracle_return: the oracle MPC's on the same episodes
+    :return: how far the controller falls short of the oracle, as a fraction of the oracle's return
+    """
+    return (oracle_return - mean_return) / abs(oracle_return) if oracle_return else float("nan")
+
+
+def paired_wins(summary: dict[str, Any], reference: dict[str, Any], name: str, ref_name: str) -> list[int] | None:
+    """
+    :param summary: a controller's evaluation summary
+    :param reference: the reference's, on the same days
+    :param name: the controller (for the message)
+    :param ref_name: the reference (for the message)
+    :return: ``[episodes won, episodes]`` against the reference, paired by start day (``None``
+        when the env does not report start days)
+    :raises SmoothRLError: when the two were not played on the same days
+    """
+    days, ref_days = summary.get("episode_start_days"), reference.get("episode_start_days")
+    if days is None or ref_days is None:
+        return None
+    if sorted(days) != sorted(ref_days):
+        raise SmoothRLError(
+            f"{name} and {ref_name} were evaluated on different days; evaluate them with the same --episodes"
+        )
+    ref = dict(zip(ref_days, reference["episode_returns"], strict=True))
+    won = sum(r > ref[d] for d, r in zip(days, summary["episode_returns"], strict=True))
+    return [int(won), len(days)]
 
 
 def eval_env(
@@ -410,12 +455,52 @@ def _split_overrides(env_id: str, split: str | None) -> dict[str, Any]:
         raise SmoothRLError(str(e)) from None
 
 
+def episodes_to_play(env: VecEnv, env_id: str, episodes: int | None, default: int) -> int:
+    """
+    How many episodes an evaluation plays: on an env that plays its days in order (HVAC
+    evaluation), all its distinct days by default and never more than it has, so that no week
+    counts twice; elsewhere ``episodes`` or ``default``.
+
+    :param env: the evaluation env
+    :param env_id: its id (for the message)
+    :param episodes: what the user asked for (``None``: the default)
+    :param default: episodes of an env without days in order
+    :return: the number of episodes
+    :raises SmoothRLError: for fewer than 1, or more than the distinct days
+    """
+    sims = _simulators(env)
+    if sims and sims[0].in_order:
+        distinct = sims[0].distinct_episodes
+        if episodes is None:
+            return distinct
+        if episodes > distinct:
+            what = f"{sims[0].split} weeks" if sims[0].spec.episode_days == 7 else f"{sims[0].split} start days"
+            raise SmoothRLError(
+                f"--episodes {episodes} is more than the {distinct} distinct {what} of {env_id}: "
+                f"pass --episodes {distinct} or fewer (each is played once)"
+            )
+    n = default if episodes is None else episodes
+    if n < 1:
+        raise SmoothRLError(f"--episodes must be at least 1, got {n}")
+    return n
+
+
+def _simulators(env: VecEnv) -> list[Any]:
+    """The HVAC simulators of an env's buildings (empty for other envs)."""
+    try:
+        return [s for s in env.get_attr("sim") if s is not None]
+    except AttributeError:
+        return []
+
+
 def _play(
-    policy: Any, env: VecEnv, episodes: int, deterministic: bool, seed: int, env_id: str
+    policy: Any, env: VecEnv, episodes: int | None, deterministic: bool, seed: int, env_id: str, default: int = 5
 ) -> tuple[dict[str, Any], list[Episode]]:
-    if episodes < 1:
+    try:
+        episodes = episodes_to_play(env, env_id, episodes, default)
+    except SmoothRLError:
         env.close()
-        raise SmoothRLError(f"--episodes must be at least 1, got {episodes}")
+        raise
     set_random_seed(seed)
     try:
         played = run_episodes(policy, env, episodes, deterministic)
@@ -432,37 +517,80 @@ def evaluate_controller(
     name: str,
     env_id: str,
     env_kwargs: dict[str, Any] | None = None,
-    episodes: int = 5,
+    episodes: int | None = None,
     seed: int = EVAL_SEED_OFFSET,
     split: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[Episode]]:
     """
-    Evaluate a rule-based HVAC baseline (``thermostat`` or ``pi``) with the same episode runner,
-    metrics and KPIs as a trained run.
+    Evaluate a controller that is not learned (a rule baseline, tuned for the env's building
+    when ``baselines/`` has it, or an MPC) with the same episode runner, metrics and KPIs as a
+    trained run, on the same distinct test weeks and initial states.
 
-    :param name: the controller
+    :param name: one of ``smoothrl.envs.hvac.control.CONTROLLERS``
     :param env_id: an HVAC id
     :param env_kwargs: env keyword arguments (e.g. ``{"preset": "house_denver"}``)
-    :param episodes: episodes to play
-    :param seed: env seed
+    :param episodes: episodes to play (default: every distinct test week)
+    :param seed: env seed (the realistic MPC's forecast errors too)
     :param split: HVAC days (default ``"test"``)
-    :return: the summary and the episodes
-    :raises SmoothRLError: for a non-HVAC env or an unknown controller
+    :param params: the controller's parameters (on top of the tuned ones)
+    :return: the summary (with ``controller``, ``controller_params``, ``tuned`` and
+        ``ms_per_decision``) and the episodes
+    :raises SmoothRLError: for a non-HVAC env, an unknown controller or one the env cannot run
     """
     from smoothrl.envs import HVAC_FAMILY
-    from smoothrl.envs.hvac.controllers import make_controller
+    from smoothrl.envs.eplus import EPLUS_IDS
+    from smoothrl.envs.hvac.control import MPCS, make_controller, tuned_params
 
     check_seed("--seed", seed)
     if env_id not in HVAC_FAMILY:
         raise SmoothRLError(f"--controller needs an HVAC env ({', '.join(HVAC_FAMILY)}), got {env_id}")
+    params = dict(params or {})
+    if env_id in EPLUS_IDS and name == "mpc-oracle":
+        raise SmoothRLError(
+            "the oracle MPC needs the RC simulator's full state, which EnergyPlus does not expose; "
+            "use --controller mpc-realistic on EnergyPlus"
+        )
     env = make_vec_env(env_id, 1, seed, {**(env_kwargs or {}), **_split_overrides(env_id, split)})
     sim = env.get_attr("sim")[0]
+    if env_id in EPLUS_IDS and name == "mpc-realistic" and "model_preset" not in params:
+        from smoothrl.envs.hvac.spec import available_presets
+
+        calibrated = f"{sim.spec.name}_eplus"  # the RC model fitted to EnergyPlus (scripts/calibrate_rc.py)
+        params["model_preset"] = calibrated if calibrated in available_presets() else sim.spec.name
     try:
-        controller = make_controller(name, sim.spec, sim.discrete)
+        controller = make_controller(name, sim, params, seed=seed)
     except SmoothRLError:
         env.close()
         raise
-    return _play(controller, env, episodes, True, seed, env_id)
+    timed = _Timed(controller)
+    summary, played = _play(timed, env, episodes, True, seed, env_id)
+    entry = None if name in MPCS else tuned_params(name, sim.spec.name, sim.discrete)
+    summary["controller"] = name
+    summary["controller_params"] = {**(entry["params"] if entry else {}), **params}
+    summary["tuned"] = entry is not None
+    summary["ms_per_decision"] = timed.ms_per_decision
+    if name in MPCS:
+        summary["ms_per_solve"] = controller.ms_per_solve
+    return summary, played
+
+
+class _Timed:
+    """A policy whose ``predict`` calls are timed (wall clock, ms per decision)."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy, self.seconds, self.calls = policy, 0.0, 0
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        out = self.policy.predict(*args, **kwargs)
+        self.seconds += time.perf_counter() - began
+        self.calls += 1
+        return out
+
+    @property
+    def ms_per_decision(self) -> float:
+        return 1000.0 * self.seconds / max(self.calls, 1)
 
 
 def _check_fresh_run_dir(run_dir: Path, overwrite: bool) -> bool:

@@ -13,7 +13,7 @@ from smoothrl.building.calendar import calendar
 from smoothrl.building.tariff import price
 from smoothrl.building.weather import read_epw, resolve_weather
 from smoothrl.envs.hvac import HVAC_IDS, KPI_NAMES
-from smoothrl.envs.hvac.controllers import make_controller
+from smoothrl.envs.hvac.control import make_controller
 from smoothrl.envs.hvac.env import HVACEnv, HVACVectorEnv
 from smoothrl.envs.hvac.plant import HeatPumps
 from smoothrl.envs.hvac.schedules import occupancy
@@ -124,7 +124,7 @@ def test_free_floating_zone_relaxes_to_outdoor_with_the_rc_time_constant():
 def _pi_week(s, start_day: int) -> dict[str, float]:
     env = HVACEnv(spec=s, split="test")
     obs, _ = env.reset(seed=5, options={"start_day": start_day})
-    ctrl = make_controller("pi", s, discrete=False)
+    ctrl = make_controller("pi", env.sim)
     start = True
     info: dict = {}
     done = False
@@ -283,7 +283,7 @@ def test_thermostat_beats_doing_nothing_on_comfort():
     kpis = {}
     for name in ("off", "thermostat"):
         obs, _ = env.reset(seed=1)
-        ctrl = make_controller("thermostat", s, False)
+        ctrl = make_controller("thermostat", env.sim)
         done, start = False, True
         while not done:
             action = np.zeros(1, np.float32) if name == "off" else ctrl.predict(obs[None], episode_start=[start])[0][0]

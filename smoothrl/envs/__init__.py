@@ -35,7 +35,7 @@ register(
 register(
     "smoothrl/PerformativeHVAC-v0",
     "smoothrl.performative.hvac:PerformativeHVACEnv",
-    eval_kwargs={"split": "test"},
+    eval_kwargs={"split": "test", "in_order": True},
     splits=("train", "test"),
     kpis=KPI_NAMES,
 )

@@ -15,4 +15,11 @@ EPLUS_IDS = {"smoothrl/EPlus-v0": {"discrete": False}, "smoothrl/EPlusDiscrete-v
 def register_ids(kpis: tuple[str, ...]) -> None:
     """Register the EnergyPlus ids (idempotent); they report the HVAC env's KPIs."""
     for env_id, kwargs in EPLUS_IDS.items():
-        register(env_id, ENTRY_POINT, kwargs, eval_kwargs={"split": "test"}, splits=("train", "test"), kpis=kpis)
+        register(
+            env_id,
+            ENTRY_POINT,
+            kwargs,
+            eval_kwargs={"split": "test", "in_order": True},
+            splits=("train", "test"),
+            kpis=kpis,
+        )

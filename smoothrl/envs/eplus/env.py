@@ -23,7 +23,7 @@ from smoothrl.envs.eplus.cosim import EnergyPlusRun, prepare_idf
 from smoothrl.envs.hvac import kernels
 from smoothrl.envs.hvac.env import _build, _observation_space
 from smoothrl.envs.hvac.spec import load_spec
-from smoothrl.envs.keys import KPI_INFO_KEY
+from smoothrl.envs.keys import KPI_INFO_KEY, START_DAY_INFO_KEY
 from smoothrl.errors import SmoothRLError
 
 DEFAULT_PRESET = "office_5zone_denver"
@@ -70,6 +70,7 @@ class EPlusEnv(gym.Env):
     :param preset: an HVAC preset with the model's zones (default ``office_5zone_denver``)
     :param discrete: staged compressors (discrete actions)
     :param split: ``"train"`` or ``"test"`` weeks
+    :param in_order: play the split's weeks in order, each once (what evaluation does)
     :param model: the EnergyPlus model (default: the reference small office of the preset's climate)
     :param zone_map: preset zone name -> EnergyPlus zone name (default: the small office's)
     :param render_mode: accepted for gymnasium's API; the env does not render
@@ -83,6 +84,7 @@ class EPlusEnv(gym.Env):
         preset: str | None = None,
         discrete: bool = False,
         split: str = "train",
+        in_order: bool = False,
         model: str | None = None,
         zone_map: dict[str, str] | None = None,
         render_mode: str | None = None,
@@ -90,7 +92,7 @@ class EPlusEnv(gym.Env):
     ) -> None:
         self.render_mode = render_mode
         spec = load_spec(preset, DEFAULT_PRESET, **overrides)
-        self.sim, self.codec = _build(None, discrete, split, 1, spec, {})
+        self.sim, self.codec = _build(None, discrete, split, 1, spec, {}, in_order)
         self.action_space = self.codec.space
         self.observation_space = _observation_space(self.sim)
         mapping = zone_map or SMALL_OFFICE_ZONES
@@ -121,6 +123,7 @@ class EPlusEnv(gym.Env):
         super().reset(seed=seed)
         if seed is not None:
             self._rngs = [np.random.default_rng(seed)]
+            self.sim.restart_order()
         self._stop()
         sim = self.sim
         sim.reset(np.ones(1, dtype=bool), self._rngs, (options or {}).get("start_day"))
@@ -173,6 +176,7 @@ class EPlusEnv(gym.Env):
         }
         if truncated:
             info[KPI_INFO_KEY] = sim.kpis(0)
+            info[START_DAY_INFO_KEY] = int(sim.episode_start_day[0])
             self._stop()
         return sim.observation()[0], float(reward), False, truncated, info
 

@@ -44,7 +44,8 @@ def register_ids() -> None:
             ENTRY_POINT,
             kwargs,
             vec_entry_point="smoothrl.envs.hvac:make_hvac_vec_env",
-            eval_kwargs={"split": "test"},  # evaluation runs on the test weeks (every 4th week)
+            # evaluation plays the test weeks (every 4th week) in order, each once
+            eval_kwargs={"split": "test", "in_order": True},
             splits=("train", "test"),
             kpis=KPI_NAMES,
         )

@@ -12,7 +12,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from smoothrl.envs.hvac.simulator import HVACSimulator
 from smoothrl.envs.hvac.spec import HVACSpec, load_spec
-from smoothrl.envs.keys import ACTION_INFO_KEY, KPI_INFO_KEY
+from smoothrl.envs.keys import ACTION_INFO_KEY, KPI_INFO_KEY, START_DAY_INFO_KEY
 from smoothrl.errors import SmoothRLError
 
 DEFAULT_PRESET = "office_1zone_denver"
@@ -42,6 +42,21 @@ class ActionCodec:
         else:
             self.space = spaces.MultiDiscrete([n] * zones)
         self.levels = np.r_[0.0, np.arange(1, stages + 1) / stages, -np.arange(1, stages + 1) / stages]
+
+    def encode(self, signals: np.ndarray) -> np.ndarray:
+        """
+        The action that requests each signal (what a controller that thinks in signals sends).
+
+        :param signals: ``(batch, Z)`` in ``[-1, 1]``; on a staged plant, rounded to the nearest stage
+        :return: continuous actions ``(batch, Z)`` float32, or discrete ones (``(batch,)`` for one zone)
+        """
+        signals = np.asarray(signals, dtype=np.float64)
+        if not self.discrete:
+            return signals.astype(np.float32)
+        stage = np.round(np.clip(np.abs(signals), 0.0, 1.0) * self.stages).astype(np.int64)
+        idx = np.where(signals > 0, stage, np.where(signals < 0, self.stages + stage, 0))
+        idx = np.where(stage == 0, 0, idx)
+        return idx[:, 0] if self.zones == 1 else idx
 
     def decode(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """
@@ -78,12 +93,20 @@ def _observation_space(sim: HVACSimulator) -> spaces.Box:
 
 
 def _build(
-    preset: str | None, discrete: bool, split: str, batch: int, spec: HVACSpec | None, overrides: dict[str, Any]
+    preset: str | None,
+    discrete: bool,
+    split: str,
+    batch: int,
+    spec: HVACSpec | None,
+    overrides: dict[str, Any],
+    in_order: bool = False,
 ) -> tuple[HVACSimulator, ActionCodec]:
     if split not in ("train", "test"):
         raise SmoothRLError(f"split must be 'train' or 'test', got {split!r}")
+    if not isinstance(in_order, bool):
+        raise SmoothRLError(f"in_order must be true or false, got {in_order!r}")
     spec = spec or load_spec(preset, DEFAULT_PRESET, **overrides)
-    sim = HVACSimulator(spec, batch, discrete, split)
+    sim = HVACSimulator(spec, batch, discrete, split, in_order)
     return sim, ActionCodec(len(spec.zones), discrete, spec.plant.stages)
 
 
@@ -92,14 +115,17 @@ class HVACEnv(gym.Env):
     One building (``smoothrl/HVAC-v0``, ``smoothrl/HVACDiscrete-v0``, ``smoothrl/HVACMultiZone-v0``).
 
     Reward: ``-(energy cost [$] + comfort_weight * discomfort [K h summed over zones])`` per step.
-    Episodes start at a random day of the split's weeks (``reset(options={"start_day": d})``
-    picks a day of the year instead) and are truncated after ``episode_days``. ``info`` holds
-    the step's ``power_kw``, ``cost``, ``discomfort_kh``, ``t_zone``, and at the episode's last
-    step ``kpis`` (episode totals, BOPTEST definitions).
+    Episodes start at a random day of the split's weeks (with ``in_order``, on the split's days
+    one after the other, each once, starting again on a reset with a seed; ``reset(options=
+    {"start_day": d})`` picks a day of the year instead) and are truncated after ``episode_days``.
+    ``info`` holds the step's ``power_kw``, ``cost``, ``discomfort_kh``, ``t_zone``, and at the
+    episode's last step ``kpis`` (episode totals, BOPTEST definitions) and ``start_day`` (the
+    episode's first day of the year, 0-based).
 
     :param preset: ``envs/<preset>.yaml`` (default: the id's preset)
     :param discrete: staged on/off compressors (discrete actions)
     :param split: ``"train"`` or ``"test"`` days
+    :param in_order: play the split's days in order, each once (what evaluation does)
     :param spec: a ready spec instead of a preset (overrides are then ignored)
     :param render_mode: accepted for gymnasium's API (SB3 passes one when given an env id); the
         env does not render, so it is ignored
@@ -113,12 +139,13 @@ class HVACEnv(gym.Env):
         preset: str | None = None,
         discrete: bool = False,
         split: str = "train",
+        in_order: bool = False,
         spec: HVACSpec | None = None,
         render_mode: str | None = None,
         **overrides: Any,
     ) -> None:
         self.render_mode = render_mode
-        self.sim, self.codec = _build(preset, discrete, split, 1, spec, overrides)
+        self.sim, self.codec = _build(preset, discrete, split, 1, spec, overrides, in_order)
         self.action_space = self.codec.space
         self.observation_space = _observation_space(self.sim)
         self._rngs = [np.random.default_rng()]
@@ -127,6 +154,7 @@ class HVACEnv(gym.Env):
         super().reset(seed=seed)
         if seed is not None:
             self._rngs = [np.random.default_rng(seed)]
+            self.sim.restart_order()
         self.sim.reset(np.ones(1, dtype=bool), self._rngs, (options or {}).get("start_day"))
         return self.sim.observation()[0], {}
 
@@ -141,6 +169,7 @@ class HVACEnv(gym.Env):
         }
         if truncated[0]:
             info[KPI_INFO_KEY] = self.sim.kpis(0)
+            info[START_DAY_INFO_KEY] = int(self.sim.episode_start_day[0])
         return self.sim.observation()[0], float(reward[0]), False, bool(truncated[0]), info
 
 
@@ -157,6 +186,7 @@ class HVACVectorEnv(gym.vector.VectorEnv):
     :param preset: see :class:`HVACEnv`
     :param discrete: see :class:`HVACEnv`
     :param split: see :class:`HVACEnv`
+    :param in_order: see :class:`HVACEnv` (buildings take the next days in turn)
     :param spec: see :class:`HVACEnv`
     :param overrides: see :class:`HVACEnv`
     """
@@ -169,11 +199,12 @@ class HVACVectorEnv(gym.vector.VectorEnv):
         preset: str | None = None,
         discrete: bool = False,
         split: str = "train",
+        in_order: bool = False,
         spec: HVACSpec | None = None,
         **overrides: Any,
     ) -> None:
         self.num_envs = num_envs
-        self.sim, self.codec = _build(preset, discrete, split, num_envs, spec, overrides)
+        self.sim, self.codec = _build(preset, discrete, split, num_envs, spec, overrides, in_order)
         self.single_action_space = self.codec.space
         self.single_observation_space = _observation_space(self.sim)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
@@ -184,6 +215,7 @@ class HVACVectorEnv(gym.vector.VectorEnv):
         if seed is not None:
             seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
             self._rngs = [np.random.default_rng(s) for s in seeds]
+            self.sim.restart_order()
         self.sim.reset(np.ones(self.num_envs, dtype=bool), self._rngs)
         return self.sim.observation(), {}
 
@@ -200,7 +232,8 @@ class HVACVectorEnv(gym.vector.VectorEnv):
             infos["final_obs"] = self.sim.observation()
             infos["_final_obs"] = truncated.copy()
             infos["final_info"] = {
-                KPI_INFO_KEY: [self.sim.kpis(i) if truncated[i] else None for i in range(self.num_envs)]
+                KPI_INFO_KEY: [self.sim.kpis(i) if truncated[i] else None for i in range(self.num_envs)],
+                START_DAY_INFO_KEY: self.sim.episode_start_day.copy(),
             }
             infos["_final_info"] = truncated.copy()
             self.sim.reset(truncated, self._rngs)
@@ -239,6 +272,7 @@ class HVACVecEnv(VecEnv):
             out[i]["terminal_observation"] = infos["final_obs"][i]
             out[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
             out[i][KPI_INFO_KEY] = infos["final_info"][KPI_INFO_KEY][i]
+            out[i][START_DAY_INFO_KEY] = int(infos["final_info"][START_DAY_INFO_KEY][i])
         return obs, reward.astype(np.float32), done, out
 
     def close(self) -> None:

@@ -44,6 +44,26 @@ def split_start_days(split: str, episode_days: int) -> np.ndarray:
     return (chosen[:, None] * 7 + np.arange(7 - episode_days + 1)[None, :]).ravel()
 
 
+def spread_order(n: int) -> np.ndarray:
+    """
+    An order of ``n`` items on a circle in which every prefix is spread out: item 0 first, then
+    each next item is the one farthest from those already taken (ties: the earliest). The first
+    ``k`` of ``n`` test weeks in this order cover the year's seasons, not one month.
+
+    :param n: number of items
+    :return: a permutation of ``range(n)``
+    """
+    order = [0] if n else []
+    dist = np.full(n, np.inf)
+    for _ in range(n - 1):
+        last = order[-1]
+        gap = np.abs(np.arange(n) - last)
+        dist = np.minimum(dist, np.minimum(gap, n - gap))
+        dist[order] = -1.0
+        order.append(int(np.argmax(dist)))
+    return np.array(order, dtype=np.int64)
+
+
 class HVACSimulator:
     """
     ``batch`` buildings described by ``spec``.
@@ -52,12 +72,18 @@ class HVACSimulator:
     :param batch: number of buildings
     :param discrete: staged compressors instead of modulating ones
     :param split: ``"train"`` or ``"test"`` days
+    :param in_order: episodes start on the split's days one after the other (in
+        :func:`spread_order`, never the same day twice until all have been played), instead of on
+        random days; how evaluation plays every controller on the same distinct weeks
     """
 
-    def __init__(self, spec: HVACSpec, batch: int, discrete: bool, split: str = "train") -> None:
+    def __init__(
+        self, spec: HVACSpec, batch: int, discrete: bool, split: str = "train", in_order: bool = False
+    ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         self.spec, self.batch, self.discrete, self.split = spec, batch, discrete, split
+        self.in_order = in_order
         self.z = len(spec.zones)
         weather = read_epw(spec.weather)
         self.year = ExogenousYear.build(weather, spec.step_minutes, spec.tariff)
@@ -73,6 +99,9 @@ class HVACSimulator:
         window = np.array([[zn.window_area.get(f, 0.0) * zn.shgc for f in FACADE_NAMES] for zn in spec.zones])
         self.solar = window @ self.profiles["facade"]  # (Z, n_year) W into each zone
         self.start_days = split_start_days(split, spec.episode_days)
+        self.day_order = self.start_days[spread_order(len(self.start_days))]
+        self.episodes_started = 0  # episodes started since the last restart_order() (in_order)
+        self.episode_start_day = np.zeros(batch, dtype=np.int64)
         self._tables()
         self.x = np.zeros((batch, 2 * self.z))
         self.k = np.zeros(batch, dtype=np.int64)
@@ -124,10 +153,20 @@ class HVACSimulator:
         """Zone air temperatures ``(batch, Z)``."""
         return self.x[:, : self.z]
 
+    @property
+    def distinct_episodes(self) -> int:
+        """How many distinct episodes the split holds (start days; 13 test weeks for week-long episodes)."""
+        return len(self.start_days)
+
+    def restart_order(self) -> None:
+        """Start the in-order sequence of days again from its first day (on a reseed)."""
+        self.episodes_started = 0
+
     def reset(self, mask: np.ndarray, rngs: list[np.random.Generator], start_day: int | None = None) -> None:
         """
-        Start new episodes in the masked buildings: a random day of the split (or ``start_day``),
-        random initial temperatures (air and mass equal), plant off.
+        Start new episodes in the masked buildings: a random day of the split (the next day of
+        ``day_order`` when ``in_order``; or ``start_day``), random initial temperatures (air and
+        mass equal), plant off.
 
         :param mask: ``(batch,)`` bool
         :param rngs: one generator per building
@@ -138,7 +177,14 @@ class HVACSimulator:
         low, high = self.spec.initial_temperature
         for i in np.flatnonzero(mask):
             rng = rngs[i]
-            day = int(rng.choice(self.start_days)) if start_day is None else start_day
+            if start_day is not None:
+                day = start_day
+            elif self.in_order:
+                day = int(self.day_order[self.episodes_started % len(self.day_order)])
+                self.episodes_started += 1
+            else:
+                day = int(rng.choice(self.start_days))
+            self.episode_start_day[i] = day
             self.k[i] = day * self.steps_per_day
             self.x[i] = rng.uniform(low, high)
         self.t[mask] = 0
