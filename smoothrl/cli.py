@@ -735,6 +735,10 @@ def plot(
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("smoothrl.png"),
     seed: Annotated[int | None, typer.Option(help="Seed of the evaluation episode.")] = None,
     deploy_log: Annotated[Path | None, typer.Option(help="Plot a `deploy --log` file instead of runs.")] = None,
+    controller: Annotated[
+        list[str] | None,
+        typer.Option(help="HVAC runs: also draw this controller's week (thermostat, pi, mpc-oracle, mpc-realistic)."),
+    ] = None,
 ) -> None:
     """Plot learning curves and action traces of runs, or a deployment log (signals, commands, timing)."""
     from smoothrl.checks import check_writable
@@ -748,7 +752,7 @@ def plot(
         return
     if not run_dirs:
         raise SmoothRLError("plot needs RUN_DIR ... (folders written by `smoothrl train`) or --deploy-log FILE")
-    path = plot_runs(list(run_dirs), out, seed=seed)
+    path = plot_runs(list(run_dirs), out, seed=seed, controllers=controller or [])
     typer.echo(f"wrote {path}")
 
 

@@ -53,7 +53,9 @@ def read_scalar_tags(run_dir: str | Path, tags: Iterable[str]) -> dict[str, tupl
     return out
 
 
-def plot_runs(run_dirs: list[str | Path], out: str | Path, seed: int | None = None) -> Path:
+def plot_runs(
+    run_dirs: list[str | Path], out: str | Path, seed: int | None = None, controllers: Iterable[str] = ()
+) -> Path:
     """
     Draw, for each run, its learning curves and, from one deterministic evaluation episode,
     its action traces (normalized units) and their single-sided amplitude spectrum.
@@ -61,6 +63,8 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, seed: int | None = No
     :param run_dirs: run directories
     :param out: the PNG to write (atomically)
     :param seed: seed of the evaluation episode
+    :param controllers: HVAC runs only: controllers that are not learned (e.g. ``mpc-oracle``)
+        whose week on the same episode is drawn beside the runs'
     :return: the PNG path
     :raises SmoothRLError: for a bad run directory or output path
     """
@@ -77,8 +81,11 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, seed: int | None = No
     runs = [load_run(d) for d in run_dirs]
     from smoothrl.envs.hvac import HVAC_IDS
 
+    controllers = list(controllers)
     if all(run.config.env in HVAC_IDS for run in runs):
-        return _plot_hvac_runs(runs, out, seed)
+        return _plot_hvac_runs(runs, out, seed, controllers)
+    if controllers:
+        raise SmoothRLError("--controller draws a controller beside HVAC runs only")
     fig, (ax_curve, ax_trace, ax_spec) = plt.subplots(3, 1, figsize=(9, 10))
     for run in runs:
         label = run.path.name
@@ -111,12 +118,14 @@ def _curves(ax, run) -> None:  # noqa: ANN001  (matplotlib axes, a loaded run)
             ax.plot(steps, values, style, label=f"{run.path.name} {tag}")
 
 
-def hvac_week(run, seed: int | None = None) -> dict[str, np.ndarray]:  # noqa: ANN001  (a loaded run)
+def hvac_week(run, seed: int | None = None, controller: str | None = None) -> dict[str, np.ndarray]:  # noqa: ANN001
     """
     One deterministic evaluation episode of an HVAC run (a test week by default), step by step.
 
     :param run: a loaded HVAC run
     :param seed: seed of the episode (default: the run's evaluation seed)
+    :param controller: play the same episode with this controller that is not learned (e.g.
+        ``mpc-oracle``, ``pi``) instead of the run's policy
     :return: ``hours`` since the start, ``t_zone`` ``(steps, zones)``, ``comfort_low``,
         ``comfort_high``, ``t_out``, ``price``, ``signal`` ``(steps, zones)`` (the heat pumps'
         delivered signal, -1 cooling .. 1 heating) and ``actions`` (normalized, for the spectrum)
@@ -124,8 +133,18 @@ def hvac_week(run, seed: int | None = None) -> dict[str, np.ndarray]:  # noqa: A
     from smoothrl.envs.keys import ACTION_INFO_KEY
     from smoothrl.training import EVAL_SEED_OFFSET, eval_env
 
-    env = eval_env(run, run.config.seed + EVAL_SEED_OFFSET if seed is None else seed)
-    sim = env.get_attr("sim")[0]
+    seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
+    if controller is None:
+        env, policy = eval_env(run, seed), run.model
+        sim = env.get_attr("sim")[0]
+    else:
+        from smoothrl.envs.factory import make_vec_env
+        from smoothrl.envs.hvac.control import make_controller
+        from smoothrl.envs.registration import eval_env_kwargs
+
+        env = make_vec_env(run.config.env, 1, seed, {**run.config.env_kwargs, **eval_env_kwargs(run.config.env)})
+        sim = env.get_attr("sim")[0]
+        policy = make_controller(controller, sim, seed=seed)
     rows: dict[str, list] = {k: [] for k in ("t_zone", "comfort_low", "comfort_high", "t_out", "price", "signal")}
     actions = []
     obs = env.reset()
@@ -139,7 +158,7 @@ def hvac_week(run, seed: int | None = None) -> dict[str, np.ndarray]:  # noqa: A
             strict=True,
         ):
             rows[key].append(value)
-        action, _ = run.model.predict(obs, deterministic=True)
+        action, _ = policy.predict(obs, deterministic=True)
         obs, _, dones, infos = env.step(action)
         actions.append(np.asarray(infos[0][ACTION_INFO_KEY], dtype=np.float64))
         done = bool(dones[0])
@@ -151,17 +170,19 @@ def hvac_week(run, seed: int | None = None) -> dict[str, np.ndarray]:  # noqa: A
     return out
 
 
-def _plot_hvac_runs(runs: list, out: Path, seed: int | None) -> Path:
-    """HVAC runs: learning curves, an evaluation week per run (overlaid), and the action spectrum."""
+def _plot_hvac_runs(runs: list, out: Path, seed: int | None, controllers: list[str]) -> Path:
+    """HVAC runs: learning curves, an evaluation week per run and controller (overlaid), and the action spectrum."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(5, 1, figsize=(10, 15))
     ax_curve, ax_temp, ax_signal, ax_price, ax_spec = axes
     ax_out = ax_temp.twinx()
-    for i, run in enumerate(runs):
-        label = run.path.name
-        _curves(ax_curve, run)
-        week = hvac_week(run, seed)
+    players = [(run, None) for run in runs] + [(runs[0], name) for name in controllers]
+    for i, (run, controller) in enumerate(players):
+        label = run.path.name if controller is None else controller
+        if controller is None:
+            _curves(ax_curve, run)
+        week = hvac_week(run, seed, controller)
         hours = week["hours"]
         if i == 0:  # the comfort band and the weather are the week's, the same for every run
             ax_temp.fill_between(

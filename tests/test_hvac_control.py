@@ -71,7 +71,8 @@ def test_encoded_signals_decode_to_the_nearest_stage(signals, stages):
     decoded, _, _ = codec.decode(codec.encode(np.asarray(signals)[None, :]))
     np.testing.assert_allclose(decoded, want + 0.0)
     continuous = ActionCodec(zones, False, stages)
-    np.testing.assert_allclose(continuous.decode(continuous.encode(np.asarray(signals)[None, :]))[0], [signals], atol=1e-6)
+    decoded, _, _ = continuous.decode(continuous.encode(np.asarray(signals)[None, :]))
+    np.testing.assert_allclose(decoded, [signals], atol=1e-6)
 
 
 # --- rule baselines -----------------------------------------------------------------------------
