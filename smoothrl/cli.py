@@ -475,7 +475,10 @@ def attack(
     eps: Annotated[float, typer.Option(help="Budget per step, in normalized observation units.")] = 0.1,
     norm: Annotated[str, typer.Option(help="Budget norm: linf or l2.")] = "linf",
     steps: Annotated[int, typer.Option(help="Gradient steps of pgd, mad, min_q and smoothed.")] = 10,
-    episodes: Annotated[int | None, typer.Option(help="Episodes (default: the run's eval_episodes).")] = None,
+    episodes: Annotated[
+        int | None,
+        typer.Option(help="Episodes (default: every distinct HVAC test week, else the run's eval_episodes)."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (default: run seed + 10000).")] = None,
     smoothing_sigma: Annotated[
         float | None, typer.Option(help="Act with the policy smoothed at this noise (randomized smoothing).")

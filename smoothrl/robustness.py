@@ -64,7 +64,7 @@ def attack_run(
 
     :param run: a run or its directory
     :param attack: the attack and its budget
-    :param episodes: episodes (default: the run's ``eval_episodes``)
+    :param episodes: episodes (default: every distinct test week of an HVAC env, else the run's ``eval_episodes``)
     :param seed: env, attack and smoothing seed (default: run seed + 10000)
     :param smoothing_sigma: act with the model smoothed at this noise (``None``: the model itself)
     :param smoothing_samples: noisy copies per smoothed decision

@@ -30,8 +30,9 @@ class HVACPlantServer:
     :param host: address to bind (loopback by default)
     :param lockstep: step once per command sequence number; else in real time
     :param speedup: real time: simulated seconds per wall-clock second / step length
-    :param seed: seed of the episode's start day
-    :param split: ``"test"`` (the evaluation weeks) or ``"train"``
+    :param seed: seed of the episode's initial temperatures (and, on the train split, its start day)
+    :param split: ``"test"`` (the first evaluation week, as ``smoothrl eval`` plays it) or ``"train"``
+        (a random training week)
     :param env_id: the HVAC id (``smoothrl/HVAC-v0`` modulating, ``smoothrl/HVACMultiZone-v0``)
     :param env_kwargs: more keyword arguments of the env
     """
@@ -53,6 +54,7 @@ class HVACPlantServer:
         import smoothrl.envs  # noqa: F401  (registers the ids)
 
         kwargs = {**(env_kwargs or {}), "split": split, **({"preset": preset} if preset else {})}
+        kwargs.setdefault("in_order", split == "test")  # the weeks evaluation plays, in its order
         self.env = gym.make(env_id, **kwargs).unwrapped
         self.sim = self.env.sim
         self.obs, _ = self.env.reset(seed=seed)

@@ -168,9 +168,29 @@ class _ScheduledController:
         cool_sp = np.where(occupied | (recovery == -1), cool_occ, self.setback_cool)
         return heat_sp, cool_sp
 
-    def _encode(self, signal: np.ndarray) -> np.ndarray:
-        """Signals in ``[-1, 1]`` to the env's action format."""
-        return self.codec.encode(signal)
+    def _signals(self, t: np.ndarray, heat_sp: np.ndarray, cool_sp: np.ndarray) -> np.ndarray:
+        """
+        :param t: zone temperatures ``(batch, Z)``
+        :param heat_sp: heating setpoints now
+        :param cool_sp: cooling setpoints now
+        :return: the heat-pump signals in ``[-1, 1]`` (and the controller's state updated)
+        """
+        raise NotImplementedError
+
+    def predict(
+        self, obs: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None, deterministic: bool = True
+    ) -> tuple[np.ndarray, None]:
+        """
+        :param obs: unnormalized HVAC observations ``(batch, obs_dim)``
+        :param state: unused (SB3's signature)
+        :param episode_start: which buildings start an episode (their state is reset)
+        :param deterministic: unused (the controller is deterministic)
+        :return: the env's actions, and ``None``
+        """
+        obs = np.atleast_2d(obs)
+        self._episode_starts(len(obs), episode_start)
+        heat_sp, cool_sp = self.setpoints(obs)
+        return self.codec.encode(self._signals(obs[:, : self.zones], heat_sp, cool_sp)), None
 
 
 class Thermostat(_ScheduledController):
@@ -199,18 +219,12 @@ class Thermostat(_ScheduledController):
     def _initial_state(self, batch: int) -> dict[str, np.ndarray]:
         return {**super()._initial_state(batch), "mode": np.zeros((batch, self.zones))}
 
-    def predict(
-        self, obs: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None, deterministic: bool = True
-    ) -> tuple[np.ndarray, None]:
-        obs = np.atleast_2d(obs)
-        self._episode_starts(len(obs), episode_start)
-        t = obs[:, : self.zones]
-        heat_sp, cool_sp = self.setpoints(obs)
+    def _signals(self, t: np.ndarray, heat_sp: np.ndarray, cool_sp: np.ndarray) -> np.ndarray:
         mode = self.state["mode"]
         mode = np.where(t < heat_sp, 1.0, np.where((mode > 0) & (t > heat_sp + self.deadband), 0.0, mode))
         mode = np.where(t > cool_sp, -1.0, np.where((mode < 0) & (t < cool_sp - self.deadband), 0.0, mode))
         self.state["mode"] = mode
-        return self._encode(mode * self.output), None
+        return mode * self.output
 
 
 class PIController(_ScheduledController):
@@ -241,13 +255,7 @@ class PIController(_ScheduledController):
     def _initial_state(self, batch: int) -> dict[str, np.ndarray]:
         return {**super()._initial_state(batch), "integral": np.zeros((batch, 2, self.zones))}
 
-    def predict(
-        self, obs: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None, deterministic: bool = True
-    ) -> tuple[np.ndarray, None]:
-        obs = np.atleast_2d(obs)
-        self._episode_starts(len(obs), episode_start)
-        t = obs[:, : self.zones]
-        heat_sp, cool_sp = self.setpoints(obs)
+    def _signals(self, t: np.ndarray, heat_sp: np.ndarray, cool_sp: np.ndarray) -> np.ndarray:
         errors = np.stack([heat_sp - t, t - cool_sp], axis=1)  # heating, cooling
         integral = self.state["integral"]
         raw = self.kp * errors + self.ki * integral
@@ -255,7 +263,7 @@ class PIController(_ScheduledController):
         growing = ((out >= 1.0) & (errors > 0)) | ((out <= 0.0) & (errors < 0))
         integral = np.where(growing, integral, integral + errors * self.dt_h)
         self.state["integral"] = np.clip(integral, -1.0 / self.ki, 1.0 / self.ki)  # never more than full output
-        return (out[:, 0] - out[:, 1]).astype(np.float32), None
+        return out[:, 0] - out[:, 1]
 
 
 def _check(name: str, value: Any, low: float, high: float) -> float:
