@@ -136,8 +136,12 @@ def test_a_run_trained_on_the_rc_model_evaluates_on_energyplus_unchanged(tmp_pat
                                  "--baselines", "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    names = list(data["runs"]) if "runs" in data else list(data)
-    assert any("thermostat" in n for n in names), names
+    names = list(data["runs"])
+    assert {"thermostat", "pi", "mpc-realistic"} <= set(names), names
+    assert "mpc-oracle" not in names  # EnergyPlus's state is not an RC state: no oracle there
+    realistic = data["runs"]["mpc-realistic"]
+    assert realistic["controller_params"]["model_preset"] == "office_5zone_denver_eplus"
+    assert realistic["episode_start_days"] == data["runs"][str(run)]["episode_start_days"]
 
 
 def test_deploy_over_modbus_against_energyplus_matches_eval(tmp_path):
@@ -214,3 +218,13 @@ def test_the_discrete_twin_steps_staged_compressors():
         *_, info = env.step(np.full(5, heat))
     assert info["power_kw"] > 0
     env.close()
+
+
+def test_the_realistic_mpc_on_energyplus_believes_in_the_calibrated_rc_model():
+    from smoothrl.training import evaluate_controller
+
+    summary, _ = evaluate_controller(
+        "mpc-realistic", "smoothrl/EPlus-v0", {"episode_days": 1}, episodes=1, params={"horizon_h": 2.0}
+    )
+    assert summary["controller_params"]["model_preset"] == "office_5zone_denver_eplus"
+    assert summary["mean_length"] == 96 and summary["ms_per_solve"] > 0
