@@ -36,7 +36,7 @@ install-dev: $(VENV)/.installed-dev
 # weeks and the economic MPC (the oracle bound and the realistic one), in one table: each change
 # against the plain run, the weeks each won against it, the gap to the oracle; and plotted
 # together with the oracle MPC's week (zone temperature, heat-pump signal, price, action
-# spectrum). About 10 minutes on 2 cores.
+# spectrum). About 11 minutes on 2 cores after the install (8 of them the two MPCs).
 DEMO_ENV ?= smoothrl/HVAC-v0
 DEMO_DIR ?= runs/demo
 DEMO_SMOOTH ?= action_reg={order: 1, weight: 1.0}
