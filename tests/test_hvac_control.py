@@ -378,3 +378,25 @@ def test_tune_baseline_through_the_cli(tmp_path):
     assert_user_error(
         run_cli("tune-baseline", "--env", "smoothrl/HVAC-v0", "--controller", "mpc-oracle"), "only rule baselines"
     )
+
+
+@pytest.mark.parametrize("env_id", ["smoothrl/HVAC-v0", "smoothrl/HVACDiscrete-v0"])
+def test_eval_baselines_puts_every_controller_beside_a_run(tmp_path, env_id):
+    run = tmp_path / "run"
+    trained = run_cli(
+        "train", "--algo", "ppo", "--env", env_id, "--preset", "smoke", "--timesteps", "256",
+        "--set", "env_kwargs={episode_days: 1}", "--set", "eval_freq=0", "--run-dir", run, "--no-progress",
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.stderr
+    result = run_cli("eval", run, "--baselines", "--episodes", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    rules = ["thermostat"] if "Discrete" in env_id else ["thermostat", "pi"]
+    assert list(data["runs"]) == [str(run), *rules, "mpc-oracle", "mpc-realistic"]
+    days = data["runs"][str(run)]["episode_start_days"]
+    assert len(set(days)) == 2 and all(s["episode_start_days"] == days for s in data["runs"].values())
+    assert data["oracle"] == "mpc-oracle" and data["oracle_gap"]["mpc-oracle"] == 0
+    assert all(data["wins"][name][1] == 2 for name in data["wins"])
+    assert all(data["runs"][name]["tuned"] for name in rules)  # the shipped baselines/ entries
+    quick = json.loads(run_cli("eval", run, "--baselines", "--no-mpc", "--episodes", "2", "--json").stdout)
+    assert list(quick["runs"]) == [str(run), *rules] and quick["oracle"] is None
