@@ -8,9 +8,23 @@ so ``smoothrl.metrics`` and the CLI's ``--help`` stay light.
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from importlib import import_module
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
+
+if sys.argv and os.path.basename(sys.argv[0]) == "smoothrl":  # the console script, still importing
+
+    def _interrupted_at_start_up(signum: int, frame: Any) -> None:
+        """A Ctrl-C before the CLI's own handling starts: one line, exit 130 (``cli.main`` restores Python's)."""
+        sys.stderr.write("interrupted (Ctrl-C) before anything was written\n")
+        sys.stderr.flush()
+        os._exit(130)
+
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a job started with Ctrl-C ignored keeps ignoring it
+        signal.signal(signal.SIGINT, _interrupted_at_start_up)
 
 if find_spec("smoothrl.envs") is not None:  # absent from the controller's runtime (smoothrl-runtime)
     from smoothrl import envs  # noqa: F401  (registers the smoothrl/* env ids; imports gymnasium only)

@@ -945,8 +945,12 @@ def tune(
 
 def main() -> None:
     """Entry point of the ``smoothrl`` command."""
+    import signal
+
     warnings.filterwarnings("ignore", message=".*rich is experimental.*")
     try:
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # from here on, KeyboardInterrupt as usual
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         app()
     except KeyboardInterrupt:  # before a command started (while parsing or importing)
         typer.echo(INTERRUPTED_EARLY, err=True)
