@@ -162,6 +162,13 @@ def train(
     n_envs: Annotated[int | None, typer.Option(help="Parallel environments.")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<algo>/<env>_<n>).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override one hyperparameter: key=value.")] = None,
+    pretrain: Annotated[
+        str | None,
+        typer.Option(
+            help="Distil this controller into the policy before RL training (HVAC envs: mpc-oracle, mpc-realistic, "
+            "pi, thermostat; tune it with --set pretrain.KEY=VALUE)."
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --run-dir from its latest checkpoint.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a run already in --run-dir.")] = False,
     device: Annotated[str | None, typer.Option(help="Torch device: auto, cpu, cuda.")] = None,
@@ -185,6 +192,7 @@ def train(
             "--seed": seed,
             "--n-envs": n_envs,
             "--set": set_ or None,
+            "--pretrain": pretrain,
             "--device": device,
         }
         extra = [flag for flag, value in given.items() if value is not None]
@@ -196,13 +204,15 @@ def train(
     else:
         if algo is None or env is None:
             raise SmoothRLError("train needs --algo and --env (or --resume --run-dir DIR); see `smoothrl list`")
+        items = ([f"pretrain.teacher={pretrain}"] if pretrain is not None else []) + (set_ or [])
         config = resolve_config(
-            algo, env, preset, set_ or [], n_timesteps=timesteps, seed=seed, n_envs=n_envs, device=device
+            algo, env, preset, items, n_timesteps=timesteps, seed=seed, n_envs=n_envs, device=device
         )
         if run_dir is None:
             run_dir = next_free_run_dir(Path("runs") / config.algo, config.env.replace("/", "-"))
         check_writable(run_dir, "--run-dir", folder=True)  # before the line that announces it
-        console.print(f"training {config.algo} on {config.env} for {config.n_timesteps} steps -> {run_dir}")
+        taught = f", distilled from {config.pretrain.teacher} first" if config.pretrain is not None else ""
+        console.print(f"training {config.algo} on {config.env} for {config.n_timesteps} steps{taught} -> {run_dir}")
         path = training.train(config, run_dir, overwrite=overwrite, progress_bar=progress)
     summary = json.loads((path / "eval.json").read_text())
     print_summary(summary, f"eval: {path}")

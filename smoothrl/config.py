@@ -23,7 +23,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecNormalize
 
 from smoothrl.checks import MAX_SEED, POSITIVE, RANGES, Range, check_number, finite_numbers
-from smoothrl.envs import check_env_id
+from smoothrl.envs import HVAC_FAMILY, check_env_id
 from smoothrl.errors import SmoothRLError
 from smoothrl.metrics import check_derivative_weights
 from smoothrl.registry import AlgoEntry, get_entry
@@ -40,7 +40,7 @@ RESERVED = {
 }
 NOISE_KEYS = ("noise_type", "noise_std", "noise_beta", "noise_seq_len")
 #: Keys whose value is a dict that ``--set key.sub=value`` can reach into.
-DICT_KEYS = ("env_kwargs", "policy_kwargs", "normalize", "smoothness_reward", "action_reg")
+DICT_KEYS = ("env_kwargs", "policy_kwargs", "normalize", "smoothness_reward", "action_reg", "pretrain")
 #: RunConfig fields a user does not set: the run's identity and what the algorithm derives.
 DERIVED_FIELDS = ("algo", "env", "preset", "hyperparams", "initial_normalization", "freeze_normalization")
 #: Keys renamed in smoothrl 0.1 (one word per meaning): old spelling -> the new one.
@@ -113,6 +113,49 @@ class ExplorationNoise(BaseModel):
             raise SmoothRLError("SAC's colored exploration is scaled by its learned std; remove noise_std")
 
 
+class Pretrain(BaseModel):
+    """
+    Distillation before RL training: the policy learns to act like a controller that is not
+    learned (the HVAC envs' economic MPC or a tuned rule baseline), by behaviour cloning on the
+    teacher's decisions gathered in DAgger rounds (Ross, Gordon and Bagnell, 2011): round 0 the
+    teacher drives; in round ``i`` each building follows the teacher with probability
+    ``beta**i`` and the policy otherwise, and the teacher labels every state visited. After each
+    round the policy (and its value function, on the discounted returns it reached) is fitted to
+    all decisions gathered so far. RL training (``n_timesteps``) then fine-tunes it.
+
+    :param teacher: ``mpc-oracle``, ``mpc-realistic``, ``pi`` or ``thermostat``
+    :param teacher_params: the teacher's keyword arguments (on top of the tuned ones)
+    :param rounds: DAgger rounds (1: behaviour cloning on the teacher's own trajectories)
+    :param steps: teacher decisions gathered per round, over all buildings
+    :param buildings: buildings simulated together while gathering (training days, random starts)
+    :param beta: the teacher's share of the driving decays as ``beta**round``
+    :param epochs: passes over the gathered decisions after each round
+    :param batch_size: decisions per gradient step
+    :param learning_rate: Adam's step size for the cloning loss
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    teacher: str
+    teacher_params: dict[str, Any] = Field(default_factory=dict)
+    rounds: int = Field(4, ge=1, le=100)
+    steps: int = Field(16384, ge=1)
+    buildings: int = Field(16, ge=1, le=4096)
+    beta: float = Field(0.3, ge=0, le=1)
+    epochs: int = Field(20, ge=1, le=10000)
+    batch_size: int = Field(256, ge=1)
+    learning_rate: float = Field(1e-3, gt=0, le=1)
+
+    @field_validator("teacher")
+    @classmethod
+    def _teacher(cls, value: str) -> str:
+        from smoothrl.envs.hvac.control import CONTROLLERS
+
+        if value not in CONTROLLERS:
+            raise ValueError(f"unknown teacher '{value}'; choose one of: {', '.join(CONTROLLERS)}")
+        return value
+
+
 def refuse_renamed(key: str) -> None:
     """
     :param key: a config key as the user wrote it
@@ -172,6 +215,8 @@ class RunConfig(BaseModel):
     :param initial_normalization: start training from these ``VecNormalize`` statistics (a
         ``vecnormalize.pkl``) instead of fresh ones; set by the algorithm (S-DQN: its base run's)
     :param freeze_normalization: never update the normalization statistics while training
+    :param pretrain: distil a controller that is not learned into the policy before RL training
+        (:class:`Pretrain`); with it, ``n_timesteps`` may be 0 (the distilled policy as it is)
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -180,7 +225,7 @@ class RunConfig(BaseModel):
     env: str
     preset: str | None = None
     seed: int = Field(0, ge=0, le=MAX_SEED)
-    n_timesteps: int = Field(gt=0)
+    n_timesteps: int = Field(ge=0)
     n_envs: int = Field(1, ge=1)
     device: str = "auto"
     policy: str = "MlpPolicy"
@@ -194,6 +239,7 @@ class RunConfig(BaseModel):
     obs_noise: float = Field(0.0, ge=0)
     initial_normalization: str | None = None
     freeze_normalization: bool = False
+    pretrain: Pretrain | None = None
 
     _entry: AlgoEntry = PrivateAttr()
 
@@ -240,6 +286,16 @@ class RunConfig(BaseModel):
         noise = ExplorationNoise.from_hyperparams(self.hyperparams)
         if noise is not None:
             noise.check_for(self._entry)
+        if self.n_timesteps == 0 and self.pretrain is None:
+            raise ValueError("n_timesteps (--timesteps) must be > 0; 0, no RL training, goes only with pretrain")
+        if self.pretrain is not None:
+            if self._entry.off_policy:
+                raise ValueError(f"pretrain distils into an on-policy actor-critic (ppo, a2c, sppo), not {self.algo}")
+            if self.env not in HVAC_FAMILY:
+                raise ValueError(
+                    f"pretrain needs an HVAC env, whose controllers teach ({', '.join(HVAC_FAMILY)}); "
+                    f"{self.env} has none"
+                )
         return self
 
     @property
@@ -598,9 +654,9 @@ def build_config(algo: str, env: str, preset: str | None, raw: Mapping[str, Any]
     if "policy_kwargs" in hyperparams:
         hyperparams["policy_kwargs"] = parse_policy_kwargs(hyperparams["policy_kwargs"])
     n_timesteps = top.get("n_timesteps")
-    if isinstance(n_timesteps, int) and n_timesteps > 0:
-        top.setdefault("eval_freq", _auto_freq(n_timesteps))
-        top.setdefault("checkpoint_freq", _auto_freq(n_timesteps))
+    if isinstance(n_timesteps, int) and n_timesteps >= 0:
+        top.setdefault("eval_freq", _auto_freq(n_timesteps) if n_timesteps else 0)
+        top.setdefault("checkpoint_freq", _auto_freq(n_timesteps) if n_timesteps else 0)
     if "n_timesteps" not in top:
         raise SmoothRLError(
             f"no training budget for {entry.name} on {env}: the preset has no n_timesteps; pass --timesteps N"

@@ -1,9 +1,10 @@
 """The RUN DIR: its file layout, atomic writes and checkpoint discovery.
 
 A run directory holds ``model.zip``, ``config.yaml``, ``vecnormalize.pkl`` (when observations
-or rewards are normalized), ``tb/`` (TensorBoard), ``checkpoints/`` and ``eval.json``. Every
-file is written to a temporary name in the same folder and renamed into place, so an
-interrupted write never leaves a half-written file behind.
+or rewards are normalized), ``tb/`` (TensorBoard), ``checkpoints/``, ``eval.json`` and, for a
+policy distilled from a teacher, ``pretrain.json``. Every file is written to a temporary name
+in the same folder and renamed into place, so an interrupted write never leaves a half-written
+file behind.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ MODEL = "model.zip"
 CONFIG = "config.yaml"
 VECNORMALIZE = "vecnormalize.pkl"
 EVAL = "eval.json"
+PRETRAIN = "pretrain.json"
 TB = "tb"
 CHECKPOINTS = "checkpoints"
 TB_RUN_NAME = "run"

@@ -675,6 +675,19 @@ def _training_env(config: RunConfig, vecnormalize_path: str | Path | None = None
     return env
 
 
+def _pretrain(model: BaseAlgorithm, env: VecEnv, config: RunConfig, progress_bar: bool) -> list[dict[str, Any]] | None:
+    """Distil the config's teacher into the new model (``config.pretrain``), with a progress bar."""
+    if config.pretrain is None:
+        return None
+    from rich.progress import Progress
+
+    from smoothrl.distillation import distill
+
+    with Progress(transient=True, disable=not progress_bar) as bar:
+        task = bar.add_task(f"distilling {config.pretrain.teacher}", total=None)
+        return distill(model, env, config, progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
 def train(
     config: RunConfig,
     run_dir: str | Path,
@@ -705,6 +718,7 @@ def train(
             try:
                 env = _training_env(config)
                 model = make_model(config, env, tensorboard_log=run_dir / rundir.TB)
+                pretrained = _pretrain(model, env, config, progress_bar)
             except KeyboardInterrupt:
                 kept = f"; the run in {run_dir} is unchanged" if replacing else ""
                 raise TrainingInterrupted(
@@ -715,6 +729,8 @@ def train(
             aside = _set_aside(run_dir) if replacing else None
             try:
                 rundir.atomic_write_text(run_dir / rundir.CONFIG, config.to_yaml())
+                if pretrained is not None:
+                    rundir.atomic_write_json(run_dir / rundir.PRETRAIN, {"rounds": pretrained})
                 callbacks = _callbacks(config, run_dir) + list(callbacks or [])
                 _learn(model, config, run_dir, callbacks, progress_bar, reset=True)
                 _finish(model, config, run_dir)

@@ -1,0 +1,166 @@
+"""Distillation of a controller that is not learned into a run's policy (``pretrain``): gathering
+decisions in DAgger rounds, the returns and reward scale the critic is fitted to, behaviour
+cloning, and the pipeline (train, resume, CLI, eval) around it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+from smoothrl import rundir
+from smoothrl.config import resolve_config
+from smoothrl.distillation import Student, discounted_returns, gather, reward_scale, teacher_env
+from smoothrl.errors import SmoothRLError
+from smoothrl.training import load_run, make_model, train
+from tests.test_cli import assert_user_error, run_cli
+
+HVAC = "smoothrl/HVAC-v0"
+#: a small distillation from the tuned PI (a cheap teacher): 2 rounds of 4 buildings x 400 steps
+SMALL = [
+    "pretrain.teacher=pi",
+    "pretrain.steps=1600",
+    "pretrain.buildings=4",
+    "pretrain.rounds=2",
+    "pretrain.epochs=30",
+]
+
+
+def config(*items: str, n_timesteps: int = 0, algo: str = "ppo", env: str = HVAC):
+    return resolve_config(algo, env, None, [*SMALL, *items], n_timesteps=n_timesteps, n_envs=2)
+
+
+def test_discounted_returns_known_answer():
+    rewards = np.ones((5, 2))
+    dones = np.zeros((5, 2), dtype=bool)
+    dones[1, 0] = True  # building 0: an episode of 2 steps, then one of 3
+    returns, trusted = discounted_returns(rewards, dones, 0.5)
+    np.testing.assert_allclose(returns[:, 0], [1.5, 1.0, 1.75, 1.5, 1.0])
+    np.testing.assert_allclose(returns[:, 1], [1.9375, 1.875, 1.75, 1.5, 1.0])
+    # gamma 0.5: the rest beyond 5 steps weighs under 5% (0.5**5 = 0.03), so only a step with
+    # five steps of its episode ahead stands for the value
+    assert trusted[:, 1].tolist() == [True, False, False, False, False]
+    assert not trusted[:, 0].any()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.floats(-5, 5), min_size=3, max_size=40), st.floats(0.5, 0.999), st.integers(1, 39))
+def test_reward_scale_is_vecnormalize_s(rewards, gamma, cut):
+    """The scale fitted to gathered rewards is the one VecNormalize reaches on the same stream."""
+
+    class Replay(gym.Env):
+        observation_space = gym.spaces.Box(-1, 1, (1,))
+        action_space = gym.spaces.Box(-1, 1, (1,))
+
+        def __init__(self):
+            self.t = 0
+
+        def reset(self, *, seed=None, options=None):
+            return np.zeros(1, dtype=np.float32), {}
+
+        def step(self, action):
+            r = rewards[self.t]
+            self.t += 1
+            return np.zeros(1, dtype=np.float32), r, False, self.t == cut, {}
+
+    venv = VecNormalize(DummyVecEnv([Replay]), gamma=gamma)
+    venv.reset()
+    dones = np.zeros((len(rewards), 1), dtype=bool)
+    for t in range(len(rewards)):
+        _, _, done, _ = venv.step(np.zeros((1, 1)))
+        dones[t, 0] = done[0]
+    expected = float(np.sqrt(venv.ret_rms.var + venv.epsilon))
+    assert reward_scale(np.array(rewards)[:, None], dones, gamma) == pytest.approx(expected, rel=1e-6)
+
+
+def test_gather_labels_every_state_and_mixes_drivers():
+    cfg = config()
+    env, teacher = teacher_env(cfg, cfg.pretrain)
+    try:
+        alone = gather(teacher, env, 30)
+        assert alone.obs.shape == (30, 4, env.observation_space.shape[0])
+        assert alone.actions.shape == (30, 4, 1)
+        assert np.isfinite(alone.rewards).all() and not alone.dones.any()
+        # a student that always cools hard drives half the time: the labels stay the teacher's
+        env.seed(0)
+        mixed = gather(teacher, env, 200, student=lambda obs: -np.ones((len(obs), 1)), teacher_share=0.5)
+        taken = mixed.obs[1:, :, -2]  # hvac_signal: what the plant ran over the step before
+        assert (taken < -0.5).mean() == pytest.approx(0.5, abs=0.15)
+        assert (mixed.actions > -0.99).mean() > 0.9, "the PI would not cool hard in a Denver office this often"
+    finally:
+        env.close()
+
+
+def test_gather_rejects_teachers_the_env_has_not(tmp_path: Path):
+    with pytest.raises(SmoothRLError, match="pretrain needs an HVAC env"):
+        resolve_config("ppo", "Pendulum-v1", None, ["pretrain.teacher=pi"], n_timesteps=0)
+    with pytest.raises(SmoothRLError, match="on-policy actor-critic"):
+        config(algo="sac")
+    cfg = resolve_config("ppo", "smoothrl/EPlus-v0", None, ["pretrain.teacher=mpc-oracle"], n_timesteps=0)
+    with pytest.raises(SmoothRLError, match="mpc-realistic on EnergyPlus"):
+        teacher_env(cfg, cfg.pretrain)
+    with pytest.raises(SmoothRLError, match="goes only with pretrain"):
+        resolve_config("ppo", HVAC, None, [], n_timesteps=0)
+
+
+def _disagreement(student: Student, teacher_cfg) -> float:
+    env, teacher = teacher_env(teacher_cfg, teacher_cfg.pretrain)
+    try:
+        env.seed(123)
+        held_out = gather(teacher, env, 300)
+    finally:
+        env.close()
+    obs = held_out.obs.reshape(-1, held_out.obs.shape[-1])
+    return float(np.abs(student(obs).reshape(-1) - held_out.actions.reshape(-1)).mean())
+
+
+def test_student_learns_the_teacher_s_decisions():
+    """Behaviour cloning moves the policy's deterministic action onto the teacher's, on states it
+    has not seen, and sets the normalization statistics to the gathered observations."""
+    from smoothrl.distillation import distill
+    from smoothrl.training import _training_env
+
+    cfg = config()
+    env = _training_env(cfg)
+    model = make_model(cfg, env)
+    student = Student(model, env)
+    before = _disagreement(student, cfg)
+    records = distill(model, env, cfg)
+    after = _disagreement(student, cfg)
+    env.close()
+    assert [r["round"] for r in records] == [0, 1]
+    assert [r["teacher_share"] for r in records] == [1.0, pytest.approx(0.3)]
+    assert all(r["decisions"] == 1600 for r in records)
+    assert after < 0.5 * before, (before, after)
+    assert env.obs_rms.count > 3000  # fitted to both rounds' observations
+
+
+def test_train_with_pretrain_writes_a_run_that_evaluates(tmp_path: Path):
+    run_dir = train(config(), tmp_path / "run", progress_bar=False)
+    record = json.loads((run_dir / rundir.PRETRAIN).read_text())
+    assert len(record["rounds"]) == 2
+    run = load_run(run_dir)
+    assert run.config.pretrain.teacher == "pi"
+    assert run.config.n_timesteps == 0
+    assert (run_dir / rundir.EVAL).is_file()
+
+
+def test_cli_train_pretrain(tmp_path: Path):
+    target = tmp_path / "run"
+    items = [a for item in SMALL[1:] for a in ("--set", item)]
+    result = run_cli(
+        "train", "--algo", "ppo", "--env", HVAC, "--pretrain", "pi", "--timesteps", "64", "--n-envs", "2",
+        "--set", "n_steps=32", "--set", "batch_size=32", *items, "--run-dir", target, "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "distilled from pi first" in result.stdout
+    assert json.loads((target / "eval.json").read_text())["episodes"] >= 1
+    bad = run_cli("train", "--algo", "ppo", "--env", HVAC, "--pretrain", "mpc", "--run-dir", tmp_path / "b")
+    assert_user_error(bad, "unknown teacher 'mpc'", "mpc-oracle")
+    assert not (tmp_path / "b").exists()
