@@ -314,11 +314,30 @@ def test_thermostat_beats_doing_nothing_on_comfort():
         ({"interzone": [[0, 3, 10.0]]}, "must join two different zones"),
         ({"weather": "atlantis"}, "matches none"),
         ({"colour": "blue"}, "colour"),
+        ({"forecast": ["t_out", "humidity"]}, "forecast"),
+        ({"forecast": ["t_out", "t_out"]}, "names a series twice"),
+        ({"forecast_hours": [1.0, 0.0]}, "forecast_hours"),
     ],
 )
 def test_bad_configuration_names_the_field(overrides, message):
     with pytest.raises(SmoothRLError, match=message):
         HVACEnv(**overrides)
+
+
+def test_forecast_channels_are_the_weather_file_s_values_ahead():
+    """``forecast`` picks what the observation forecasts, at each of ``forecast_hours``: the
+    weather file's (and tariff's) own values that many hours later."""
+    env = HVACEnv(forecast=["ghi_kw", "t_out"], forecast_hours=[2.0, 24.0])
+    names = env.sim.obs_names
+    assert [n for n in names if "_in_" in n] == ["ghi_kw_in_2h", "ghi_kw_in_24h", "t_out_in_2h", "t_out_in_24h"]
+    obs, _ = env.reset(seed=3)
+    for _ in range(5):
+        obs, *_ = env.step(np.zeros(1, dtype=np.float32))
+    k, year = int(env.sim.k[0]), env.sim.year
+    for name, series, hours in [("ghi_kw_in_24h", "ghi_kw", 24), ("t_out_in_2h", "t_out", 2)]:
+        expected = year.columns[series][(k + round(hours * env.sim.steps_per_hour)) % year.steps]
+        assert obs[names.index(name)] == pytest.approx(expected, rel=1e-6, abs=1e-6)
+    assert env.observation_space.shape == (len(names),)
 
 
 def test_unknown_preset_and_split():

@@ -120,8 +120,7 @@ class HVACSimulator:
         self.exo_obs = np.concatenate(
             [
                 np.stack([*now, p["occupied"], p["price"]], axis=1),
-                year.ahead("t_out", hours),
-                year.ahead("price", hours),
+                *(year.ahead(name, hours) for name in self.spec.forecast),
             ],
             axis=1,
         )
@@ -142,8 +141,7 @@ class HVACSimulator:
         return (
             [f"t_zone[{n}]" for n in zones]
             + ["t_out", "ghi_kw", *TIME_FEATURES, "occupied", "price"]
-            + [f"t_out_in_{h:g}h" for h in self.spec.forecast_hours]
-            + [f"price_in_{h:g}h" for h in self.spec.forecast_hours]
+            + [f"{name}_in_{h:g}h" for name in self.spec.forecast for h in self.spec.forecast_hours]
             + [f"hvac_signal[{n}]" for n in zones]
             + [f"hvac_locked[{n}]" for n in zones]
         )

@@ -204,7 +204,11 @@ class HVACSpec(_Strict):
     :param step_minutes: control step, 1 to 60 minutes
     :param episode_days: days per episode, 1 to 7 (an episode stays within one week of its split)
     :param comfort_weight: reward weight of discomfort, $ per K h
-    :param forecast_hours: horizons of the outdoor temperature and price forecast in the observation
+    :param forecast_hours: horizons of the forecasts in the observation
+    :param forecast: what is forecast in the observation, at each of ``forecast_hours``: ``t_out``
+        (outdoor temperature), ``price`` and ``ghi_kw`` (global horizontal irradiance, kW/m2);
+        forecasts are the weather file's and the tariff's own values (a deployed controller
+        computes them the same way, see :mod:`smoothrl.hardware.sources`)
     :param initial_temperature: [low, high] of the random initial zone temperature, degC
     """
 
@@ -221,6 +225,7 @@ class HVACSpec(_Strict):
     episode_days: int = Field(7, ge=1, le=7)
     comfort_weight: float = Field(1.0, ge=0)
     forecast_hours: tuple[float, ...] = (1.0, 3.0, 6.0)
+    forecast: tuple[Literal["t_out", "price", "ghi_kw"], ...] = ("t_out", "price")
     initial_temperature: tuple[float, float] = (18.0, 24.0)
 
     @property
@@ -240,8 +245,10 @@ class HVACSpec(_Strict):
                 raise ValueError(f"interzone entry [{i}, {j}, {h}] must join two different zones among 0..{n - 1}")
             if h < 0 or not math.isfinite(h):
                 raise ValueError(f"interzone conductance between zones {i} and {j} must be >= 0, got {h}")
-        if any(h <= 0 for h in self.forecast_hours):
-            raise ValueError("forecast_hours must be positive")
+        if any(not 0 < h <= 8760 for h in self.forecast_hours):
+            raise ValueError("forecast_hours must be hours ahead in (0, 8760]")
+        if len(set(self.forecast)) != len(self.forecast):
+            raise ValueError(f"forecast names a series twice: {list(self.forecast)}")
         low, high = self.initial_temperature
         if not low <= high:
             raise ValueError(f"initial_temperature is inverted: {low} > {high}")
