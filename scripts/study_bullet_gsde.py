@@ -1,4 +1,4 @@
-"""Issue 16, part 1: gSDE on PyBullet at the rl-zoo3 budget, with the smoothness the papers never report.
+"""gSDE on PyBullet at the rl-zoo3 budget, with the smoothness the papers never report.
 
 Reads the sweeps below, finished or not (this script runs no training; each sweep file's header
 has the command that runs or resumes it, and the pilot ``sweeps/bullet_smoothness_pilot.yaml``
@@ -10,7 +10,7 @@ picks the smoothness weight of the ``*_smooth`` sweeps):
 - SAC and TD3, HalfCheetah Bullet: ``sweeps/bullet_halfcheetah_{sac,td3}.yaml``.
 
 Each trial's budget is its sweep file's (read back from the trial's config: the zoo's 2M/1M, or
-the smaller budget a session fits). Every trial read is kept in ``results/trials/<sweep>/``
+the smaller budget one 2-core machine fits in a few hours). Every trial read is kept in ``results/trials/<sweep>/``
 (:func:`smoothrl.benchmark.keep_trials`), so the report survives the loss of ``runs/``.
 
 Reported per study and variant: the deterministic policy's return (mean over the finished seeds

@@ -1,4 +1,4 @@
-"""Issue 16, part 2: is there a smoothness setting that cuts HVAC switching by ~60% at a small cost?
+"""Is there a smoothness setting that cuts HVAC switching by ~60% at a small cost?
 
 Reads three sweeps, finished or not (this script runs no training; each sweep file's header has
 the command that runs or resumes it):

@@ -11,10 +11,19 @@ Learning and Structured Prediction to No-Regret Online Learning*, AISTATS 2011):
 the teacher drives; in round ``i`` each building follows the teacher with probability
 ``beta**i`` at each step and the student otherwise, while the teacher labels every state the
 buildings visit, so that the student learns what to do in the states its own mistakes lead to.
-After each round the student is fitted to every decision gathered so far (mean squared error
-of its deterministic action on continuous plants, cross-entropy on staged ones) and its value
+After each round the student is fitted to every decision gathered so far and its value
 function to the discounted returns reached, in the reward units RL training will see, so that
 fine-tuning starts from a critic that knows the policy it is given.
+
+The cloning loss compares what the plant would run. On a staged plant it is the cross-entropy
+of the teacher's stage. On a modulating plant it is the squared error between the running
+fractions of the student's and the teacher's signals, where a signal below the plant's lowest
+running fraction runs nothing (smoothed over :data:`DEAD_BAND_WIDTH` so that it has a gradient).
+A plain squared error on the signal would average a teacher that is off in some states and at
+its lowest fraction in similar ones into a signal in between, which the plant does not run: on
+``smoothrl/HVAC-v0`` such a student, distilled from the oracle MPC in three rounds of 16,384
+decisions, returned -12.8 on the test weeks, and -7.6 with its signals rounded to the nearest
+level the plant runs.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ from smoothrl.config import Pretrain, RunConfig
 from smoothrl.envs import HVAC_FAMILY, make_vec_env
 from smoothrl.errors import SmoothRLError
 
+#: width (in signal units) of the sigmoid that smooths the plant's "off below its lowest fraction"
+DEAD_BAND_WIDTH = 0.05
 #: discounted returns are fitted only where the episode goes on long enough that the unseen
 #: rest weighs less than this share (the truncated tail's targets would be biased)
 RETURN_TAIL = 0.05
@@ -153,6 +164,21 @@ def discounted_returns(rewards: np.ndarray, dones: np.ndarray, gamma: float) -> 
     return out, ahead >= horizon
 
 
+def running(signal: th.Tensor, lowest: float, width: float = DEAD_BAND_WIDTH) -> th.Tensor:
+    """
+    The signal a modulating plant runs, smoothed: ``signal`` where ``|signal|`` is above the
+    lowest running fraction, 0 below it, a sigmoid of width ``width`` between.
+
+    :param signal: heat pump signals in [-1, 1]
+    :param lowest: the lowest running fraction (0: the plant runs any signal)
+    :param width: the sigmoid's width
+    :return: the smoothed running signal
+    """
+    if lowest <= 0:
+        return signal
+    return signal * th.sigmoid((signal.abs() - lowest) / width)
+
+
 class Student:
     """
     The run's policy as DAgger's student: acts on raw observations (normalized as training
@@ -160,11 +186,13 @@ class Student:
 
     :param model: an on-policy actor-critic (PPO, A2C, S-PPO)
     :param normalize: the training env's ``VecNormalize`` (``None``: observations are not normalized)
+    :param lowest: the plant's lowest running fraction (modulating plants; see :func:`running`)
     """
 
-    def __init__(self, model: OnPolicyAlgorithm, normalize: VecNormalize | None) -> None:
+    def __init__(self, model: OnPolicyAlgorithm, normalize: VecNormalize | None, lowest: float = 0.0) -> None:
         self.model, self.policy, self.normalize = model, model.policy, normalize
         self.discrete = isinstance(model.action_space, spaces.Discrete)
+        self.lowest = lowest
 
     def observe(self, raw: np.ndarray) -> np.ndarray:
         """:return: what the policy sees for raw observations"""
@@ -216,7 +244,8 @@ class Student:
                 if self.discrete:
                     loss = -dist.log_prob(y[idx]).mean()
                 else:
-                    loss = F.mse_loss(dist.mode().reshape(len(idx), -1), y[idx])
+                    runs = running(dist.mode().reshape(len(idx), -1), self.lowest)
+                    loss = F.mse_loss(runs, running(y[idx], self.lowest))
                 clone = loss.item()
                 if v is not None:
                     known = ~th.isnan(v[idx])
@@ -297,10 +326,11 @@ def distill(
     if not isinstance(model, OnPolicyAlgorithm):
         raise SmoothRLError(f"pretrain distils into an on-policy actor-critic (ppo, a2c, sppo), not {config.algo}")
     normalize = unwrap_vec_normalize(env)
-    student = Student(model, normalize)
     gamma = float(getattr(model, "gamma", 0.99))
     rng = np.random.default_rng(config.seed)
     source, teacher = teacher_env(config, settings)
+    sim = source.get_attr("sim")[0]
+    student = Student(model, normalize, 0.0 if sim.discrete else float(sim.plant.min_fraction))
     per_building = max(1, math.ceil(settings.steps / settings.buildings))
     total = per_building * settings.buildings * settings.rounds
     rounds: list[Decisions] = []

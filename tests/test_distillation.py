@@ -16,7 +16,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from smoothrl import rundir
 from smoothrl.config import resolve_config
-from smoothrl.distillation import Student, discounted_returns, gather, reward_scale, teacher_env
+from smoothrl.distillation import Student, discounted_returns, gather, reward_scale, running, teacher_env
 from smoothrl.errors import SmoothRLError
 from smoothrl.training import load_run, make_model, train
 from tests.test_cli import assert_user_error, run_cli
@@ -34,6 +34,20 @@ SMALL = [
 
 def config(*items: str, n_timesteps: int = 0, algo: str = "ppo", env: str = HVAC):
     return resolve_config(algo, env, None, [*SMALL, *items], n_timesteps=n_timesteps, n_envs=2)
+
+
+def test_running_is_what_a_modulating_plant_runs():
+    """Off below the lowest running fraction, the signal above it, smooth and odd between."""
+    import torch as th
+
+    signal = th.tensor([-1.0, -0.5, -0.1, 0.0, 0.05, 0.1, 0.5, 1.0], requires_grad=True)
+    runs = running(signal, 0.2)
+    np.testing.assert_allclose(runs[[0, 1, 6, 7]].detach(), [-1.0, -0.5, 0.5, 1.0], atol=0.01)
+    np.testing.assert_allclose(runs[[2, 3, 4, 5]].detach(), 0.0, atol=0.02)
+    np.testing.assert_allclose(running(-signal, 0.2).detach(), -runs.detach())
+    runs.sum().backward()
+    assert (signal.grad > 0).all(), "a student below the lowest fraction is pushed up towards a running teacher"
+    assert running(signal, 0.0) is signal
 
 
 def test_discounted_returns_known_answer():
