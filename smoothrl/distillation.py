@@ -18,7 +18,9 @@ fine-tuning starts from a critic that knows the policy it is given.
 The cloning loss compares what the plant would run. On a staged plant it is the cross-entropy
 of the teacher's stage. On a modulating plant it is the squared error between the running
 fractions of the student's and the teacher's signals, where a signal below the plant's lowest
-running fraction runs nothing (smoothed over :data:`DEAD_BAND_WIDTH` so that it has a gradient).
+running fraction runs nothing: exactly for the teacher, smoothed over :data:`DEAD_BAND_WIDTH` for
+the student so that the loss has a gradient (a student matching a teacher at the lowest fraction
+so learns to ask for a little more than it, and never for a signal the plant would not run).
 A plain squared error on the signal would average a teacher that is off in some states and at
 its lowest fraction in similar ones into a signal in between, which the plant does not run: on
 ``smoothrl/HVAC-v0`` such a student, distilled from the oracle MPC in three rounds of 16,384
@@ -231,6 +233,8 @@ class Student:
             y = th.as_tensor(actions.reshape(-1), dtype=th.long, device=device)
         else:
             y = th.as_tensor(actions.reshape(len(actions), -1), dtype=th.float32, device=device)
+        if not self.discrete:  # what the plant runs for the teacher's signals (exactly: no smoothing)
+            target = th.where(y.abs() >= self.lowest, y, th.zeros_like(y)) if self.lowest > 0 else y
         v = None if values is None else th.as_tensor(values, dtype=th.float32, device=device)
         optimizer = th.optim.Adam(policy.parameters(), lr=learning_rate)
         policy.set_training_mode(True)
@@ -245,7 +249,7 @@ class Student:
                     loss = -dist.log_prob(y[idx]).mean()
                 else:
                     runs = running(dist.mode().reshape(len(idx), -1), self.lowest)
-                    loss = F.mse_loss(runs, running(y[idx], self.lowest))
+                    loss = F.mse_loss(runs, target[idx])
                 clone = loss.item()
                 if v is not None:
                     known = ~th.isnan(v[idx])

@@ -729,8 +729,9 @@ def train(
             aside = _set_aside(run_dir) if replacing else None
             try:
                 rundir.atomic_write_text(run_dir / rundir.CONFIG, config.to_yaml())
-                if pretrained is not None:
+                if pretrained is not None:  # the distilled policy is checkpoint 0: RL starts (or resumes) from it
                     rundir.atomic_write_json(run_dir / rundir.PRETRAIN, {"rounds": pretrained})
+                    save_checkpoint(model, run_dir)
                 callbacks = _callbacks(config, run_dir) + list(callbacks or [])
                 _learn(model, config, run_dir, callbacks, progress_bar, reset=True)
                 _finish(model, config, run_dir)

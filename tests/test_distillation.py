@@ -163,6 +163,7 @@ def test_train_with_pretrain_writes_a_run_that_evaluates(tmp_path: Path):
     assert run.config.pretrain.teacher == "pi"
     assert run.config.n_timesteps == 0
     assert (run_dir / rundir.EVAL).is_file()
+    assert rundir.latest_checkpoint(run_dir).steps == 0, "the distilled policy is checkpoint 0"
 
 
 def test_cli_train_pretrain(tmp_path: Path):

@@ -1,0 +1,301 @@
+"""Learned controllers against the tuned baselines and the MPC bound on ``smoothrl/HVAC-v0``: what
+each lever contributes.
+
+Variants (PPO, the env's preset unless a variant changes it):
+
+- ``ppo``: PPO alone (500k steps); ``ppo_smooth``: with the action-smoothness term (loss form,
+  order 1, weight 1.0);
+- ``bc``: the oracle MPC distilled by behaviour cloning on its own trajectories (one round of
+  16,384 decisions), no RL;
+- ``dagger``: three DAgger rounds of 16,384 decisions, no RL (the ``dagger_ppo`` run's
+  checkpoint 0, the distilled policy RL starts from);
+- ``dagger_ppo``: then PPO fine-tuning (500k steps, exploration std exp(-2.5), learning rate
+  1e-4): the recipe;
+- ``dagger_ppo_smooth``: the recipe with the action-smoothness term;
+- ``dagger_ppo_forecast``: the recipe observing solar forecasts and forecasts up to 24 h ahead.
+
+Every controller plays the same 13 distinct test weeks from the same initial temperatures
+(evaluation seed 10000), beside the thermostat and PI tuned on the training weeks and the oracle
+and realistic MPC. Reported per variant over its seeds: the return (mean and 95% t-interval), the
+gap to the oracle MPC, the weeks it beats the tuned PI (fewest over the seeds), discomfort,
+energy, switches/day and jerk RMS; plotted: return and oracle gap per variant, and the learning
+curves of the RL variants (test-week return every 50k steps) with the PI and the MPC as lines.
+
+Each trial is a run directory under ``--runs`` (resumed if it was interrupted) and its record is
+kept in ``results/trials/hvac_control/<variant>/seed_<s>.json``, so the study can be run in parts
+(``--variants``, ``--seeds``) and the report reads every trial kept. Budget: 3 seeds (``--quick``:
+1 seed, 2 test weeks, 2 rounds of 1,024 decisions and 20k RL steps, into a folder of its own).
+``python scripts/study_hvac_control.py [--quick] [--variants V ...] [--seeds N] [--workers 2]``
+writes results/study_hvac_control.json and .png.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+
+from smoothrl.benchmark import KEPT_TRIALS, run_jobs, save_results, study_args, t_interval, table
+
+ENV = "smoothrl/HVAC-v0"
+EVAL_SEED = 10_000
+SMOOTH = "action_reg={order: 1, weight: 1.0}"
+TEACHER = ("pretrain.teacher=mpc-oracle", "pretrain.steps=16384")
+FINE_TUNE = ("policy_kwargs.log_std_init=-2.5", "learning_rate=1e-4")
+FORECAST = ("env_kwargs.forecast=[t_out, price, ghi_kw]", "env_kwargs.forecast_hours=[1, 3, 6, 12, 24]")
+#: variant -> (overrides, RL steps, the run it is read from: None, or (variant, checkpoint step))
+VARIANTS: dict[str, tuple[tuple[str, ...], int, tuple[str, int] | None]] = {
+    "ppo": ((), 500_000, None),
+    "ppo_smooth": ((SMOOTH,), 500_000, None),
+    "bc": ((*TEACHER, "pretrain.rounds=1"), 0, None),
+    "dagger": ((), 0, ("dagger_ppo", 0)),
+    "dagger_ppo": ((*TEACHER, "pretrain.rounds=3", *FINE_TUNE), 500_000, None),
+    "dagger_ppo_smooth": ((*TEACHER, "pretrain.rounds=3", *FINE_TUNE, SMOOTH), 500_000, None),
+    "dagger_ppo_forecast": ((*TEACHER, "pretrain.rounds=3", *FINE_TUNE, *FORECAST), 500_000, None),
+}
+QUICK = ("pretrain.steps=1024", "pretrain.rounds=2", "pretrain.buildings=8")
+CONTROLLERS = ("thermostat", "pi", "mpc-oracle", "mpc-realistic")
+KEYS = ("mean_return", "tdis_tot", "ener_tot", "switches_per_day", "jerk_rms")
+CURVE = "eval/mean_reward"
+
+
+@dataclass(frozen=True)
+class Trial:
+    key: tuple
+    variant: str
+    seed: int
+    episodes: int
+    runs: str
+    quick: bool
+
+
+def _record(summary: dict[str, Any], steps: int) -> dict[str, Any]:
+    out = {k: float(summary[k]) for k in KEYS}
+    out["episode_returns"] = [float(r) for r in summary["episode_returns"]]
+    out["episode_start_days"] = [int(d) for d in summary["episode_start_days"]]
+    out["steps"] = steps
+    return out
+
+
+def run_trial(trial: Trial) -> dict[str, Any]:
+    """Train (or resume, or read from its source run) one variant and seed, then evaluate it."""
+    import torch as th
+
+    from smoothrl import rundir
+    from smoothrl.config import resolve_config
+    from smoothrl.plotting import read_scalar_tags
+    from smoothrl.training import evaluate, evaluate_controller, load_run, resume, train
+
+    th.set_num_threads(1)
+    if trial.variant in CONTROLLERS:
+        summary, _ = evaluate_controller(trial.variant, ENV, episodes=trial.episodes, seed=EVAL_SEED)
+        return _record(summary, 0) | {"ms_per_decision": float(summary["ms_per_decision"])}
+    overrides, steps, source = VARIANTS[trial.variant]
+    if source is not None:  # a checkpoint of another variant's run
+        run_dir = Path(trial.runs) / source[0] / f"seed_{trial.seed}"
+        ckpt = rundir.checkpoint_paths(run_dir, source[1])
+        if not ckpt.model.is_file():
+            raise RuntimeError(f"{ckpt.model} is missing: run the {source[0]} variant first")
+        copy = Path(trial.runs) / trial.variant / f"seed_{trial.seed}"
+        if copy.exists():
+            shutil.rmtree(copy)
+        copy.mkdir(parents=True)
+        shutil.copy(run_dir / rundir.CONFIG, copy / rundir.CONFIG)
+        shutil.copy(ckpt.model, copy / rundir.MODEL)
+        if ckpt.vecnormalize.is_file():
+            shutil.copy(ckpt.vecnormalize, copy / rundir.VECNORMALIZE)
+        summary, _ = evaluate(load_run(copy), trial.episodes, seed=EVAL_SEED)
+        return _record(summary, source[1])
+    run_dir = Path(trial.runs) / trial.variant / f"seed_{trial.seed}"
+    if trial.quick:
+        steps = min(steps, 20_000)
+        overrides = (*overrides, *(QUICK if any(o.startswith("pretrain.") for o in overrides) else ()))
+    freq = max(steps // 10, 1000)
+    items = [*overrides, f"eval_freq={freq if steps else 0}", f"eval_episodes={trial.episodes}"]
+    if (run_dir / rundir.MODEL).is_file():
+        path = run_dir
+    elif rundir.latest_checkpoint(run_dir) is not None:
+        path = resume(run_dir, progress_bar=False)
+    else:
+        config = resolve_config("ppo", ENV, None, items, n_timesteps=steps, seed=trial.seed)
+        path = train(config, run_dir, overwrite=True, progress_bar=False)
+    summary, _ = evaluate(load_run(path), trial.episodes, seed=EVAL_SEED)
+    record = _record(summary, steps)
+    curve_steps, curve = read_scalar_tags(path, [CURVE])[CURVE]
+    record["curve"] = [[int(s), float(v)] for s, v in zip(curve_steps, curve, strict=True)]
+    pretrain = path / rundir.PRETRAIN
+    if pretrain.is_file():
+        record["pretrain"] = json.loads(pretrain.read_text())["rounds"]
+    return record
+
+
+def wins(record: dict[str, Any], reference: dict[str, Any]) -> int:
+    """Weeks (paired by start day) where ``record`` returned more than ``reference``."""
+    ref = dict(zip(reference["episode_start_days"], reference["episode_returns"], strict=True))
+    return sum(r > ref[d] for d, r in zip(record["episode_start_days"], record["episode_returns"], strict=True))
+
+
+def summarize(kept: dict[str, dict[int, dict[str, Any]]], controllers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per variant over its seeds: means, the return's 95% interval, oracle gap, weeks beating PI."""
+    oracle = controllers.get("mpc-oracle")
+    pi = controllers.get("pi")
+    out: dict[str, Any] = {}
+    for variant, seeds in kept.items():
+        records = [seeds[s] for s in sorted(seeds)]
+        mean, half = t_interval([r["mean_return"] for r in records])
+        row: dict[str, Any] = {k: float(np.mean([r[k] for r in records])) for k in KEYS}
+        row.update(seeds=sorted(seeds), return_ci95=half, mean_return=mean)
+        if oracle is not None:
+            row["oracle_gap"] = (oracle["mean_return"] - mean) / abs(oracle["mean_return"])
+        if pi is not None:
+            row["weeks_beating_pi"] = [wins(r, pi) for r in records]
+            row["weeks"] = len(records[0]["episode_returns"])
+        out[variant] = row
+    return out
+
+
+def plot(report: dict[str, Any], kept: dict[str, dict[int, dict[str, Any]]], path: Path) -> None:
+    """Return and oracle gap per variant; learning curves with the PI and the MPC as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    controllers, variants = report["controllers"], report["variants"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    names = [v for v in VARIANTS if v in variants]
+    y = np.arange(len(names))
+    left.barh(
+        y,
+        [variants[v]["mean_return"] for v in names],
+        xerr=[np.nan_to_num(variants[v]["return_ci95"]) for v in names],
+        color="tab:blue",
+    )
+    left.set_yticks(y, [f"{v} ({variants[v].get('oracle_gap', float('nan')):+.0%})" for v in names])
+    styles = {"pi": ("tab:green", "--"), "mpc-oracle": ("black", "-"), "mpc-realistic": ("tab:gray", ":")}
+    for name, (color, style) in styles.items():
+        if name in controllers:
+            left.axvline(controllers[name]["mean_return"], color=color, linestyle=style, label=name)
+            right.axhline(controllers[name]["mean_return"], color=color, linestyle=style, label=name)
+    left.set_xlabel("return on the test weeks (mean, 95% interval over seeds; oracle gap in brackets)")
+    left.legend(loc="lower left", fontsize=8)
+    for variant in names:
+        curves = [np.array(r["curve"]) for r in kept.get(variant, {}).values() if r.get("curve")]
+        if not curves:
+            continue
+        shortest = min(len(c) for c in curves)
+        steps = curves[0][:shortest, 0]
+        values = np.mean([c[:shortest, 1] for c in curves], axis=0)
+        if variant.startswith("dagger") and "dagger" in variants:  # the distilled policy RL starts from
+            steps, values = np.r_[0, steps], np.r_[variants["dagger"]["mean_return"], values]
+        right.plot(steps, values, marker=".", label=variant)
+    right.set_xlabel("RL steps")
+    right.set_ylabel("return on the test weeks (mean over seeds)")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    args = study_args(
+        __doc__,
+        "study_hvac_control",
+        seeds=(3, 1),
+        episodes=(13, 2),
+        workers=2,
+        quick="1 seed, 2 test weeks, a small distillation and 20k RL steps",
+        extra=lambda p: (
+            p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS)),
+            p.add_argument("--runs", type=Path, default=None, help="run directories (default runs/study_hvac_control)"),
+            p.add_argument("--report-only", action="store_true", help="read the kept trials, train nothing"),
+        ),
+    )
+    console = Console()
+    runs = args.runs or Path("runs/study_hvac_control" + ("_quick" if args.quick else ""))
+    kept_dir = KEPT_TRIALS / ("hvac_control_quick" if args.quick else "hvac_control")
+    from smoothrl.rundir import atomic_write_json
+
+    def trial_path(variant: str, seed: int) -> Path:
+        return kept_dir / variant / f"seed_{seed}.json"
+
+    if not args.report_only:
+        todo = [Trial((c, EVAL_SEED), c, EVAL_SEED, args.episodes, str(runs), args.quick) for c in CONTROLLERS]
+        todo = [t for t in todo if not trial_path(t.variant, t.seed).is_file()]
+        first = [v for v in args.variants if VARIANTS[v][2] is None]
+        later = [v for v in args.variants if VARIANTS[v][2] is not None]
+        for group in (first, later):
+            todo += [
+                Trial((v, s), v, s, args.episodes, str(runs), args.quick)
+                for v in group
+                for s in range(args.seeds)
+                if not trial_path(v, s).is_file()
+            ]
+            results = run_jobs(todo, args.workers, console, fn=run_trial, backend=args.backend, address=args.address)
+            for (variant, seed), record in results.items():
+                atomic_write_json(trial_path(variant, seed), record)
+            todo = []
+    kept: dict[str, dict[int, dict[str, Any]]] = {}
+    for path in sorted(kept_dir.glob("*/seed_*.json")):
+        kept.setdefault(path.parent.name, {})[int(path.stem.removeprefix("seed_"))] = json.loads(path.read_text())
+    controllers = {c: kept.pop(c)[EVAL_SEED] for c in CONTROLLERS if c in kept}
+    report = {
+        "settings": {
+            "env": ENV,
+            "evaluation_seed": EVAL_SEED,
+            "weeks": args.episodes,
+            "variants": {v: {"overrides": list(o), "rl_steps": s, "from": f} for v, (o, s, f) in VARIANTS.items()},
+            "quick": args.quick,
+            "command": "python scripts/study_hvac_control.py" + (" --quick" if args.quick else ""),
+        },
+        "controllers": {c: {k: r[k] for k in (*KEYS, "ms_per_decision") if k in r} for c, r in controllers.items()},
+        "variants": summarize(kept, controllers),
+        "trials": kept,
+    }
+    rows = []
+    for name, row in report["variants"].items():
+        beat = row.get("weeks_beating_pi")
+        rows.append(
+            [
+                name,
+                f"{row['mean_return']:.2f} ± {row['return_ci95']:.2f}"
+                if len(row["seeds"]) > 1
+                else f"{row['mean_return']:.2f}",
+                f"{row.get('oracle_gap', float('nan')):+.1%}",
+                f"{min(beat)}/{row['weeks']}" if beat else "-",
+                str(len(row["seeds"])),
+                f"{row['tdis_tot']:.2f}",
+                f"{row['ener_tot']:.3f}",
+                f"{row['switches_per_day']:.2f}",
+                f"{row['jerk_rms']:.3f}",
+            ]
+        )
+    for name, row in report["controllers"].items():
+        gap = (
+            (controllers["mpc-oracle"]["mean_return"] - row["mean_return"])
+            / abs(controllers["mpc-oracle"]["mean_return"])
+            if "mpc-oracle" in controllers
+            else float("nan")
+        )
+        rows.append(
+            [name, f"{row['mean_return']:.2f}", f"{gap:+.1%}", "-", "-", f"{row['tdis_tot']:.2f}",
+             f"{row['ener_tot']:.3f}", f"{row['switches_per_day']:.2f}", f"{row['jerk_rms']:.3f}"]
+        )  # fmt: skip
+    columns = ["controller", "return", "gap to oracle", "weeks > PI (min)", "seeds", "tdis", "ener", "sw/day", "jerk"]
+    title = f"{ENV}: {args.episodes} test weeks, evaluation seed {EVAL_SEED} (return: mean ± 95% interval over seeds)"
+    out = args.out
+    if args.quick and out == Path("results/study_hvac_control.json"):
+        out = out.with_name("study_hvac_control_quick.json")  # never over the full study's results
+    save_results(report, out, [table(title, columns, rows)], console)
+    if report["variants"]:
+        plot(report, kept, out.with_suffix(".png"))
+        console.print(f"wrote {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
