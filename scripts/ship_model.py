@@ -1,0 +1,131 @@
+"""Put a trained run in ``models/``, as rl-zoo3 ships trained agents: the files ``smoothrl eval``
+and ``smoothrl export`` need (config, model, normalization statistics, the distillation record),
+its evaluation on every distinct test week (``eval.json``, evaluation seed 10000), its exported
+ONNX artefact (``artefact/``) with the artefact's decision time, and a card (``README.md``) with the
+command that trained it and its evaluation beside the tuned baselines and the MPC
+(``results/bench_hvac_control.json``, the same weeks and seed).
+
+``python scripts/ship_model.py RUN_DIR models/NAME --command "smoothrl train ..."``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from smoothrl import rundir
+from smoothrl.export import export_run
+from smoothrl.hardware.artefact import Artefact
+from smoothrl.training import EVAL_SEED_OFFSET, evaluate, load_run, make_env
+
+FILES = (rundir.CONFIG, rundir.MODEL, rundir.VECNORMALIZE, rundir.PRETRAIN)
+BENCH = Path("results/bench_hvac_control.json")
+KPIS = ("mean_return", "tdis_tot", "ener_tot", "cost_tot", "switches_per_day", "jerk_rms")
+
+
+def decision_ms(artefact_dir: Path, run_dir: Path, n: int = 1000) -> float:
+    """Median wall time of one artefact decision (onnxruntime, one observation at a time)."""
+    run = load_run(run_dir)
+    venv = make_env(
+        run.config, n_envs=1, training=False, seed=EVAL_SEED_OFFSET, vecnormalize_path=run.vecnormalize_path
+    )
+    obs = venv.reset()
+    observations = []
+    for _ in range(n):
+        observations.append(venv.get_original_obs()[0].copy())
+        action, _ = run.model.predict(obs, deterministic=True)
+        obs, *_ = venv.step(action)
+    venv.close()
+    policy = Artefact.load(artefact_dir).policy()
+    times = []
+    for raw in observations:
+        began = time.perf_counter()
+        policy.act(raw)
+        times.append(time.perf_counter() - began)
+    return 1000.0 * statistics.median(times)
+
+
+def card(name: str, command: str, summary: dict, ms: float, env_short: str) -> str:
+    """The model's README: what it is, how it was trained, how it compares."""
+    lines = [
+        f"# {name}",
+        "",
+        f"PPO on `{summary['env']}`, the oracle economic MPC distilled into it (DAgger), then fine-tuned with PPO.",
+        "",
+        "Trained with:",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        f"Evaluate it: `smoothrl eval models/{name} --baselines`; deploy it: `smoothrl deploy models/{name}/artefact "
+        "--hardware PROFILE`.",
+        "",
+        f"Its {summary['episodes']} distinct test weeks (evaluation seed {summary['seed']}), beside the controllers "
+        "evaluated on the same weeks (`results/bench_hvac_control.json`):",
+        "",
+        "| controller | return | gap to oracle | weeks beating PI | tdis_tot (K h) | ener_tot (kWh/m2) "
+        "| cost_tot ($/m2) | switches/day | jerk RMS | ms/decision |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    bench = json.loads(BENCH.read_text())["results"].get(env_short, {}) if BENCH.is_file() else {}
+    oracle = bench.get("mpc-oracle", {}).get("mean_return")
+    pi = bench.get("pi")
+
+    def row(label: str, s: dict, ms_value: float | None) -> str:
+        gap = f"{(oracle - s['mean_return']) / abs(oracle):.1%}" if oracle else "-"
+        won = "-"
+        if pi is not None and s is not pi:
+            ref = dict(zip(pi["episode_start_days"], pi["episode_returns"], strict=True))
+            days = zip(s["episode_start_days"], s["episode_returns"], strict=True)
+            won = f"{sum(r > ref[d] for d, r in days)}/{len(s['episode_returns'])}"
+        cells = [f"{s['mean_return']:.2f}", gap, won] + [f"{s[k]:.3g}" for k in KPIS[1:]]
+        return f"| {label} | " + " | ".join(cells) + f" | {'-' if ms_value is None else f'{ms_value:.3g}'} |"
+
+    lines.append(row(f"**{name}** (ONNX artefact)", summary, ms))
+    for controller in ("pi", "thermostat", "mpc-realistic", "mpc-oracle"):
+        if controller in bench:
+            lines.append(row(controller, bench[controller], bench[controller].get("ms_per_decision")))
+    lines += ["", "Per week (start day of the year: return):", ""]
+    lines.append(
+        ", ".join(
+            f"{d}: {r:.2f}" for d, r in zip(summary["episode_start_days"], summary["episode_returns"], strict=True)
+        )
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--command", required=True, help="the command that trained the run")
+    args = parser.parse_args()
+    run = load_run(args.run)
+    with tempfile.TemporaryDirectory(dir=args.out.parent) as tmp:
+        staged = Path(tmp) / args.out.name
+        staged.mkdir()
+        for name in FILES:
+            if (args.run / name).is_file():
+                shutil.copy(args.run / name, staged / name)
+        summary, _ = evaluate(load_run(staged), seed=EVAL_SEED_OFFSET)
+        rundir.atomic_write_json(staged / rundir.EVAL, summary)
+        export_run(staged, staged / "artefact")
+        ms = decision_ms(staged / "artefact", staged)
+        env_short = run.config.env.removeprefix("smoothrl/")
+        (staged / "README.md").write_text(card(args.out.name, args.command, summary, ms, env_short))
+        if args.out.exists():
+            shutil.rmtree(args.out)
+        staged.rename(args.out)
+    print(
+        f"{args.out}: return {summary['mean_return']:.3f} on {summary['episodes']} weeks; artefact {ms:.3f} ms/decision"
+    )
+
+
+if __name__ == "__main__":
+    main()
