@@ -276,7 +276,7 @@ def teacher_env(config: RunConfig, settings: Pretrain) -> tuple[VecEnv, Any]:
     :raises SmoothRLError: when the env has no such controller
     """
     from smoothrl.envs.eplus import EPLUS_IDS
-    from smoothrl.envs.hvac.control import make_controller
+    from smoothrl.envs.hvac.control import believed_model, make_controller
 
     if config.env not in HVAC_FAMILY:
         raise SmoothRLError(
@@ -293,10 +293,7 @@ def teacher_env(config: RunConfig, settings: Pretrain) -> tuple[VecEnv, Any]:
     sim = env.get_attr("sim")[0]
     params = dict(settings.teacher_params)
     if config.env in EPLUS_IDS and settings.teacher == "mpc-realistic" and "model_preset" not in params:
-        from smoothrl.envs.hvac.spec import available_presets
-
-        calibrated = f"{sim.spec.name}_eplus"
-        params["model_preset"] = calibrated if calibrated in available_presets() else sim.spec.name
+        params["model_preset"] = believed_model(sim)
     try:
         teacher = make_controller(settings.teacher, sim, params, seed=config.seed)
     except SmoothRLError:

@@ -540,7 +540,7 @@ def evaluate_controller(
     """
     from smoothrl.envs import HVAC_FAMILY
     from smoothrl.envs.eplus import EPLUS_IDS
-    from smoothrl.envs.hvac.control import MPCS, make_controller, tuned_params
+    from smoothrl.envs.hvac.control import MPCS, believed_model, make_controller, tuned_params
 
     check_seed("--seed", seed)
     if env_id not in HVAC_FAMILY:
@@ -554,10 +554,7 @@ def evaluate_controller(
     env = make_vec_env(env_id, 1, seed, {**(env_kwargs or {}), **_split_overrides(env_id, split)})
     sim = env.get_attr("sim")[0]
     if env_id in EPLUS_IDS and name == "mpc-realistic" and "model_preset" not in params:
-        from smoothrl.envs.hvac.spec import available_presets
-
-        calibrated = f"{sim.spec.name}_eplus"  # the RC model fitted to EnergyPlus (scripts/calibrate_rc.py)
-        params["model_preset"] = calibrated if calibrated in available_presets() else sim.spec.name
+        params["model_preset"] = believed_model(sim)
     try:
         controller = make_controller(name, sim, params, seed=seed)
     except SmoothRLError:

@@ -55,6 +55,21 @@ def tuned_params(name: str, preset: str, discrete: bool) -> dict[str, Any] | Non
     return entry
 
 
+def believed_model(sim: HVACSimulator) -> str:
+    """
+    The RC model the realistic MPC believes in on EnergyPlus: the preset calibrated to it
+    (``<preset>_eplus``, fitted by ``scripts/calibrate_rc.py``) where one is shipped, else the
+    building's own preset.
+
+    :param sim: the EnergyPlus env's simulator (its calendar, plant and comfort)
+    :return: a preset name
+    """
+    from smoothrl.envs.hvac.spec import available_presets
+
+    calibrated = f"{sim.spec.name}_eplus"
+    return calibrated if calibrated in available_presets() else sim.spec.name
+
+
 def make_controller(
     name: str, sim: HVACSimulator, params: dict[str, Any] | None = None, tuned: bool = True, seed: int = 0
 ) -> Any:
