@@ -54,7 +54,7 @@ VARIANTS: dict[str, tuple[tuple[str, ...], int, tuple[str, int] | None]] = {
     "ppo_smooth": ((SMOOTH,), 500_000, None),
     "bc": ((*TEACHER, "pretrain.rounds=1"), 0, None),
     "dagger": ((), 0, ("dagger_ppo", 0)),
-    "dagger_ppo": ((*TEACHER, "pretrain.rounds=3", *FINE_TUNE), 500_000, None),
+    "dagger_ppo": ((*TEACHER, "pretrain.rounds=3", *FINE_TUNE), 1_000_000, None),
     "dagger_ppo_smooth": ((*TEACHER, "pretrain.rounds=3", *FINE_TUNE, SMOOTH), 500_000, None),
     "dagger_ppo_forecast": ((*TEACHER, "pretrain.rounds=3", *FINE_TUNE, *FORECAST), 500_000, None),
 }

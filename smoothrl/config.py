@@ -132,6 +132,9 @@ class Pretrain(BaseModel):
     :param epochs: passes over the gathered decisions after each round
     :param batch_size: decisions per gradient step
     :param learning_rate: Adam's step size for the cloning loss
+    :param from_run: start from the policy another run distilled from the same teacher on the same
+        env and network (that run's checkpoint 0) instead of distilling again: one distillation,
+        many fine-tunings (the new run keeps its own exploration std)
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -145,6 +148,7 @@ class Pretrain(BaseModel):
     epochs: int = Field(20, ge=1, le=10000)
     batch_size: int = Field(256, ge=1)
     learning_rate: float = Field(1e-3, gt=0, le=1)
+    from_run: str | None = None
 
     @field_validator("teacher")
     @classmethod

@@ -7,7 +7,9 @@ deploy, plot) rebuilds the observation pipeline through ``make_env`` from the ru
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import shutil
 import time
 from dataclasses import dataclass
@@ -676,6 +678,8 @@ def _pretrain(model: BaseAlgorithm, env: VecEnv, config: RunConfig, progress_bar
     """Distil the config's teacher into the new model (``config.pretrain``), with a progress bar."""
     if config.pretrain is None:
         return None
+    if config.pretrain.from_run is not None:
+        return _distilled_in(Path(config.pretrain.from_run), model, env, config)
     from rich.progress import Progress
 
     from smoothrl.distillation import distill
@@ -683,6 +687,41 @@ def _pretrain(model: BaseAlgorithm, env: VecEnv, config: RunConfig, progress_bar
     with Progress(transient=True, disable=not progress_bar) as bar:
         task = bar.add_task(f"distilling {config.pretrain.teacher}", total=None)
         return distill(model, env, config, progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
+def _distilled_in(source: Path, model: BaseAlgorithm, env: VecEnv, config: RunConfig) -> list[dict[str, Any]]:
+    """Take the policy (and normalization statistics) another run distilled, its checkpoint 0."""
+    theirs = read_config(source)
+    where = f"pretrain.from_run {source}"
+    if theirs.pretrain is None or theirs.pretrain.teacher != config.pretrain.teacher:
+        raise SmoothRLError(f"{where} was not distilled from {config.pretrain.teacher}; name a run that was")
+    same = ("algo", "env", "env_kwargs", "policy", "normalize", "smoothness_reward")
+    differ = [key for key in same if getattr(theirs, key) != getattr(config, key)]
+    arch = (theirs.hyperparams.get("policy_kwargs") or {}).get("net_arch")
+    if arch != (config.hyperparams.get("policy_kwargs") or {}).get("net_arch"):
+        differ.append("policy_kwargs.net_arch")
+    if differ:
+        raise SmoothRLError(f"{where} differs in {', '.join(differ)}; distil with the same settings or drop from_run")
+    ckpt = rundir.checkpoint_paths(source, 0)
+    if not ckpt.model.is_file():
+        raise SmoothRLError(f"{where} has no checkpoint 0 (the distilled policy); name a run trained with pretrain")
+    distilled = _load_model(config.entry.cls, ckpt.model, device=model.device)
+    state = {k: v for k, v in distilled.policy.state_dict().items() if k != "log_std"}  # the new run's own std
+    try:
+        model.policy.load_state_dict(state, strict=False)
+    except RuntimeError:
+        raise SmoothRLError(f"{where} has another network than this run; distil with the same policy_kwargs") from None
+    normalize = model.get_vec_normalize_env()
+    if normalize is not None:
+        try:
+            with open(ckpt.vecnormalize, "rb") as f:
+                stats = pickle.load(f)
+        except (OSError, pickle.UnpicklingError, EOFError) as e:
+            raise SmoothRLError(f"{where}: cannot read {ckpt.vecnormalize} ({type(e).__name__}); restore it") from None
+        normalize.obs_rms, normalize.ret_rms = stats.obs_rms, stats.ret_rms
+    record = source / rundir.PRETRAIN
+    rounds = json.loads(record.read_text())["rounds"] if record.is_file() else []
+    return [{**r, "from_run": str(source)} for r in rounds]
 
 
 def train(

@@ -179,3 +179,40 @@ def test_cli_train_pretrain(tmp_path: Path):
     bad = run_cli("train", "--algo", "ppo", "--env", HVAC, "--pretrain", "mpc", "--run-dir", tmp_path / "b")
     assert_user_error(bad, "unknown teacher 'mpc'", "mpc-oracle")
     assert not (tmp_path / "b").exists()
+
+
+def test_from_run_starts_from_another_run_s_distilled_policy(tmp_path: Path):
+    """One distillation, many fine-tunings: the new run starts from the other's checkpoint 0 (its
+    weights and normalization), with its own exploration std."""
+    import torch as th
+
+    from smoothrl.training import _training_env
+
+    source = train(config(), tmp_path / "a", progress_bar=False)
+    cfg = config(f"pretrain.from_run={source}", "policy_kwargs.log_std_init=-3")
+    env = _training_env(cfg)
+    model = make_model(cfg, env)
+    from smoothrl.training import _pretrain
+
+    records = _pretrain(model, env, cfg, progress_bar=False)
+    assert [r["from_run"] for r in records] == [str(source)] * 2
+    distilled = load_run(source).model.policy.state_dict()
+    for key, value in model.policy.state_dict().items():
+        if key == "log_std":
+            assert th.allclose(value, th.full_like(value, -3.0))
+        else:
+            assert th.equal(value, distilled[key]), key
+    saved = VecNormalize.load(str(source / rundir.VECNORMALIZE), DummyVecEnv([lambda: gym.make(HVAC)]))
+    np.testing.assert_array_equal(env.obs_rms.mean, saved.obs_rms.mean)
+    env.close()
+    for items, message in [
+        (("pretrain.teacher=thermostat",), "was not distilled from thermostat"),
+        (("env_kwargs.forecast_hours=[1, 2]",), "differs in env_kwargs"),
+        (("policy_kwargs.net_arch=[8]",), "differs in policy_kwargs.net_arch"),
+    ]:
+        bad = config(f"pretrain.from_run={source}", *items)
+        with pytest.raises(SmoothRLError, match=message):
+            train(bad, tmp_path / "b", progress_bar=False)
+        assert not (tmp_path / "b").exists(), "a refused run writes nothing"
+    with pytest.raises(SmoothRLError, match="nowhere does not exist"):
+        train(config(f"pretrain.from_run={tmp_path / 'nowhere'}"), tmp_path / "c", progress_bar=False)
