@@ -9,9 +9,10 @@ Variants (PPO, the env's preset unless a variant changes it):
   16,384 decisions), no RL;
 - ``dagger``: three DAgger rounds of 16,384 decisions, no RL (the ``dagger_ppo`` run's
   checkpoint 0, the distilled policy RL starts from);
-- ``dagger_ppo``: then PPO fine-tuning (500k steps, exploration std exp(-2.5), learning rate
+- ``dagger_ppo``: then PPO fine-tuning (1M steps, exploration std exp(-2.5), learning rate
   1e-4): the recipe;
-- ``dagger_ppo_smooth``: the recipe with the action-smoothness term;
+- ``dagger_ppo_smooth``: the recipe's distilled policy (``pretrain.from_run``) fine-tuned with the
+  action-smoothness term;
 - ``dagger_ppo_forecast``: the recipe observing solar forecasts and forecasts up to 24 h ahead.
 
 Every controller plays the same 13 distinct test weeks from the same initial temperatures
@@ -55,8 +56,8 @@ VARIANTS: dict[str, tuple[tuple[str, ...], int, tuple[str, int] | None]] = {
     "bc": ((*TEACHER, "pretrain.rounds=1"), 0, None),
     "dagger": ((), 0, ("dagger_ppo", 0)),
     "dagger_ppo": ((*TEACHER, "pretrain.rounds=3", *FINE_TUNE), 1_000_000, None),
-    "dagger_ppo_smooth": ((*TEACHER, "pretrain.rounds=3", *FINE_TUNE, SMOOTH), 500_000, None),
-    "dagger_ppo_forecast": ((*TEACHER, "pretrain.rounds=3", *FINE_TUNE, *FORECAST), 500_000, None),
+    "dagger_ppo_smooth": ((*TEACHER, "pretrain.from_run={dagger_ppo}", *FINE_TUNE, SMOOTH), 1_000_000, None),
+    "dagger_ppo_forecast": ((*TEACHER, "pretrain.rounds=3", *FINE_TUNE, *FORECAST), 1_000_000, None),
 }
 QUICK = ("pretrain.steps=1024", "pretrain.rounds=2", "pretrain.buildings=8")
 CONTROLLERS = ("thermostat", "pi", "mpc-oracle", "mpc-realistic")
@@ -112,6 +113,8 @@ def run_trial(trial: Trial) -> dict[str, Any]:
         summary, _ = evaluate(load_run(copy), trial.episodes, seed=EVAL_SEED)
         return _record(summary, source[1])
     run_dir = Path(trial.runs) / trial.variant / f"seed_{trial.seed}"
+    # "{variant}" in an override: that variant's run of the same seed (a distillation to start from)
+    overrides = tuple(o.format(**{v: Path(trial.runs) / v / f"seed_{trial.seed}" for v in VARIANTS}) for o in overrides)
     if trial.quick:
         steps = min(steps, 20_000)
         overrides = (*overrides, *(QUICK if any(o.startswith("pretrain.") for o in overrides) else ()))
@@ -227,8 +230,8 @@ def main() -> None:
     if not args.report_only:
         todo = [Trial((c, EVAL_SEED), c, EVAL_SEED, args.episodes, str(runs), args.quick) for c in CONTROLLERS]
         todo = [t for t in todo if not trial_path(t.variant, t.seed).is_file()]
-        first = [v for v in args.variants if VARIANTS[v][2] is None]
-        later = [v for v in args.variants if VARIANTS[v][2] is not None]
+        later = [v for v in args.variants if VARIANTS[v][2] is not None or "{" in " ".join(VARIANTS[v][0])]
+        first = [v for v in args.variants if v not in later]
         for group in (first, later):
             todo += [
                 Trial((v, s), v, s, args.episodes, str(runs), args.quick)
