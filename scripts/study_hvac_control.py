@@ -73,6 +73,7 @@ class Trial:
     episodes: int
     runs: str
     quick: bool
+    kept: str
 
 
 def _record(summary: dict[str, Any], steps: int) -> dict[str, Any]:
@@ -84,7 +85,16 @@ def _record(summary: dict[str, Any], steps: int) -> dict[str, Any]:
 
 
 def run_trial(trial: Trial) -> dict[str, Any]:
-    """Train (or resume, or read from its source run) one variant and seed, then evaluate it."""
+    """Train (or resume, or read from its source run) one variant and seed, evaluate it, and keep
+    its record as soon as it is done."""
+    from smoothrl.rundir import atomic_write_json
+
+    record = _trial(trial)
+    atomic_write_json(Path(trial.kept) / trial.variant / f"seed_{trial.seed}.json", record)
+    return record
+
+
+def _trial(trial: Trial) -> dict[str, Any]:
     import torch as th
 
     from smoothrl import rundir
@@ -222,26 +232,26 @@ def main() -> None:
     console = Console()
     runs = args.runs or Path("runs/study_hvac_control" + ("_quick" if args.quick else ""))
     kept_dir = KEPT_TRIALS / ("hvac_control_quick" if args.quick else "hvac_control")
-    from smoothrl.rundir import atomic_write_json
 
     def trial_path(variant: str, seed: int) -> Path:
         return kept_dir / variant / f"seed_{seed}.json"
 
     if not args.report_only:
-        todo = [Trial((c, EVAL_SEED), c, EVAL_SEED, args.episodes, str(runs), args.quick) for c in CONTROLLERS]
+        todo = [
+            Trial((c, EVAL_SEED), c, EVAL_SEED, args.episodes, str(runs), args.quick, str(kept_dir))
+            for c in CONTROLLERS
+        ]
         todo = [t for t in todo if not trial_path(t.variant, t.seed).is_file()]
         later = [v for v in args.variants if VARIANTS[v][2] is not None or "{" in " ".join(VARIANTS[v][0])]
         first = [v for v in args.variants if v not in later]
         for group in (first, later):
             todo += [
-                Trial((v, s), v, s, args.episodes, str(runs), args.quick)
+                Trial((v, s), v, s, args.episodes, str(runs), args.quick, str(kept_dir))
                 for v in group
                 for s in range(args.seeds)
                 if not trial_path(v, s).is_file()
             ]
-            results = run_jobs(todo, args.workers, console, fn=run_trial, backend=args.backend, address=args.address)
-            for (variant, seed), record in results.items():
-                atomic_write_json(trial_path(variant, seed), record)
+            run_jobs(todo, args.workers, console, fn=run_trial, backend=args.backend, address=args.address)
             todo = []
     kept: dict[str, dict[int, dict[str, Any]]] = {}
     for path in sorted(kept_dir.glob("*/seed_*.json")):
