@@ -216,3 +216,30 @@ def test_from_run_starts_from_another_run_s_distilled_policy(tmp_path: Path):
         assert not (tmp_path / "b").exists(), "a refused run writes nothing"
     with pytest.raises(SmoothRLError, match="nowhere does not exist"):
         train(config(f"pretrain.from_run={tmp_path / 'nowhere'}"), tmp_path / "c", progress_bar=False)
+
+
+def test_pretrain_in_a_sweep_variant(tmp_path: Path):
+    """A sweep variant distils too (its keys validated when the sweep is loaded)."""
+    import yaml
+
+    from smoothrl.sweep import load_sweep, sweep
+
+    small = {"teacher": "pi", "steps": 64, "buildings": 2, "rounds": 2, "epochs": 1}
+    data = {
+        "name": "distilled",
+        "base": {"algo": "ppo", "env": HVAC, "timesteps": 64, "episodes": 1,
+                 "set": {"n_envs": 2, "n_steps": 32, "batch_size": 32}},
+        "variants": [{"name": "plain"}, {"name": "distilled", "set": {"pretrain": small}}],
+        "seeds": 1,
+        "metrics": ["return"],
+    }  # fmt: skip
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = sweep(load_sweep(path), tmp_path / "out", backend="local")
+    assert {r["status"] for r in result.records} == {"ok"}
+    assert (tmp_path / "out" / "distilled" / "seed_0" / rundir.PRETRAIN).is_file()
+    assert not (tmp_path / "out" / "plain" / "seed_0" / rundir.PRETRAIN).exists()
+    data["variants"][1]["set"]["pretrain"] = {**small, "teacher": "mpc"}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SmoothRLError, match="unknown teacher 'mpc'"):
+        load_sweep(path)
