@@ -120,6 +120,47 @@ def test_the_client_builds_the_envs_observation(plant, path: Path):
         assert np.ptp(seen[:, server.names.index(name)]) > 0, name
 
 
+def test_forecast_channels_a_policy_observes_are_computed_on_the_controller(plant):
+    """A policy trained with solar forecasts and forecasts a day ahead (``forecast``,
+    ``forecast_hours``): the controller computes every forecast from the weather file and the
+    tariff, equal to what the env observed, step after step."""
+    import re
+
+    kwargs = {"forecast": ["t_out", "price", "ghi_kw"], "forecast_hours": [1.0, 12.0, 24.0]}
+    server = plant(seed=3, env_kwargs=kwargs)
+    base = load_profile(LOCAL)
+    clock = {c["name"]: c for c in base.obs_channels if "clock" in c or "tariff" in c and "ahead_h" not in c}
+    channels = []
+    for i, name in enumerate(server.names):
+        ahead = re.fullmatch(r"(t_out|price|ghi_kw)_in_([0-9.]+)h", name)
+        if ahead:
+            source = "tariff" if ahead[1] == "price" else "weather"
+            channels.append({"name": name, source: ahead[1], "ahead_h": float(ahead[2])})
+        else:
+            channels.append(clock.get(name, {"name": name, "register": 2 * i}))
+    assert sum("ahead_h" in c for c in channels) == 9
+    prof = profile_for(server.port, LOCAL)
+    prof = parse_profile(
+        {
+            "backend": "modbus",
+            "control_period_s": prof.control_period_s,
+            "modbus": prof.modbus,
+            "exogenous": prof.exogenous,
+            "observation": {"channels": channels, "max_age_periods": 2},
+            "command": {"safe_action": "zero"},
+            "watchdog": {"on_estop": "stop"},
+        },
+        "modbus-forecast.yaml",
+    )
+    interface = interface_for(prof)
+    interface.configure()
+    for step in range(100):
+        obs, _ = interface.read()
+        np.testing.assert_allclose(obs, server.obs, atol=1e-5, err_msg=f"step {step}")
+        interface.write(np.array([0.3 * np.sin(step)]))
+    interface.deactivate()
+
+
 def test_computed_channels_need_their_sources_and_say_what_is_wrong(tmp_path: Path, monkeypatch):
     base = load_profile(LOCAL)
     data = {"backend": "modbus", "control_period_s": 900.0, "modbus": base.modbus}
