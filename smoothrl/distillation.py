@@ -24,8 +24,10 @@ so learns to ask for a little more than it, and never for a signal the plant wou
 A plain squared error on the signal would average a teacher that is off in some states and at
 its lowest fraction in similar ones into a signal in between, which the plant does not run: on
 ``smoothrl/HVAC-v0`` such a student, distilled from the oracle MPC in three rounds of 16,384
-decisions, returned -12.8 on the test weeks, and -7.6 with its signals rounded to the nearest
-level the plant runs.
+decisions (seed 0), returned -12.8 on the 13 test weeks (-7.6 with its signals rounded to the
+nearest level the plant runs); with both sides smoothed, -9.7 (a teacher at the lowest fraction
+then counts as half on, and so does a student just below it); with this loss, -8.05, before any
+RL fine-tuning.
 """
 
 from __future__ import annotations
