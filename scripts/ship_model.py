@@ -87,11 +87,18 @@ def card(name: str, command: str, summary: dict, ms: float, env_short: str) -> s
         cells = [f"{s['mean_return']:.2f}", gap, won] + [f"{s[k]:.3g}" for k in KPIS[1:]]
         return f"| {label} | " + " | ".join(cells) + f" | {'-' if ms_value is None else f'{ms_value:.3g}'} |"
 
-    lines.append(row(f"**{name}** (ONNX artefact)", summary, ms))
+    lines.append(row(f"**{name}**", summary, ms))
     for controller in ("pi", "thermostat", "mpc-realistic", "mpc-oracle"):
         if controller in bench:
             lines.append(row(controller, bench[controller], bench[controller].get("ms_per_decision")))
-    lines += ["", "Per week (start day of the year: return):", ""]
+    lines += [
+        "",
+        "ms/decision: the model's exported ONNX artefact in onnxruntime (median of 1,000 decisions, one at a time); "
+        "the other controllers' in Python, per call.",
+        "",
+        "Per week (start day of the year: return):",
+        "",
+    ]
     lines.append(
         ", ".join(
             f"{d}: {r:.2f}" for d, r in zip(summary["episode_start_days"], summary["episode_returns"], strict=True)
