@@ -183,11 +183,13 @@ def plot(report: dict[str, Any], kept: dict[str, dict[int, dict[str, Any]]], pat
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
     names = [v for v in VARIANTS if v in variants]
     y = np.arange(len(names))
-    left.barh(
-        y,
+    left.errorbar(
         [variants[v]["mean_return"] for v in names],
+        y,
         xerr=[np.nan_to_num(variants[v]["return_ci95"]) for v in names],
+        fmt="o",
         color="tab:blue",
+        capsize=4,
     )
     left.set_yticks(y, [f"{v} ({variants[v].get('oracle_gap', float('nan')):+.0%})" for v in names])
     styles = {"pi": ("tab:green", "--"), "mpc-oracle": ("black", "-"), "mpc-realistic": ("tab:gray", ":")}
@@ -196,7 +198,7 @@ def plot(report: dict[str, Any], kept: dict[str, dict[int, dict[str, Any]]], pat
             left.axvline(controllers[name]["mean_return"], color=color, linestyle=style, label=name)
             right.axhline(controllers[name]["mean_return"], color=color, linestyle=style, label=name)
     left.set_xlabel("return on the test weeks (mean, 95% interval over seeds; oracle gap in brackets)")
-    left.legend(loc="lower left", fontsize=8)
+    left.legend(loc="center left", fontsize=8)
     for variant in names:
         curves = [np.array(r["curve"]) for r in kept.get(variant, {}).values() if r.get("curve")]
         if not curves:
@@ -207,6 +209,9 @@ def plot(report: dict[str, Any], kept: dict[str, dict[int, dict[str, Any]]], pat
         if variant.startswith("dagger") and "dagger" in variants:  # the distilled policy RL starts from
             steps, values = np.r_[0, steps], np.r_[variants["dagger"]["mean_return"], values]
         right.plot(steps, values, marker=".", label=variant)
+    if "mpc-oracle" in controllers:  # the bound's neighbourhood: early PPO returns fall below the axis
+        bound = controllers["mpc-oracle"]["mean_return"]
+        right.set_ylim(2.0 * bound, 0.8 * bound)
     right.set_xlabel("RL steps")
     right.set_ylabel("return on the test weeks (mean over seeds)")
     right.legend(fontsize=8)
