@@ -72,7 +72,10 @@ def test_auto_frequencies_are_a_tenth_of_the_budget():
         (["noise_type=pink"], "invalid value for noise_type"),
         (["n_envs=0"], "n_envs"),
         (["normalize.bogus=1"], "unknown keys"),
-        (["gamma.x=1"], "only env_kwargs, policy_kwargs, normalize, smoothness_reward, action_reg, pretrain take a sub-key"),
+        (
+            ["gamma.x=1"],
+            "only env_kwargs, policy_kwargs, normalize, smoothness_reward, action_reg, pretrain take a sub-key",
+        ),
         (["no_equals_sign"], "is not key=value"),
         (["policy_kwargs=dict(net_arch=[64,"], "not a valid dict"),
         (["frame_stack=4"], "not supported"),
