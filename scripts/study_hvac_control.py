@@ -124,7 +124,8 @@ def _trial(trial: Trial) -> dict[str, Any]:
         return _record(summary, source[1])
     run_dir = Path(trial.runs) / trial.variant / f"seed_{trial.seed}"
     # "{variant}" in an override: that variant's run of the same seed (a distillation to start from)
-    overrides = tuple(o.format(**{v: Path(trial.runs) / v / f"seed_{trial.seed}" for v in VARIANTS}) for o in overrides)
+    for v in VARIANTS:
+        overrides = tuple(o.replace(f"{{{v}}}", str(Path(trial.runs) / v / f"seed_{trial.seed}")) for o in overrides)
     if trial.quick:
         steps = min(steps, 20_000)
         overrides = (*overrides, *(QUICK if any(o.startswith("pretrain.") for o in overrides) else ()))
@@ -145,6 +146,11 @@ def _trial(trial: Trial) -> dict[str, Any]:
     if pretrain.is_file():
         record["pretrain"] = json.loads(pretrain.read_text())["rounds"]
     return record
+
+
+def _sources(variant: str) -> list[str]:
+    """The variants whose runs ``variant`` starts from (``{name}`` in its overrides)."""
+    return [v for v in VARIANTS if any(f"{{{v}}}" in o for o in VARIANTS[variant][0])]
 
 
 def wins(record: dict[str, Any], reference: dict[str, Any]) -> int:
@@ -247,7 +253,7 @@ def main() -> None:
             for c in CONTROLLERS
         ]
         todo = [t for t in todo if not trial_path(t.variant, t.seed).is_file()]
-        later = [v for v in args.variants if VARIANTS[v][2] is not None or "{" in " ".join(VARIANTS[v][0])]
+        later = [v for v in args.variants if VARIANTS[v][2] is not None or _sources(v)]
         first = [v for v in args.variants if v not in later]
         for group in (first, later):
             todo += [
