@@ -300,6 +300,11 @@ class RunConfig(BaseModel):
                     f"pretrain needs an HVAC env, whose controllers teach ({', '.join(HVAC_FAMILY)}); "
                     f"{self.env} has none"
                 )
+            if self.smoothness_reward:
+                raise ValueError(
+                    "pretrain cannot be combined with smoothness_reward (the teachers read the env's own "
+                    "observation, without the action history); use action_reg for smoothness"
+                )
         return self
 
     @property

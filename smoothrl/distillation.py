@@ -350,7 +350,6 @@ def distill(
             actions = np.concatenate(
                 [r.actions.reshape(len(r.obs) * r.obs.shape[1], *r.actions.shape[2:]) for r in rounds]
             )
-            values = None
             if normalize is not None:
                 rms = RunningMeanStd(shape=normalize.obs_rms.mean.shape)
                 rms.update(obs.astype(np.float64))

@@ -119,6 +119,8 @@ def test_gather_rejects_teachers_the_env_has_not(tmp_path: Path):
     cfg = resolve_config("ppo", "smoothrl/EPlus-v0", None, ["pretrain.teacher=mpc-oracle"], n_timesteps=0)
     with pytest.raises(SmoothRLError, match="mpc-realistic on EnergyPlus"):
         teacher_env(cfg, cfg.pretrain)
+    with pytest.raises(SmoothRLError, match="use action_reg for smoothness"):
+        config("smoothness_reward={1: 0.1}")
     with pytest.raises(SmoothRLError, match="goes only with pretrain"):
         resolve_config("ppo", HVAC, None, [], n_timesteps=0)
 
