@@ -245,3 +245,32 @@ def test_pretrain_in_a_sweep_variant(tmp_path: Path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(SmoothRLError, match="unknown teacher 'mpc'"):
         load_sweep(path)
+
+
+def test_student_learns_a_staged_teacher_s_stages():
+    """On the staged plant the policy is categorical and the cloning loss is the cross-entropy of
+    the teacher's stage: the student then picks the thermostat's stage far more often than before."""
+    from smoothrl.distillation import distill
+    from smoothrl.training import _training_env
+
+    cfg = config("pretrain.teacher=thermostat", env="smoothrl/HVACDiscrete-v0")
+    env = _training_env(cfg)
+    model = make_model(cfg, env)
+    student = Student(model, env)
+    assert student.discrete
+
+    def mismatch() -> float:
+        source, teacher = teacher_env(cfg, cfg.pretrain)
+        try:
+            source.seed(123)
+            held_out = gather(teacher, source, 300)
+        finally:
+            source.close()
+        obs = held_out.obs.reshape(-1, held_out.obs.shape[-1])
+        return float((student(obs).reshape(-1) != held_out.actions.reshape(-1)).mean())
+
+    before = mismatch()
+    distill(model, env, cfg)
+    after = mismatch()
+    env.close()
+    assert after < 0.5 * before and after < 0.2, (before, after)
