@@ -125,7 +125,8 @@ def test_gather_rejects_teachers_the_env_has_not(tmp_path: Path):
         resolve_config("ppo", HVAC, None, [], n_timesteps=0)
 
 
-def _disagreement(student: Student, teacher_cfg) -> float:
+def _held_out(student: Student, teacher_cfg) -> tuple[np.ndarray, np.ndarray]:
+    """The student's and the teacher's actions on 300 steps of states the teacher drives to."""
     env, teacher = teacher_env(teacher_cfg, teacher_cfg.pretrain)
     try:
         env.seed(123)
@@ -133,7 +134,12 @@ def _disagreement(student: Student, teacher_cfg) -> float:
     finally:
         env.close()
     obs = held_out.obs.reshape(-1, held_out.obs.shape[-1])
-    return float(np.abs(student(obs).reshape(-1) - held_out.actions.reshape(-1)).mean())
+    return student(obs).reshape(-1), held_out.actions.reshape(-1)
+
+
+def _disagreement(student: Student, teacher_cfg) -> float:
+    ours, theirs = _held_out(student, teacher_cfg)
+    return float(np.abs(ours - theirs).mean())
 
 
 def test_student_learns_the_teacher_s_decisions():
@@ -260,14 +266,8 @@ def test_student_learns_a_staged_teacher_s_stages():
     assert student.discrete
 
     def mismatch() -> float:
-        source, teacher = teacher_env(cfg, cfg.pretrain)
-        try:
-            source.seed(123)
-            held_out = gather(teacher, source, 300)
-        finally:
-            source.close()
-        obs = held_out.obs.reshape(-1, held_out.obs.shape[-1])
-        return float((student(obs).reshape(-1) != held_out.actions.reshape(-1)).mean())
+        ours, theirs = _held_out(student, cfg)
+        return float((ours != theirs).mean())
 
     before = mismatch()
     distill(model, env, cfg)
