@@ -235,7 +235,7 @@ class Student:
             y = th.as_tensor(actions.reshape(-1), dtype=th.long, device=device)
         else:
             y = th.as_tensor(actions.reshape(len(actions), -1), dtype=th.float32, device=device)
-        if not self.discrete:  # what the plant runs for the teacher's signals (exactly: no smoothing)
+            # what the plant runs for the teacher's signals (exactly: no smoothing)
             target = th.where(y.abs() >= self.lowest, y, th.zeros_like(y)) if self.lowest > 0 else y
         v = None if values is None else th.as_tensor(values, dtype=th.float32, device=device)
         optimizer = th.optim.Adam(policy.parameters(), lr=learning_rate)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 import time
 from dataclasses import dataclass
@@ -714,9 +713,8 @@ def _distilled_in(source: Path, model: BaseAlgorithm, env: VecEnv, config: RunCo
     normalize = model.get_vec_normalize_env()
     if normalize is not None:
         try:
-            with open(ckpt.vecnormalize, "rb") as f:
-                stats = pickle.load(f)
-        except (OSError, pickle.UnpicklingError, EOFError) as e:
+            stats = VecNormalize.load(str(ckpt.vecnormalize), normalize.venv)
+        except Exception as e:
             raise SmoothRLError(f"{where}: cannot read {ckpt.vecnormalize} ({type(e).__name__}); restore it") from None
         normalize.obs_rms, normalize.ret_rms = stats.obs_rms, stats.ret_rms
     record = source / rundir.PRETRAIN
