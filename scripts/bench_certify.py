@@ -18,10 +18,10 @@ from __future__ import annotations
 import time
 
 import torch as th
+from benchlib import save_results, study_args, table
 from rich.console import Console
 from stable_baselines3 import DQN, PPO
 
-from smoothrl.benchmark import save_results, study_args, table
 from smoothrl.robust.certify import certify_continuous, certify_discrete
 from smoothrl.robust.smoothing import noisy_copies
 from smoothrl.robust.views import PolicyView

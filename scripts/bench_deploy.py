@@ -25,17 +25,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import save_results, study_args, table
 from rich.console import Console
 
-from smoothrl.benchmark import save_results, study_args, table
-from smoothrl.config import resolve_config
-from smoothrl.export import export_run
 from smoothrl.hardware.artefact import Artefact
 from smoothrl.hardware.backends.sim import SimInterface
 from smoothrl.hardware.backends.udp import UdpInterface, serve_env
 from smoothrl.hardware.loop import ControlLoop
 from smoothrl.hardware.profile import parse_profile
-from smoothrl.training import EVAL_SEED_OFFSET, load_run, make_env, train
+from smoothrl.run.build import EVAL_SEED_OFFSET, load_run, make_env
+from smoothrl.run.overrides import resolve_config
+from smoothrl.run.training import train
+from smoothrl.tools.export import export_run
 
 POLICIES = {
     "SAC": ("sac", ["normalize=true", "learning_starts=200"]),

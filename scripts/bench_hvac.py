@@ -28,10 +28,10 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from benchlib import save_results, study_args, table
 from rich.console import Console
 
 import smoothrl
-from smoothrl.benchmark import save_results, study_args, table
 from smoothrl.building.weather import resolve_weather
 from smoothrl.envs.hvac.env import HVACEnv, HVACVectorEnv
 

@@ -19,9 +19,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from benchlib import run_jobs, save_results, study_args, table
 from rich.console import Console
-
-from smoothrl.benchmark import run_jobs, save_results, study_args, table
 
 #: plant -> (env id, env kwargs, controllers)
 PLANTS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
@@ -57,7 +56,7 @@ class Evaluation:
 
 def evaluate_one(job: Evaluation) -> dict[str, Any]:
     """One controller (or run) on one plant's test weeks."""
-    from smoothrl.training import evaluate, evaluate_controller
+    from smoothrl.run.evaluation import evaluate, evaluate_controller
 
     env_id, kwargs, _ = PLANTS[job.plant]
     if job.run is not None:
@@ -79,7 +78,7 @@ def main() -> None:
     console = Console(width=200)
     jobs = [Evaluation((plant, name), plant, name, args.episodes) for plant in args.plants for name in PLANTS[plant][2]]
     if args.runs:
-        from smoothrl.training import read_config
+        from smoothrl.run.build import read_config
 
         by_env = {env_id: plant for plant, (env_id, _, _) in PLANTS.items()}
         for run in args.runs:

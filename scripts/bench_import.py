@@ -14,9 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchlib import save_results, study_args, table
 from rich.console import Console
-
-from smoothrl.benchmark import save_results, study_args, table
 
 SMOOTHRL = str(Path(sys.executable).with_name("smoothrl"))
 COMMANDS = {

@@ -22,11 +22,11 @@ import time
 
 import stable_baselines3 as sb3
 import torch as th
+from benchlib import save_results, study_args, table
 from rich.console import Console
 
-from smoothrl.benchmark import save_results, study_args, table
-from smoothrl.config import resolve_config
-from smoothrl.training import make_env, model_kwargs
+from smoothrl.run.build import make_env, model_kwargs
+from smoothrl.run.overrides import resolve_config
 
 ORDER1 = "action_reg={order: 1, weight: 0.1}"
 ORDER3 = "action_reg={order: 3, weight: 0.1}"

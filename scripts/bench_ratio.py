@@ -24,9 +24,7 @@ Budget: default 3 seeds x (Pendulum 100k, Swingup 100k, HVAC 200k) steps, 2 work
 from __future__ import annotations
 
 import numpy as np
-from rich.console import Console
-
-from smoothrl.benchmark import (
+from benchlib import (
     BULLET_PPO_COMMON,
     Job,
     run_jobs,
@@ -36,6 +34,7 @@ from smoothrl.benchmark import (
     t_interval,
     table,
 )
+from rich.console import Console
 
 BULLET_COMMON = (*BULLET_PPO_COMMON, "use_sde=true", "sde_sample_freq=4")
 #: task -> (common overrides, default budget)

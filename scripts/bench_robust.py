@@ -33,10 +33,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from benchlib import run_jobs, save_results, study_args, t_interval
 from rich.console import Console
 from rich.table import Table
-
-from smoothrl.benchmark import run_jobs, save_results, study_args, t_interval
 
 
 @dataclass(frozen=True)
@@ -88,10 +87,11 @@ def robust_job(job: RobustJob) -> dict[str, Any]:
     """Train the three agents of a task and seed, attack and certify them."""
     import torch as th
 
-    from smoothrl.config import resolve_config
     from smoothrl.robust.attacks import Attack
-    from smoothrl.robustness import attack_run, certify_run
-    from smoothrl.training import load_run, train
+    from smoothrl.run.build import load_run
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import train
+    from smoothrl.tools.robustness import attack_run, certify_run
 
     th.set_num_threads(1)
     task, seed = job.task, job.seed

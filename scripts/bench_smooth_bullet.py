@@ -20,9 +20,8 @@ per run on InvertedPendulumSwingupBulletEnv-v0 and ReacherBulletEnv-v0 (about 25
 
 from __future__ import annotations
 
+from benchlib import BULLET_PPO_COMMON, Job, run_jobs, save_results, seed_summary, study_args, table
 from rich.console import Console
-
-from smoothrl.benchmark import BULLET_PPO_COMMON, Job, run_jobs, save_results, seed_summary, study_args, table
 
 TASKS = ("InvertedPendulumSwingupBulletEnv-v0", "ReacherBulletEnv-v0")
 COMMON = list(BULLET_PPO_COMMON)

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from argparse import ArgumentParser, Namespace
 
+from benchlib import Job, run_jobs, save_results, seed_summary, study_args, table
 from rich.console import Console
 
-from smoothrl.benchmark import Job, run_jobs, save_results, seed_summary, study_args, table
 from smoothrl.metrics import difference_coefficients
-from smoothrl.training import evaluate_controller
+from smoothrl.run.evaluation import evaluate_controller
 
 ENVS = ("smoothrl/HVAC-v0", "smoothrl/HVACDiscrete-v0")
 #: name -> (form, order)

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import yaml
+from benchlib import loopback_cluster, save_results, study_args, table
 from rich.console import Console
 
-from smoothrl.benchmark import save_results, study_args, table
-from smoothrl.sweep import load_sweep, loopback_cluster, sweep
+from smoothrl.experiments.sweep import load_sweep, sweep
 
 
 def main() -> None:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from benchlib import save_results, study_args, table
 from rich.console import Console
 from scipy.optimize import least_squares
 
-from smoothrl.benchmark import save_results, study_args, table
 from smoothrl.envs.eplus.calibration import HELD_OUT_DAY, eplus_trajectory, excitation, rc_trajectory, rmse
 from smoothrl.envs.hvac.spec import HVACSpec, load_spec
 from smoothrl.presets import preset_dir

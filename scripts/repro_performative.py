@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchlib import run_jobs, save_results, study_args, t_interval, table
 from rich.console import Console
 
-from smoothrl.benchmark import run_jobs, save_results, study_args, t_interval, table
 from smoothrl.performative.gridworld import PerformativeGridworld
 from smoothrl.performative.solvers import retrain
 

@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 
 from smoothrl import rundir
-from smoothrl.export import export_run
 from smoothrl.hardware.artefact import Artefact
-from smoothrl.training import EVAL_SEED_OFFSET, evaluate, load_run, make_env
+from smoothrl.run.build import EVAL_SEED_OFFSET, load_run, make_env
+from smoothrl.run.evaluation import evaluate
+from smoothrl.tools.export import export_run
 
 FILES = (rundir.CONFIG, rundir.MODEL, rundir.VECNORMALIZE, rundir.PRETRAIN)
 BENCH = Path("results/bench_hvac_control.json")

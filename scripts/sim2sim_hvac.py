@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchlib import run_jobs, save_results, study_args, table
 from rich.console import Console
-
-from smoothrl.benchmark import run_jobs, save_results, study_args, table
 
 PRESET = "office_5zone_denver_eplus"
 RC, EPLUS = "smoothrl/HVACMultiZone-v0", "smoothrl/EPlus-v0"
@@ -40,8 +39,9 @@ class Policy:
 
 def train_and_evaluate(job: Policy) -> dict[str, Any]:
     """Train on the calibrated RC model, then evaluate on the RC test weeks and on EnergyPlus's."""
-    from smoothrl.config import resolve_config
-    from smoothrl.training import evaluate, train
+    from smoothrl.run.evaluation import evaluate
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import train
 
     config = resolve_config(
         "ppo", RC, None, [f"env_kwargs={{preset: {PRESET}}}", *job.overrides], seed=job.seed, n_timesteps=job.timesteps
@@ -55,7 +55,8 @@ def train_and_evaluate(job: Policy) -> dict[str, Any]:
 
 
 def baselines(episodes: int) -> dict[str, dict[str, float]]:
-    from smoothrl.training import EVAL_SEED_OFFSET, evaluate_controller
+    from smoothrl.run.build import EVAL_SEED_OFFSET
+    from smoothrl.run.evaluation import evaluate_controller
 
     out = {}
     for name, env_id in (("rc", RC), ("eplus", EPLUS)):

@@ -11,7 +11,7 @@ picks the smoothness weight of the ``*_smooth`` sweeps):
 
 Each trial's budget is its sweep file's (read back from the trial's config: the zoo's 2M/1M, or
 the smaller budget one 2-core machine fits in a few hours). Every trial read is kept in ``results/trials/<sweep>/``
-(:func:`smoothrl.benchmark.keep_trials`), so the report survives the loss of ``runs/``.
+(:func:`benchlib.keep_trials`), so the report survives the loss of ``runs/``.
 
 Reported per study and variant: the deterministic policy's return (mean over the finished seeds
 and its 95% t-interval) and smoothness on 10 evaluation episodes (continuity cost x100, jerk RMS,
@@ -30,9 +30,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from benchlib import KEPT_TRIALS, keep_trials, save_results, study_args, t_interval, table
 from rich.console import Console
-
-from smoothrl.benchmark import KEPT_TRIALS, keep_trials, save_results, study_args, t_interval, table
 
 KEYS = ("mean_return", "continuity_cost", "jerk_rms", "sm")
 RETURN_TOLERANCE = 0.05
@@ -60,9 +59,9 @@ def read_trial(run: Path) -> dict | None:
     :return: its budget, steps done, learning curve, exploring-action smoothness and, when
         finished, its evaluation metrics; ``None`` before its config is written
     """
-    from smoothrl.plotting import read_scalar_tags
+    from smoothrl.run.build import read_config
     from smoothrl.rundir import latest_checkpoint
-    from smoothrl.training import read_config
+    from smoothrl.tools.plotting import read_scalar_tags
 
     if not (run / "config.yaml").is_file():
         return None

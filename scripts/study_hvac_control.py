@@ -39,15 +39,45 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchlib import KEPT_TRIALS, run_jobs, save_results, study_args, t_interval, table
 from rich.console import Console
 
-from smoothrl.benchmark import KEPT_TRIALS, run_jobs, save_results, study_args, t_interval, table
-
-ENV = "smoothrl/HVAC-v0"
 EVAL_SEED = 10_000
 SMOOTH = "action_reg={order: 1, weight: 1.0}"
 TEACHER = ("pretrain.teacher=mpc-oracle", "pretrain.steps=16384")
 FINE_TUNE = ("policy_kwargs.log_std_init=-2.5", "learning_rate=1e-4")
+FINE_TUNED = "{fine_tune}"  # in a variant's overrides: the plant's fine-tune overrides
+
+
+@dataclass(frozen=True)
+class Plant:
+    """One plant of the study: its env, the tuned rule baselines that run on it (the last is the one
+    every variant is paired with), the fine-tune's overrides, and the name its trials, runs and
+    results carry."""
+
+    env: str
+    rules: tuple[str, ...]
+    fine_tune: tuple[str, ...]
+    name: str
+
+    @property
+    def controllers(self) -> tuple[str, ...]:
+        return (*self.rules, "mpc-oracle", "mpc-realistic")
+
+    @property
+    def reference(self) -> str:
+        return self.rules[-1]
+
+
+#: On the staged plant the distilled categorical policy explores by its own probabilities: the
+#: fine-tune drops the entropy bonus instead of setting a Gaussian's std; the PI needs a modulating
+#: plant, so the tuned thermostat is the reference there.
+PLANTS = {
+    "modulating": Plant("smoothrl/HVAC-v0", ("thermostat", "pi"), FINE_TUNE, "hvac_control"),
+    "staged": Plant(
+        "smoothrl/HVACDiscrete-v0", ("thermostat",), ("ent_coef=0.0", "learning_rate=1e-4"), "hvac_control_staged"
+    ),
+}
 FORECAST = ("env_kwargs.forecast=[t_out, price, ghi_kw]", "env_kwargs.forecast_hours=[1, 3, 6, 12, 24]")
 #: variant -> (overrides, RL steps, the run it is read from: None, or (variant, checkpoint step))
 VARIANTS: dict[str, tuple[tuple[str, ...], int, tuple[str, int] | None]] = {
@@ -55,12 +85,11 @@ VARIANTS: dict[str, tuple[tuple[str, ...], int, tuple[str, int] | None]] = {
     "ppo_smooth": ((SMOOTH,), 500_000, None),
     "bc": ((*TEACHER, "pretrain.rounds=1"), 0, None),
     "dagger": ((), 0, ("dagger_ppo", 0)),
-    "dagger_ppo": ((*TEACHER, "pretrain.rounds=3", *FINE_TUNE), 1_000_000, None),
-    "dagger_ppo_smooth": ((*TEACHER, "pretrain.from_run={dagger_ppo}", *FINE_TUNE, SMOOTH), 1_000_000, None),
-    "dagger_ppo_forecast": ((*TEACHER, "pretrain.rounds=3", *FINE_TUNE, *FORECAST), 1_000_000, None),
+    "dagger_ppo": ((*TEACHER, "pretrain.rounds=3", FINE_TUNED), 1_000_000, None),
+    "dagger_ppo_smooth": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, SMOOTH), 1_000_000, None),
+    "dagger_ppo_forecast": ((*TEACHER, "pretrain.rounds=3", FINE_TUNED, *FORECAST), 1_000_000, None),
 }
 QUICK = ("pretrain.steps=1024", "pretrain.rounds=2", "pretrain.buildings=8")
-CONTROLLERS = ("thermostat", "pi", "mpc-oracle", "mpc-realistic")
 KEYS = ("mean_return", "tdis_tot", "ener_tot", "switches_per_day", "jerk_rms")
 CURVE = "eval/mean_reward"
 
@@ -68,6 +97,7 @@ CURVE = "eval/mean_reward"
 @dataclass(frozen=True)
 class Trial:
     key: tuple
+    plant: str
     variant: str
     seed: int
     episodes: int
@@ -98,15 +128,19 @@ def _trial(trial: Trial) -> dict[str, Any]:
     import torch as th
 
     from smoothrl import rundir
-    from smoothrl.config import resolve_config
-    from smoothrl.plotting import read_scalar_tags
-    from smoothrl.training import evaluate, evaluate_controller, load_run, resume, train
+    from smoothrl.run.build import load_run
+    from smoothrl.run.evaluation import evaluate, evaluate_controller
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import resume, train
+    from smoothrl.tools.plotting import read_scalar_tags
 
     th.set_num_threads(1)
-    if trial.variant in CONTROLLERS:
-        summary, _ = evaluate_controller(trial.variant, ENV, episodes=trial.episodes, seed=EVAL_SEED)
+    plant = PLANTS[trial.plant]
+    if trial.variant in plant.controllers:
+        summary, _ = evaluate_controller(trial.variant, plant.env, episodes=trial.episodes, seed=EVAL_SEED)
         return _record(summary, 0) | {"ms_per_decision": float(summary["ms_per_decision"])}
     overrides, steps, source = VARIANTS[trial.variant]
+    overrides = tuple(x for o in overrides for x in (plant.fine_tune if o == FINE_TUNED else (o,)))
     if source is not None:  # a checkpoint of another variant's run
         run_dir = Path(trial.runs) / source[0] / f"seed_{trial.seed}"
         ckpt = rundir.checkpoint_paths(run_dir, source[1])
@@ -136,7 +170,7 @@ def _trial(trial: Trial) -> dict[str, Any]:
     elif rundir.latest_checkpoint(run_dir) is not None:
         path = resume(run_dir, progress_bar=False)
     else:
-        config = resolve_config("ppo", ENV, None, items, n_timesteps=steps, seed=trial.seed)
+        config = resolve_config("ppo", plant.env, None, items, n_timesteps=steps, seed=trial.seed)
         path = train(config, run_dir, overwrite=True, progress_bar=False)
     summary, _ = evaluate(load_run(path), trial.episodes, seed=EVAL_SEED)
     record = _record(summary, steps)
@@ -159,10 +193,13 @@ def wins(record: dict[str, Any], reference: dict[str, Any]) -> int:
     return sum(r > ref[d] for d, r in zip(record["episode_start_days"], record["episode_returns"], strict=True))
 
 
-def summarize(kept: dict[str, dict[int, dict[str, Any]]], controllers: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Per variant over its seeds: means, the return's 95% interval, oracle gap, weeks beating PI."""
+def summarize(
+    kept: dict[str, dict[int, dict[str, Any]]], controllers: dict[str, dict[str, Any]], reference: str
+) -> dict[str, Any]:
+    """Per variant over its seeds: means, the return's 95% interval, oracle gap, weeks beating the
+    tuned rule baseline ``reference``."""
     oracle = controllers.get("mpc-oracle")
-    pi = controllers.get("pi")
+    pi = controllers.get(reference)
     out: dict[str, Any] = {}
     for variant, seeds in kept.items():
         records = [seeds[s] for s in sorted(seeds)]
@@ -172,14 +209,15 @@ def summarize(kept: dict[str, dict[int, dict[str, Any]]], controllers: dict[str,
         if oracle is not None:
             row["oracle_gap"] = (oracle["mean_return"] - mean) / abs(oracle["mean_return"])
         if pi is not None:
-            row["weeks_beating_pi"] = [wins(r, pi) for r in records]
+            row["weeks_beating_reference"] = [wins(r, pi) for r in records]
             row["weeks"] = len(records[0]["episode_returns"])
         out[variant] = row
     return out
 
 
 def plot(report: dict[str, Any], kept: dict[str, dict[int, dict[str, Any]]], path: Path) -> None:
-    """Return and oracle gap per variant; learning curves with the PI and the MPC as lines."""
+    """Return and oracle gap per variant; learning curves with the tuned rule baseline and the MPC
+    as lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -198,7 +236,11 @@ def plot(report: dict[str, Any], kept: dict[str, dict[int, dict[str, Any]]], pat
         capsize=4,
     )
     left.set_yticks(y, [f"{v} ({variants[v].get('oracle_gap', float('nan')):+.0%})" for v in names])
-    styles = {"pi": ("tab:green", "--"), "mpc-oracle": ("black", "-"), "mpc-realistic": ("tab:gray", ":")}
+    styles = {
+        report["settings"]["reference"]: ("tab:green", "--"),
+        "mpc-oracle": ("black", "-"),
+        "mpc-realistic": ("tab:gray", ":"),
+    }
     for name, (color, style) in styles.items():
         if name in controllers:
             left.axvline(controllers[name]["mean_return"], color=color, linestyle=style, label=name)
@@ -238,26 +280,36 @@ def main() -> None:
             p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS)),
             p.add_argument("--runs", type=Path, default=None, help="run directories (default runs/study_hvac_control)"),
             p.add_argument("--report-only", action="store_true", help="read the kept trials, train nothing"),
+            p.add_argument(
+                "--plant",
+                choices=list(PLANTS),
+                default="modulating",
+                help="modulating: smoothrl/HVAC-v0 (paired with the tuned PI); staged: smoothrl/HVACDiscrete-v0 "
+                "(paired with the tuned thermostat)",
+            ),
         ),
     )
     console = Console()
-    runs = args.runs or Path("runs/study_hvac_control" + ("_quick" if args.quick else ""))
-    kept_dir = KEPT_TRIALS / ("hvac_control_quick" if args.quick else "hvac_control")
+    plant = PLANTS[args.plant]
+    env, reference = plant.env, plant.reference
+    study = plant.name + ("_quick" if args.quick else "")
+    runs = args.runs or Path("runs/study_" + study)
+    kept_dir = KEPT_TRIALS / study
 
     def trial_path(variant: str, seed: int) -> Path:
         return kept_dir / variant / f"seed_{seed}.json"
 
     if not args.report_only:
         todo = [
-            Trial((c, EVAL_SEED), c, EVAL_SEED, args.episodes, str(runs), args.quick, str(kept_dir))
-            for c in CONTROLLERS
+            Trial((c, EVAL_SEED), args.plant, c, EVAL_SEED, args.episodes, str(runs), args.quick, str(kept_dir))
+            for c in plant.controllers
         ]
         todo = [t for t in todo if not trial_path(t.variant, t.seed).is_file()]
         later = [v for v in args.variants if VARIANTS[v][2] is not None or _sources(v)]
         first = [v for v in args.variants if v not in later]
         for group in (first, later):
             todo += [
-                Trial((v, s), v, s, args.episodes, str(runs), args.quick, str(kept_dir))
+                Trial((v, s), args.plant, v, s, args.episodes, str(runs), args.quick, str(kept_dir))
                 for v in group
                 for s in range(args.seeds)
                 if not trial_path(v, s).is_file()
@@ -267,23 +319,27 @@ def main() -> None:
     kept: dict[str, dict[int, dict[str, Any]]] = {}
     for path in sorted(kept_dir.glob("*/seed_*.json")):
         kept.setdefault(path.parent.name, {})[int(path.stem.removeprefix("seed_"))] = json.loads(path.read_text())
-    controllers = {c: kept.pop(c)[EVAL_SEED] for c in CONTROLLERS if c in kept}
+    controllers = {c: kept.pop(c)[EVAL_SEED] for c in plant.controllers if c in kept}
     report = {
         "settings": {
-            "env": ENV,
+            "env": env,
+            "reference": reference,
             "evaluation_seed": EVAL_SEED,
             "weeks": args.episodes,
             "variants": {v: {"overrides": list(o), "rl_steps": s, "from": f} for v, (o, s, f) in VARIANTS.items()},
+            "fine_tune": list(plant.fine_tune),
             "quick": args.quick,
-            "command": "python scripts/study_hvac_control.py" + (" --quick" if args.quick else ""),
+            "command": "python scripts/study_hvac_control.py"
+            + (f" --plant {args.plant}" if args.plant != "modulating" else "")
+            + (" --quick" if args.quick else ""),
         },
         "controllers": {c: {k: r[k] for k in (*KEYS, "ms_per_decision") if k in r} for c, r in controllers.items()},
-        "variants": summarize(kept, controllers),
+        "variants": summarize(kept, controllers, reference),
         "trials": kept,
     }
     rows = []
     for name, row in report["variants"].items():
-        beat = row.get("weeks_beating_pi")
+        beat = row.get("weeks_beating_reference")
         rows.append(
             [
                 name,
@@ -310,11 +366,21 @@ def main() -> None:
             [name, f"{row['mean_return']:.2f}", f"{gap:+.1%}", "-", "-", f"{row['tdis_tot']:.2f}",
              f"{row['ener_tot']:.3f}", f"{row['switches_per_day']:.2f}", f"{row['jerk_rms']:.3f}"]
         )  # fmt: skip
-    columns = ["controller", "return", "gap to oracle", "weeks > PI (min)", "seeds", "tdis", "ener", "sw/day", "jerk"]
-    title = f"{ENV}: {args.episodes} test weeks, evaluation seed {EVAL_SEED} (return: mean ± 95% interval over seeds)"
+    columns = [
+        "controller",
+        "return",
+        "gap to oracle",
+        f"weeks > {reference} (min)",
+        "seeds",
+        "tdis",
+        "ener",
+        "sw/day",
+        "jerk",
+    ]
+    title = f"{env}: {args.episodes} test weeks, evaluation seed {EVAL_SEED} (return: mean ± 95% interval over seeds)"
     out = args.out
-    if args.quick and out == Path("results/study_hvac_control.json"):
-        out = out.with_name("study_hvac_control_quick.json")  # never over the full study's results
+    if out == Path("results/study_hvac_control.json"):  # never over another plant's or the full study's results
+        out = out.with_name(f"study_{study}.json")
     save_results(report, out, [table(title, columns, rows)], console)
     if report["variants"]:
         plot(report, kept, out.with_suffix(".png"))

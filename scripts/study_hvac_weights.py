@@ -28,9 +28,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from benchlib import KEPT_TRIALS, keep_trials, pool_seeds, save_results, study_args, table
 from rich.console import Console
-
-from smoothrl.benchmark import KEPT_TRIALS, keep_trials, pool_seeds, save_results, study_args, table
 
 KEYS = ("mean_return", "tdis_tot", "ener_tot", "switches_per_day", "jerk_rms")
 TOLERANCE = 0.05
@@ -64,7 +63,7 @@ def read(sweep_dir: Path, kept_dir: Path) -> dict[str, dict]:
     """
     :param sweep_dir: the sweep's folder (its trials are kept under ``kept_dir`` first)
     :param kept_dir: the kept trials and the earlier aggregate (``earlier.json``)
-    :return: variant -> :func:`~smoothrl.benchmark.pool_seeds` (empty when nothing has finished)
+    :return: variant -> :func:`~benchlib.pool_seeds` (empty when nothing has finished)
     """
     kept = keep_trials(sweep_dir, kept_dir, trial_record)
     earlier_path = kept_dir / "earlier.json"
@@ -85,7 +84,7 @@ def form_order(variant: str) -> tuple[str, int, float] | None:
 
 def analyse(mean: dict[str, dict]) -> tuple[dict, dict, list[list[str]]]:
     """
-    :param mean: variant -> :func:`~smoothrl.benchmark.pool_seeds`
+    :param mean: variant -> :func:`~benchlib.pool_seeds`
     :return: the same with ``change`` vs plain added, the best variant within tolerance per form
         and order, and the table rows
     """
@@ -120,7 +119,8 @@ def main() -> None:
         __doc__, "study_hvac_weights", quick="the same (the script trains nothing)",
         extra=lambda p: p.add_argument("--runs", type=Path, default=Path("runs/sweeps")),
     )  # fmt: skip
-    from smoothrl.training import EVAL_SEED_OFFSET, evaluate_controller
+    from smoothrl.run.build import EVAL_SEED_OFFSET
+    from smoothrl.run.evaluation import evaluate_controller
 
     console = Console(width=160)
     studies, tables = {}, []

@@ -8,8 +8,9 @@ and keeps its traceback.
 from __future__ import annotations
 
 
-class SmoothRLError(Exception):
-    """A user mistake, described in one line that names the problem and the fix."""
+class SmoothRLError(ValueError):
+    """A user mistake, described in one line that names the problem and the fix. A ``ValueError``:
+    library code that takes a bad value raises it, and callers that catch ``ValueError`` see it."""
 
 
 class TrainingInterrupted(SmoothRLError):

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch as th
 
-from smoothrl.config import resolve_config
-from smoothrl.training import load_run, train
+from smoothrl.run.build import load_run
+from smoothrl.run.overrides import resolve_config
+from smoothrl.run.training import train
 
 #: Small enough to train in seconds, long enough for several 200-step Pendulum episodes.
 TINY = ["n_timesteps=600", "eval_freq=300", "checkpoint_freq=300", "eval_episodes=2"]

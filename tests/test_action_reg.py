@@ -11,10 +11,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from smoothrl.agents import PPO
 from smoothrl.agents.buffers import HistoryRolloutBuffer
 from smoothrl.agents.losses import ActionReg, action_reg_loss, finite_difference
-from smoothrl.config import resolve_config
 from smoothrl.errors import SmoothRLError
 from smoothrl.metrics import finite_difference as np_finite_difference
-from smoothrl.training import make_env, make_model
+from smoothrl.run.build import make_env, make_model
+from smoothrl.run.overrides import resolve_config
 
 
 def test_torch_finite_differences_match_hand_values_and_numpy():

@@ -18,8 +18,8 @@ import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.logger import Logger
 
-from smoothrl.config import resolve_config
-from smoothrl.training import make_env, make_model, model_kwargs
+from smoothrl.run.build import make_env, make_model, model_kwargs
+from smoothrl.run.overrides import resolve_config
 
 
 def env_of(algo: str) -> str:
@@ -141,7 +141,7 @@ def test_save_load_predicts_the_same(extension: str, algo: str, overrides: list[
 
 
 def test_sdqn_saves_loads_and_predicts_the_same(tmp_path: Path):
-    from smoothrl.training import train
+    from smoothrl.run.training import train
 
     base = train(resolve_config("dqn", "CartPole-v1", "smoke", ["n_timesteps=300", "eval_freq=0"]), tmp_path / "b")
     config, model = build("sdqn", [f"base_model={base}", "smoothing_samples=8"], steps=200)

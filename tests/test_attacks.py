@@ -10,8 +10,8 @@ import torch as th
 
 from smoothrl.errors import SmoothRLError
 from smoothrl.robust import ATTACKS, Attack, PolicyView, perturb, project
-from smoothrl.robustness import attack_run
-from smoothrl.training import load_run
+from smoothrl.run.build import load_run
+from smoothrl.tools.robustness import attack_run
 
 # --- attacks -----------------------------------------------------------------------------
 

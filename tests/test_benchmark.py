@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smoothrl.benchmark import keep_trials, pool_seeds
+from scripts.benchlib import keep_trials, pool_seeds
 
 KEYS = ("a", "b")
 

@@ -20,8 +20,8 @@ from smoothrl.robust.certify import (
     reward_lower_bound,
     upper_bound,
 )
-from smoothrl.robustness import certify_run
-from smoothrl.training import load_run
+from smoothrl.run.build import load_run
+from smoothrl.tools.robustness import certify_run
 
 # --- certificates: formulas --------------------------------------------------------------
 

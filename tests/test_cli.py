@@ -273,8 +273,8 @@ def test_old_cli_options_point_to_the_new_spelling(old: str, command: str, sac_r
 @pytest.fixture(scope="module")
 def hvac_pair(tmp_path_factory) -> tuple[Path, Path]:
     """Two tiny HVAC runs with the same seed: plain PPO and PPO with the order-1 smoothness loss."""
-    from smoothrl.config import resolve_config
-    from smoothrl.training import train
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import train
 
     root = tmp_path_factory.mktemp("hvac_pair")
     base = ["n_timesteps=1024", "n_envs=4", "eval_freq=0", "checkpoint_freq=0", "eval_episodes=1"]
@@ -308,8 +308,9 @@ def test_eval_of_several_runs_puts_each_smooth_run_beside_the_plain_one(hvac_pai
 
 
 def test_plot_of_hvac_runs_draws_the_week_an_engineer_reads(hvac_pair, tmp_path: Path):
-    from smoothrl.plotting import hvac_week
-    from smoothrl.training import evaluate, load_run
+    from smoothrl.run.build import load_run
+    from smoothrl.run.evaluation import evaluate
+    from smoothrl.tools.plotting import hvac_week
 
     plain, smooth = hvac_pair
     run = load_run(plain)

@@ -5,17 +5,12 @@ import torch as th
 import yaml
 from stable_baselines3.common.utils import LinearSchedule
 
-from smoothrl.config import (
-    RunConfig,
-    build_hyperparam,
-    build_policy_kwargs,
-    parse_policy_kwargs,
-    parse_value,
-    resolve_config,
-)
 from smoothrl.errors import SmoothRLError
 from smoothrl.presets import agent_presets
 from smoothrl.registry import ALGOS
+from smoothrl.run.config import RunConfig
+from smoothrl.run.hyperparams import build_hyperparam, build_policy_kwargs, parse_policy_kwargs, parse_value
+from smoothrl.run.overrides import resolve_config
 
 
 def test_preset_keyed_by_env_id_is_the_default():

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from smoothrl import rundir
-from smoothrl.config import resolve_config
-from smoothrl.distillation import Student, discounted_returns, gather, reward_scale, running, teacher_env
 from smoothrl.errors import SmoothRLError
-from smoothrl.training import load_run, make_model, train
+from smoothrl.run.build import load_run, make_model
+from smoothrl.run.distillation import Student, discounted_returns, gather, reward_scale, running, teacher_env
+from smoothrl.run.overrides import resolve_config
+from smoothrl.run.training import train
 from tests.test_cli import assert_user_error, run_cli
 
 HVAC = "smoothrl/HVAC-v0"
@@ -145,8 +146,8 @@ def _disagreement(student: Student, teacher_cfg) -> float:
 def test_student_learns_the_teacher_s_decisions():
     """Behaviour cloning moves the policy's deterministic action onto the teacher's, on states it
     has not seen, and sets the normalization statistics to the gathered observations."""
-    from smoothrl.distillation import distill
-    from smoothrl.training import _training_env
+    from smoothrl.run.distillation import distill
+    from smoothrl.run.training import _training_env
 
     cfg = config()
     env = _training_env(cfg)
@@ -194,13 +195,13 @@ def test_from_run_starts_from_another_run_s_distilled_policy(tmp_path: Path):
     weights and normalization), with its own exploration std."""
     import torch as th
 
-    from smoothrl.training import _training_env
+    from smoothrl.run.training import _training_env
 
     source = train(config(), tmp_path / "a", progress_bar=False)
     cfg = config(f"pretrain.from_run={source}", "policy_kwargs.log_std_init=-3")
     env = _training_env(cfg)
     model = make_model(cfg, env)
-    from smoothrl.training import _pretrain
+    from smoothrl.run.training import _pretrain
 
     records = _pretrain(model, env, cfg, progress_bar=False)
     assert [r["from_run"] for r in records] == [str(source)] * 2
@@ -230,7 +231,7 @@ def test_pretrain_in_a_sweep_variant(tmp_path: Path):
     """A sweep variant distils too (its keys validated when the sweep is loaded)."""
     import yaml
 
-    from smoothrl.sweep import load_sweep, sweep
+    from smoothrl.experiments.sweep import load_sweep, sweep
 
     small = {"teacher": "pi", "steps": 64, "buildings": 2, "rounds": 2, "epochs": 1}
     data = {
@@ -256,8 +257,8 @@ def test_pretrain_in_a_sweep_variant(tmp_path: Path):
 def test_student_learns_a_staged_teacher_s_stages():
     """On the staged plant the policy is categorical and the cloning loss is the cross-entropy of
     the teacher's stage: the student then picks the thermostat's stage far more often than before."""
-    from smoothrl.distillation import distill
-    from smoothrl.training import _training_env
+    from smoothrl.run.distillation import distill
+    from smoothrl.run.training import _training_env
 
     cfg = config("pretrain.teacher=thermostat", env="smoothrl/HVACDiscrete-v0")
     env = _training_env(cfg)

@@ -6,10 +6,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from smoothrl.config import resolve_config
 from smoothrl.envs import BULLET_IDS, CLASSIC_CONTROL_IDS, list_env_ids
 from smoothrl.envs.wrappers import ACTION_INFO_KEY, ActionTrace, action_bounds
-from smoothrl.training import make_env, make_model
+from smoothrl.run.build import make_env, make_model
+from smoothrl.run.overrides import resolve_config
 
 
 @pytest.mark.parametrize("env_id", BULLET_IDS + CLASSIC_CONTROL_IDS)

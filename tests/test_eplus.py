@@ -150,14 +150,15 @@ def test_deploy_over_modbus_against_energyplus_matches_eval(tmp_path):
     import socket
     import threading
 
-    from smoothrl.config import resolve_config
-    from smoothrl.export import export_run
     from smoothrl.hardware.artefact import Artefact
     from smoothrl.hardware.backends.hvac_plant import HVACPlantServer
     from smoothrl.hardware.backends.modbus import ModbusInterface
     from smoothrl.hardware.loop import ControlLoop
     from smoothrl.hardware.profile import load_profile, parse_profile
-    from smoothrl.training import evaluate, train
+    from smoothrl.run.evaluation import evaluate
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import train
+    from smoothrl.tools.export import export_run
 
     kwargs = {"preset": "office_5zone_denver_eplus", "episode_days": 1}
     overrides = ["n_timesteps=512", "n_envs=2", "eval_freq=0", "checkpoint_freq=0", "eval_episodes=1",
@@ -221,7 +222,7 @@ def test_the_discrete_twin_steps_staged_compressors():
 
 
 def test_the_realistic_mpc_on_energyplus_believes_in_the_calibrated_rc_model():
-    from smoothrl.training import evaluate_controller
+    from smoothrl.run.evaluation import evaluate_controller
 
     summary, _ = evaluate_controller(
         "mpc-realistic", "smoothrl/EPlus-v0", {"episode_days": 1}, episodes=1, params={"horizon_h": 2.0}

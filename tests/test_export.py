@@ -10,11 +10,12 @@ import pytest
 import torch as th
 from stable_baselines3.common.vec_env import VecNormalize
 
-from smoothrl.config import resolve_config
 from smoothrl.errors import SmoothRLError
-from smoothrl.export import build_policy, export_run
 from smoothrl.hardware.artefact import Artefact
-from smoothrl.training import EVAL_SEED_OFFSET, load_run, make_env, train
+from smoothrl.run.build import EVAL_SEED_OFFSET, load_run, make_env
+from smoothrl.run.overrides import resolve_config
+from smoothrl.run.training import train
+from smoothrl.tools.export import build_policy, export_run
 
 CASES = {
     "ppo": ("ppo", "Pendulum-v1", []),

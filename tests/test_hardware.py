@@ -237,9 +237,9 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def pendulum_artefact(tmp_path_factory) -> tuple[Path, Path]:
-    from smoothrl.config import resolve_config
-    from smoothrl.export import export_run
-    from smoothrl.training import train
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import train
+    from smoothrl.tools.export import export_run
 
     root = tmp_path_factory.mktemp("deploy")
     overrides = ["n_timesteps=600", "eval_freq=0", "checkpoint_freq=0", "eval_episodes=1", "normalize=true"]
@@ -249,7 +249,7 @@ def pendulum_artefact(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_lockstep_deployment_returns_what_eval_returns(pendulum_artefact, tmp_path: Path):
     from smoothrl.hardware.deploy import deploy
-    from smoothrl.training import evaluate
+    from smoothrl.run.evaluation import evaluate
 
     run_dir, artefact = pendulum_artefact
     summary = deploy(artefact, "hardware/sim_pendulum_unlimited.yaml", log=tmp_path / "log.csv")

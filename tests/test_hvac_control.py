@@ -21,7 +21,7 @@ from smoothrl.envs.hvac.env import ActionCodec, HVACEnv
 from smoothrl.envs.hvac.simulator import HVACSimulator, split_start_days, spread_order
 from smoothrl.envs.hvac.spec import ScheduleSpec, load_spec
 from smoothrl.errors import SmoothRLError
-from smoothrl.training import compare_runs, evaluate_controller, oracle_gap, paired_wins
+from smoothrl.run.evaluation import compare_runs, evaluate_controller, oracle_gap, paired_wins
 from tests.test_cli import assert_user_error, run_cli
 
 DENVER = "office_1zone_denver"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from smoothrl import __file__ as smoothrl_file
 
 PROBE = """
 import sys
@@ -57,3 +62,52 @@ def test_import_contracts_hold():
     from importlinter.cli import lint_imports
 
     assert lint_imports() == 0  # 0: every contract kept
+
+
+PACKAGE = Path(smoothrl_file).parent
+#: the library's leaves: everything else lives in a subpackage whose name says what it holds
+LEAVES = {"__init__", "errors", "metrics", "checks", "presets", "rundir", "registry"}
+MAX_LINES = 500
+#: words from the way the project is built, which a user cannot know the meaning of: an issue
+#: number, or "session" as a period of work (SB3's own comments cite its GitHub issues: kept)
+PROCESS_WORDS = re.compile(
+    r"(?<!GH )(?<!/)\bissues? ?#?\d+|\b(?:this|a new|an earlier|earlier|early|next|last|previous|later|other)"
+    r" sessions?\b|\bmachines or sessions\b",
+    re.IGNORECASE,
+)
+
+
+def test_only_the_leaves_sit_at_the_top_of_the_package():
+    assert {p.stem for p in PACKAGE.glob("*.py")} == LEAVES
+
+
+def test_no_module_is_over_500_lines_without_saying_why():
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if len(text.splitlines()) > MAX_LINES and f"over {MAX_LINES} lines" not in doc:
+            long.append(str(path.relative_to(PACKAGE)))
+    assert long == []
+
+
+def test_no_process_words_in_the_repository():
+    root = PACKAGE.parent
+    files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    found = []
+    for name in files:
+        path = root / name
+        if name == "tests/test_layers.py":  # its own examples
+            continue
+        if path.suffix not in {".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".cfg", ""} or not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if PROCESS_WORDS.search(line) and "github.com/DLR-RM/" not in line:  # SB3's own comments
+                found.append(f"{name}:{number}: {line.strip()}")
+    assert found == []
+
+
+def test_process_words_are_recognised():
+    assert PROCESS_WORDS.search("Issue 16, part 2") and PROCESS_WORDS.search("measured this session")
+    assert not PROCESS_WORDS.search("# Copy running stats, see GH issue #996")
+    assert not PROCESS_WORDS.search("start_new_session=True; an onnxruntime session")

@@ -78,9 +78,9 @@ def test_float32_registers_round_trip():
 
 @pytest.fixture(scope="module")
 def hvac_artefact(tmp_path_factory) -> tuple[Path, Path]:
-    from smoothrl.config import resolve_config
-    from smoothrl.export import export_run
-    from smoothrl.training import train
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import train
+    from smoothrl.tools.export import export_run
 
     root = tmp_path_factory.mktemp("modbus")
     overrides = [
@@ -210,7 +210,7 @@ def test_computed_channels_need_their_sources_and_say_what_is_wrong(tmp_path: Pa
 
 @pytest.mark.parametrize("path", [PROFILE, LOCAL], ids=["registers", "computed-on-controller"])
 def test_lockstep_week_over_modbus_matches_eval(hvac_artefact, plant, tmp_path: Path, path: Path):
-    from smoothrl.training import evaluate
+    from smoothrl.run.evaluation import evaluate
 
     run_dir, artefact = hvac_artefact
     written: list[int] = []

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smoothrl.training import EVAL_SEED_OFFSET, evaluate, load_run, make_env
+from smoothrl.run.build import EVAL_SEED_OFFSET, load_run, make_env
+from smoothrl.run.evaluation import evaluate
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 SHIPPED = sorted(p.parent for p in MODELS.glob("*/model.zip"))

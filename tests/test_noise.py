@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from smoothrl.agents.noise import ColoredActionNoise, VectorizedColoredActionNoise
-from smoothrl.config import resolve_config
 from smoothrl.errors import SmoothRLError
 from smoothrl.metrics import amplitude_spectrum
-from smoothrl.training import make_env, make_model
+from smoothrl.run.build import make_env, make_model
+from smoothrl.run.overrides import resolve_config
 
 
 def _slope(beta: float) -> float:

@@ -15,9 +15,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import smoothrl
 from smoothrl import rundir
-from smoothrl.config import resolve_config
 from smoothrl.errors import SmoothRLError, TrainingInterrupted
-from smoothrl.training import evaluate, load_run, make_env, resume, train
+from smoothrl.run.build import load_run, make_env
+from smoothrl.run.evaluation import evaluate
+from smoothrl.run.overrides import resolve_config
+from smoothrl.run.training import resume, train
 
 
 def _scalars(run: Path) -> dict[str, list[float]]:

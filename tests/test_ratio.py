@@ -16,9 +16,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from smoothrl.agents import PPO
 from smoothrl.agents.ratio import RATIO_MODES, check_ratio, mixed_log_ratio, surrogate_loss
-from smoothrl.config import resolve_config
 from smoothrl.errors import SmoothRLError
-from smoothrl.training import make_env, make_model, model_kwargs
+from smoothrl.run.build import make_env, make_model, model_kwargs
+from smoothrl.run.overrides import resolve_config
 
 
 def _batch(seed: int = 0, n: int = 64) -> tuple[ActorCriticPolicy, th.Tensor, th.Tensor, th.Tensor, th.Tensor]:

@@ -15,9 +15,9 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
 from smoothrl import rundir
-from smoothrl.config import resolve_config
 from smoothrl.errors import SmoothRLError, TrainingInterrupted
-from smoothrl.training import resume, train
+from smoothrl.run.overrides import resolve_config
+from smoothrl.run.training import resume, train
 
 
 def checksums(folder: Path) -> dict[str, str]:
@@ -42,7 +42,7 @@ def test_a_second_writer_is_refused_naming_the_first(sac_run: Path, tmp_path: Pa
             train(resolve_config("sac", "Pendulum-v1", "smoke", tiny_overrides), run_dir, overwrite=True)
         assert checksums(run_dir) == before
         (run_dir / "model.zip").unlink()
-        from smoothrl.training import load_run
+        from smoothrl.run.build import load_run
 
         with pytest.raises(SmoothRLError, match=f"still being trained by process {holder.pid}"):
             load_run(run_dir)
@@ -124,7 +124,7 @@ def test_resume_refuses_a_checkpoint_without_its_replay_buffer(tmp_path: Path, t
 
 def test_checkpoints_keep_their_buffer_when_killed_between_writes(tmp_path: Path, tiny_overrides, monkeypatch):
     """A kill after the new buffer but before the new model: the previous checkpoint is complete."""
-    from smoothrl import callbacks
+    from smoothrl.run import callbacks
 
     config = resolve_config("sac", "Pendulum-v1", "smoke", tiny_overrides)
     run_dir = train(config, tmp_path / "run", progress_bar=False)
@@ -137,7 +137,7 @@ def test_checkpoints_keep_their_buffer_when_killed_between_writes(tmp_path: Path
         return real(path, write)
 
     monkeypatch.setattr(callbacks, "atomic_write", killed_at_model)
-    from smoothrl.training import load_run
+    from smoothrl.run.build import load_run
 
     model = load_run(run_dir).model
     model.num_timesteps += 300
@@ -245,8 +245,8 @@ def test_kill_at_every_write_step_then_resume_loses_nothing(tmp_path: Path):
 def test_ctrl_c_while_starting_says_nothing_was_written(tmp_path: Path, monkeypatch, tiny_overrides):
     from typer.testing import CliRunner
 
-    from smoothrl import training
     from smoothrl.cli import app
+    from smoothrl.run import training
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -266,8 +266,8 @@ def test_ctrl_c_during_the_final_evaluation_keeps_the_model_and_resume_finishes_
 ):
     from typer.testing import CliRunner
 
-    from smoothrl import training
     from smoothrl.cli import app
+    from smoothrl.run import training
 
     real = training.evaluate
     monkeypatch.setattr(training, "evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from smoothrl.config import resolve_config
 from smoothrl.envs.hvac.env import ActionCodec
 from smoothrl.envs.vec_wrappers import VecActionSmoothnessReward
 from smoothrl.envs.wrappers import ACTION_INFO_KEY, ActionHistory, ActionSmoothnessReward, ActionTrace
 from smoothrl.errors import SmoothRLError
-from smoothrl.training import make_env
+from smoothrl.run.build import make_env
+from smoothrl.run.overrides import resolve_config
 
 
 def test_penalties_match_hand_computed_differences():

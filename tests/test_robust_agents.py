@@ -11,8 +11,8 @@ import torch as th
 
 from smoothrl.errors import SmoothRLError
 from smoothrl.robust import Attack
-from smoothrl.robustness import attack_run, certify_run
-from smoothrl.training import load_run, make_env
+from smoothrl.run.build import load_run, make_env
+from smoothrl.tools.robustness import attack_run, certify_run
 
 # --- S-PPO -------------------------------------------------------------------------------
 
@@ -62,8 +62,8 @@ def test_sppo_trains_saves_loads_and_predicts(tiny_run, tmp_path: Path, env_id: 
 
 
 def test_sppo_bad_smoothing_is_refused_by_the_config_and_by_the_constructor():
-    from smoothrl.config import resolve_config
     from smoothrl.robust.sppo import SPPO
+    from smoothrl.run.overrides import resolve_config
 
     with pytest.raises(SmoothRLError, match="smoothing_sigma must be a finite number > 0, got 0"):
         resolve_config("sppo", "Pendulum-v1", "smoke", ["smoothing_sigma=0"])
@@ -97,8 +97,8 @@ def test_sdqn_trains_only_the_denoiser_and_votes(tiny_run, tmp_path: Path, cartp
 
 
 def test_sdqn_bad_configuration(tmp_path: Path, cartpole_dqn: Path, ppo_norm_run: Path):
-    from smoothrl.config import resolve_config
-    from smoothrl.training import train
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import train
 
     with pytest.raises(SmoothRLError, match="S-DQN needs base_model"):
         train(resolve_config("sdqn", "CartPole-v1", "smoke"), tmp_path / "a", progress_bar=False)
@@ -111,9 +111,12 @@ def test_sdqn_bad_configuration(tmp_path: Path, cartpole_dqn: Path, ppo_norm_run
 
 
 def test_noise_augmentation_perturbs_training_observations_only(tiny_run, tmp_path: Path):
-    from smoothrl.config import RunConfig, resolve_config
     from smoothrl.envs.vec_wrappers import VecObservationNoise
-    from smoothrl.training import _callbacks, _training_env, evaluate, make_env
+    from smoothrl.run.build import make_env
+    from smoothrl.run.config import RunConfig
+    from smoothrl.run.evaluation import evaluate
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import _callbacks, _training_env
 
     config = resolve_config("ppo", "Pendulum-v1", "smoke", ["obs_noise=0.5", "normalize=true"])
     env = _training_env(config)

@@ -36,9 +36,9 @@ def test_the_runtime_has_no_torch_sb3_or_gymnasium(runtime_venv: Path):
 
 
 def test_the_runtime_deploys_against_a_udp_bridge(runtime_venv: Path, tmp_path: Path, sac_run: Path):
-    from smoothrl.export import export_run
     from smoothrl.hardware.backends.udp import serve_env
-    from smoothrl.training import evaluate
+    from smoothrl.run.evaluation import evaluate
+    from smoothrl.tools.export import export_run
 
     artefact = export_run(sac_run, tmp_path / "art")
     profile = yaml.safe_load((REPO / "hardware" / "udp_pendulum.yaml").read_text())

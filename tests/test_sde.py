@@ -7,8 +7,8 @@ import pytest
 import torch as th
 
 from smoothrl.agents.policies import GSDEActor
-from smoothrl.config import resolve_config
-from smoothrl.training import make_env, make_model
+from smoothrl.run.build import make_env, make_model
+from smoothrl.run.overrides import resolve_config
 
 
 @pytest.mark.parametrize("algo", ["td3", "ddpg"])

@@ -11,7 +11,7 @@ import torch as th
 from smoothrl.errors import SmoothRLError
 from smoothrl.robust import SmoothedPolicy
 from smoothrl.robust.smoothing import aggregate
-from smoothrl.training import load_run
+from smoothrl.run.build import load_run
 
 # --- smoothing ---------------------------------------------------------------------------
 

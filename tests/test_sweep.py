@@ -13,8 +13,10 @@ import yaml
 from scipy import stats
 from typer.testing import CliRunner
 
+from scripts.benchlib import loopback_cluster
 from smoothrl.cli import app
-from smoothrl.sweep import aggregate, load_sweep, loopback_cluster, sweep
+from smoothrl.experiments.report import aggregate
+from smoothrl.experiments.sweep import load_sweep, sweep
 
 pytest.importorskip("ray")
 pytest.importorskip("optuna")
@@ -116,7 +118,7 @@ def test_interrupted_trial_continues_from_its_latest_checkpoint(tmp_path):
     record = json.loads((run / "trial.json").read_text())
     assert result.skipped == 0 and record["status"] == "ok" and record["resumed_from"] == 256
     assert (run / "model.zip").is_file() and (run / "eval.json").is_file()
-    from smoothrl.training import load_run
+    from smoothrl.run.build import load_run
 
     assert load_run(run).model.num_timesteps >= 512  # the steps done before the interruption count
 
@@ -255,7 +257,7 @@ def test_real_cluster_head_and_worker_on_loopback_spread_the_trials(tmp_path):
 
 
 def test_tune_pruning_plumbing_prunes_trials_below_the_median(tmp_path, monkeypatch):
-    from smoothrl import tuning
+    from smoothrl.experiments import tuning
 
     def fake(spec, params, objective, report):
         value = -float(len(calls))  # each trial worse than the last: from the third on, below the median
@@ -274,7 +276,7 @@ def test_tune_pruning_plumbing_prunes_trials_below_the_median(tmp_path, monkeypa
 
 
 def test_tune_runs_four_trials_with_pruning_and_writes_a_loadable_preset(tmp_path):
-    from smoothrl.config import build_config
+    from smoothrl.run.overrides import build_config
 
     out = tmp_path / "tune"
     result = runner.invoke(app, ["tune", "--algo", "ppo", "--env", "Pendulum-v1", "--preset", "smoke", "--trials", "4",

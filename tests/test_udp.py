@@ -96,9 +96,9 @@ class Proxy:
 
 @pytest.fixture(scope="module")
 def artefact(tmp_path_factory) -> tuple[Path, Path]:
-    from smoothrl.config import resolve_config
-    from smoothrl.export import export_run
-    from smoothrl.training import train
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import train
+    from smoothrl.tools.export import export_run
 
     root = tmp_path_factory.mktemp("udp")
     overrides = ["n_timesteps=600", "eval_freq=0", "checkpoint_freq=0", "eval_episodes=1"]
@@ -148,7 +148,7 @@ def profile(port: int, lockstep: bool, **watchdog):
 
 
 def test_lockstep_over_udp_returns_what_eval_returns(artefact, start_bridge):
-    from smoothrl.training import evaluate
+    from smoothrl.run.evaluation import evaluate
 
     run_dir, art = artefact
     port = free_port()

@@ -59,6 +59,8 @@ def make_vec_env(
             wrapper_class=ActionSmoothnessReward if smoothness_reward else None,
             wrapper_kwargs={"weights": smoothness_reward} if smoothness_reward else None,
         )
+    except SmoothRLError:  # the env's own one-line refusal
+        raise
     except TypeError as e:
         raise SmoothRLError(f"{env_id} does not accept env_kwargs {env_kwargs} ({e}); fix env_kwargs") from None
     except ValueError as e:  # a wrapper that cannot apply to this env's spaces

@@ -11,7 +11,7 @@
   tabular methods (repeated retraining, repeated gradient ascent, finite samples, MDRR).
 
 Deep repeated retraining with any smoothrl algorithm drives the training pipeline, so it lives
-in the application (:mod:`smoothrl.retraining`).
+in the application (:mod:`smoothrl.experiments.retraining`).
 """
 
 #: the env keyword each performative id takes for its sensitivity (``smoothrl performative --beta``)

@@ -47,7 +47,7 @@ from smoothrl.hardware.artefact import MANIFEST, MANIFEST_VERSION
 from smoothrl.metrics import normalize_actions
 from smoothrl.robust.smoothing import check_smoothing
 from smoothrl.robust.views import PolicyView
-from smoothrl.training import Run, load_run, make_env
+from smoothrl.run.build import Run, load_run, make_env
 
 ONNX_FILE = "policy.onnx"
 TORCHSCRIPT_FILE = "policy.pt"
@@ -286,7 +286,7 @@ def export_run(
     :param seed: seed of the smoothing noise tensor
     :param overwrite: replace an existing artefact directory
     :param certify: attach ``smoothrl certify``'s numbers for the artefact's smoothing to the
-        manifest: keyword arguments of :func:`smoothrl.robustness.certify_run` (``samples``,
+        manifest: keyword arguments of :func:`smoothrl.tools.robustness.certify_run` (``samples``,
         ``n_states``, ``alpha``, ...); needs smoothing in the graph
     :return: the artefact directory
     :raises SmoothRLError: for bad input, with what to do about it
@@ -308,7 +308,7 @@ def export_run(
             raise SmoothRLError(
                 "--certify needs smoothing in the graph: pass --smoothing-sigma (or an S-PPO/S-DQN run)"
             )
-        from smoothrl.robustness import certify_run
+        from smoothrl.tools.robustness import certify_run
 
         options = {"samples": 10_000, "n_states": 100, **certify}
         certificate = certify_run(run, module.smoothing.sigma, **options)

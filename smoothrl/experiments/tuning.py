@@ -32,7 +32,8 @@ import yaml
 
 from smoothrl import rundir
 from smoothrl.errors import SmoothRLError
-from smoothrl.sweep import ALIASES, BASE_METRICS, INSTALL_HINT, Resources, check_backend
+from smoothrl.experiments.executor import INSTALL_HINT, Resources, check_backend
+from smoothrl.experiments.sweep import ALIASES, BASE_METRICS
 
 BEST = "best.yaml"
 TRIALS = "trials.csv"
@@ -201,9 +202,9 @@ class TuneSpec:
 def check_spec(spec: TuneSpec) -> Callable[[dict[str, float]], float]:
     """:return: the compiled objective; :raises SmoothRLError: for any bad setting"""
     from smoothrl.checks import COUNT, Range, check_number
-    from smoothrl.config import resolve_config
     from smoothrl.envs.registration import env_kpis
     from smoothrl.registry import get_entry
+    from smoothrl.run.overrides import resolve_config
 
     entry = get_entry(spec.algo)
     if entry.name not in SEARCH_SPACES:
@@ -238,10 +239,10 @@ def run_trial(
     import torch
     from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
-    from smoothrl.config import resolve_config
     from smoothrl.envs.registration import eval_env_kwargs
-    from smoothrl.episodes import run_episodes, summarize
-    from smoothrl.training import EVAL_SEED_OFFSET, make_env, make_model
+    from smoothrl.run.build import EVAL_SEED_OFFSET, make_env, make_model
+    from smoothrl.run.episodes import run_episodes, summarize
+    from smoothrl.run.overrides import resolve_config
 
     torch.set_num_threads(1)
     items = [f"{k}={json.dumps(v)}" for k, v in params.items()]

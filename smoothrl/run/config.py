@@ -9,24 +9,26 @@ type hints, so a bad value fails before anything is built or written.
 
 from __future__ import annotations
 
-import ast
 import difflib
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import torch as th
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
-from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecNormalize
 
-from smoothrl.checks import MAX_SEED, POSITIVE, RANGES, Range, check_number, finite_numbers
-from smoothrl.envs import HVAC_FAMILY, check_env_id
+from smoothrl.checks import MAX_SEED
+from smoothrl.envs import HVAC_FAMILY
 from smoothrl.errors import SmoothRLError
 from smoothrl.metrics import check_derivative_weights
 from smoothrl.registry import AlgoEntry, get_entry
+from smoothrl.run.hyperparams import (
+    build_hyperparam,
+    check_range,
+)
 
 #: Constructor keywords set by smoothrl itself, with the flag a user sets them through.
 RESERVED = {
@@ -54,7 +56,6 @@ RENAMED = {
 }
 #: rl-zoo3 keys smoothrl does not implement.
 UNSUPPORTED = ("env_wrapper", "vec_env_wrapper", "frame_stack", "callback", "normalize_kwargs", "config")
-_SCHEDULE_PREFIX = "lin_"
 
 
 class ExplorationNoise(BaseModel):
@@ -341,127 +342,34 @@ class RunConfig(BaseModel):
 # values
 
 
-def parse_value(text: str) -> Any:
-    """
-    Parse a ``--set`` value: YAML (``true``, ``[64, 64]``, ``{a: 1}``), with numbers such as
-    ``3e-4`` read as floats (YAML 1.1 would keep them strings).
-
-    :param text: the text after ``=``
-    :return: the value
-    """
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, str):
-        for cast in (int, float):
-            try:
-                return cast(value)
-            except ValueError:
-                pass
-    return value
-
-
-class _Names:
-    """Stands for ``nn`` / ``th`` in zoo ``policy_kwargs`` strings: ``nn.ReLU`` -> ``"nn.ReLU"``."""
-
-    def __init__(self, prefix: str) -> None:
-        self._prefix = prefix
-
-    def __getattr__(self, name: str) -> _Names:
-        return _Names(f"{self._prefix}.{name}")
-
-
-def _names_to_str(value: Any) -> Any:
-    if isinstance(value, _Names):
-        return value._prefix
-    if isinstance(value, dict):
-        return {k: _names_to_str(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_names_to_str(v) for v in value]
-    return value
-
-
-def parse_policy_kwargs(value: Any) -> dict[str, Any]:
-    """
-    Read zoo ``policy_kwargs`` (a ``"dict(...)"`` string or a dict) into plain YAML data;
-    torch references such as ``nn.ReLU`` stay strings until :func:`build_policy_kwargs`.
-
-    :param value: the zoo value
-    :return: a dict of YAML-serializable values
-    """
-    if isinstance(value, str):
-        namespace = {"dict": dict, "nn": _Names("nn"), "th": _Names("th"), "True": True, "False": False, "None": None}
-        try:
-            value = eval(value, {"__builtins__": {}}, namespace)  # noqa: S307  (zoo format; names are inert)
-        except Exception as e:
-            raise SmoothRLError(f"policy_kwargs '{value}' is not a valid dict(...) expression ({e}); fix it") from None
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise SmoothRLError(f"policy_kwargs must be a dict, got {value!r}; write e.g. dict(net_arch=[64, 64])")
-    return _names_to_str(value)
-
-
-def _torch_ref(text: str) -> Any:
-    obj: Any = {"nn": th.nn, "th": th}[text.split(".", 1)[0]]
-    for part in text.split(".")[1:]:
-        obj = getattr(obj, part, None)
-        if obj is None:
-            raise SmoothRLError(f"policy_kwargs names '{text}', which torch does not have; fix the name")
-    return obj
-
-
-def build_policy_kwargs(value: Mapping[str, Any]) -> dict[str, Any]:
-    """
-    Turn stored ``policy_kwargs`` into what SB3 takes (``"nn.ReLU"`` -> ``torch.nn.ReLU``).
-
-    :param value: the stored dict
-    :return: keyword arguments for the policy
-    """
-
-    def conv(v: Any) -> Any:
-        if isinstance(v, str) and v.split(".", 1)[0] in ("nn", "th") and "." in v:
-            return _torch_ref(v)
-        if isinstance(v, dict):
-            return {k: conv(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [conv(x) for x in v]
-        return v
-
-    return conv(dict(value))
-
-
-def build_hyperparam(key: str, value: Any) -> Any:
-    """
-    Turn one stored hyperparameter into the object the constructor takes.
-
-    :param key: the keyword
-    :param value: the stored value (``lin_<x>`` strings become linear schedules)
-    :return: the constructor value
-    """
-    if key == "policy_kwargs":
-        return build_policy_kwargs(parse_policy_kwargs(value))
-    if isinstance(value, str) and value.startswith(_SCHEDULE_PREFIX):
-        return LinearSchedule(schedule_start(key, value), 0.0, 1.0)
-    return value
-
-
-def schedule_start(key: str, value: str) -> float:
-    """
-    :param key: the keyword
-    :param value: a ``lin_<x>`` schedule
-    :return: ``x``, its value at the start of training
-    :raises SmoothRLError: when ``x`` is not a number
-    """
-    try:
-        return float(value[len(_SCHEDULE_PREFIX) :])
-    except ValueError:
-        raise SmoothRLError(f"{key}='{value}' is not a schedule; write lin_<number>, e.g. lin_3e-4") from None
+# ---------------------------------------------------------------------------------------------
+# validation against the algorithm's constructor
 
 
 # ---------------------------------------------------------------------------------------------
-# validation against the algorithm's constructor
+# resolution
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """
+    Read and validate a ``config.yaml`` written by ``train`` (perhaps edited by hand since).
+
+    :param path: the file
+    :return: the config
+    :raises SmoothRLError: for a missing or invalid file, naming the file and the bad key
+    """
+    from smoothrl.presets import load_yaml
+
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise SmoothRLError(f"{path} is not a smoothrl run config; restore it or retrain")
+    where = f"{path} is not a valid run config"
+    try:
+        return RunConfig(**data)
+    except ValidationError as e:
+        raise one_line(e, where=f"{where}: ") from None
+    except SmoothRLError as e:
+        raise SmoothRLError(f"{where}: {e}") from None
 
 
 def check_hyperparam(entry: AlgoEntry, key: str, value: Any) -> None:
@@ -505,201 +413,3 @@ def check_hyperparam(entry: AlgoEntry, key: str, value: Any) -> None:
                 f"expected {entry.hint_name(key)}"
             ) from None
     check_range(key, value)
-
-
-def check_range(key: str, value: Any) -> None:
-    """
-    Check a hyperparameter's value against its documented range (:data:`smoothrl.checks.RANGES`);
-    every number in any value must be finite.
-
-    :param key: the keyword
-    :param value: the stored value (a number, a ``lin_<x>`` schedule, SAC's ``auto_<x>``, a
-        ``[n, "step"]`` train frequency, ``policy_kwargs``)
-    :raises SmoothRLError: naming the keyword, its range and the value
-    """
-    finite_numbers(key, value)
-    if key == "policy_kwargs":
-        check_net_arch(parse_policy_kwargs(value).get("net_arch"))
-        return
-    rule = RANGES.get(key)
-    if rule is None or value is None:
-        return
-    if isinstance(value, str) and value.startswith(_SCHEDULE_PREFIX):  # the schedule's start
-        check_number(f"{key} ({value})", schedule_start(key, value), rule)
-    elif key == "ent_coef" and isinstance(value, str) and value.startswith("auto"):  # SAC's learned coefficient
-        if value.startswith("auto_"):
-            check_number(f"ent_coef ({value}): its initial value", parse_value(value[5:]), POSITIVE)
-    elif key == "train_freq" and isinstance(value, list | tuple) and value:  # [n, "step" | "episode"]
-        check_number(f"{key}[0]", value[0], rule)
-    else:
-        check_number(key, value, rule)
-
-
-def check_net_arch(value: Any) -> None:
-    """
-    :param value: ``policy_kwargs.net_arch``: a list of layer widths, or ``dict(pi=[...], vf=[...])``
-        (``qf`` for off-policy critics); ``None``: the algorithm's default
-    :raises SmoothRLError: for anything else, or a width below 1
-    """
-    if value is None:
-        return
-    layers = value if isinstance(value, list) else None
-    if isinstance(value, dict) and all(isinstance(v, list) for v in value.values()):
-        layers = [w for v in value.values() for w in v]
-    if layers is None:
-        raise SmoothRLError(
-            f"policy_kwargs.net_arch must be a list of layer widths or dict(pi=[...], vf=[...]), got {value!r}"
-        )
-    for width in layers:
-        check_number("policy_kwargs.net_arch: each layer width", width, Range(1, integer=True))
-
-
-# ---------------------------------------------------------------------------------------------
-# resolution
-
-
-def _auto_freq(n_timesteps: int) -> int:
-    """Ten evaluations / checkpoints per run, rounded to a thousand steps (at least 1000)."""
-    return max(1000, (n_timesteps // 10) // 1000 * 1000)
-
-
-def _set_key(raw: dict[str, Any], key: str, value: Any) -> None:
-    head, _, sub = key.partition(".")
-    refuse_renamed(head)
-    if sub:
-        if head not in DICT_KEYS:
-            raise SmoothRLError(f"'{key}': only {', '.join(DICT_KEYS)} take a sub-key; write {head}=value")
-        current = raw.get(head)
-        if head == "policy_kwargs":
-            current = parse_policy_kwargs(current)
-        elif head == "normalize":
-            current = {} if current in (None, False, True) else dict(current)
-        else:
-            current = dict(current or {})
-        current[sub] = value
-        raw[head] = current
-    else:
-        raw[key] = value
-
-
-def parse_overrides(items: Sequence[str]) -> list[tuple[str, Any]]:
-    """
-    Parse ``--set key=value`` items.
-
-    :param items: ``["learning_rate=3e-4", "policy_kwargs.net_arch=[64, 64]"]``
-    :return: ``[(key, value), ...]``
-    :raises SmoothRLError: for an item without ``=``
-    """
-    out = []
-    for item in items:
-        key, eq, text = item.partition("=")
-        if not eq or not key.strip():
-            raise SmoothRLError(f"--set '{item}' is not key=value; write e.g. --set learning_rate=3e-4")
-        out.append((key.strip(), parse_value(text.strip())))
-    return out
-
-
-def resolve_config(
-    algo: str,
-    env: str,
-    preset: str | None = None,
-    overrides: Sequence[str] = (),
-    **fields: Any,
-) -> RunConfig:
-    """
-    Build the RunConfig of a new run: preset, then ``--set`` overrides, then explicit fields.
-
-    :param algo: algorithm name
-    :param env: gymnasium id
-    :param preset: preset entry of ``agents/<algo>.yaml`` (default: the entry keyed by ``env``,
-        or SB3's defaults when there is none)
-    :param overrides: ``key=value`` items
-    :param fields: RunConfig fields given explicitly (``seed``, ``n_timesteps``, ``n_envs``,
-        ``device``, ...); ``None`` values are ignored
-    :return: the validated config
-    :raises SmoothRLError: for any unknown name or bad value
-    """
-    entry = get_entry(algo)
-    check_env_id(env)
-    presets = entry.presets()
-    if preset is not None and preset not in presets:
-        raise SmoothRLError(
-            f"no preset '{preset}' in agents/{entry.name}.yaml; choose one of: {', '.join(presets) or '(none)'}"
-        )
-    raw: dict[str, Any] = dict(presets.get(preset or env, {}))
-    for key, value in parse_overrides(overrides):
-        _set_key(raw, key, value)
-    for key, value in fields.items():
-        if value is not None:
-            raw[key] = value
-    return build_config(entry.name, env, preset, raw)
-
-
-def build_config(algo: str, env: str, preset: str | None, raw: Mapping[str, Any]) -> RunConfig:
-    """
-    Split a flat rl-zoo3 style dict into RunConfig fields and validate it.
-
-    :param algo: algorithm name
-    :param env: gymnasium id
-    :param preset: the preset name recorded in the config
-    :param raw: zoo keys, RunConfig fields and constructor keywords, flat
-    :return: the validated config
-    :raises SmoothRLError: for any unknown name or bad value
-    """
-    entry = get_entry(algo)
-    raw = dict(raw)
-    for key in ("initial_normalization", "freeze_normalization"):
-        if key in raw:
-            raise SmoothRLError(f"'{key}' is set by the algorithm (S-DQN: from its base_model), not by hand; remove it")
-    top = {k: raw.pop(k) for k in list(raw) if k in RunConfig.model_fields and k not in DERIVED_FIELDS}
-    if isinstance(top.get("normalize"), str):
-        try:
-            top["normalize"] = ast.literal_eval(top["normalize"])
-        except (ValueError, SyntaxError):
-            raise SmoothRLError(f"normalize '{top['normalize']}' is not a bool or a dict; fix it") from None
-    if isinstance(top.get("n_timesteps"), float) and float(top["n_timesteps"]).is_integer():
-        top["n_timesteps"] = int(top["n_timesteps"])
-    hyperparams = {k: v for k, v in raw.items() if k not in DERIVED_FIELDS}
-    if "policy_kwargs" in hyperparams:
-        hyperparams["policy_kwargs"] = parse_policy_kwargs(hyperparams["policy_kwargs"])
-    n_timesteps = top.get("n_timesteps")
-    if isinstance(n_timesteps, int) and n_timesteps >= 0:
-        top.setdefault("eval_freq", _auto_freq(n_timesteps) if n_timesteps else 0)
-        top.setdefault("checkpoint_freq", _auto_freq(n_timesteps) if n_timesteps else 0)
-    if "n_timesteps" not in top:
-        raise SmoothRLError(
-            f"no training budget for {entry.name} on {env}: the preset has no n_timesteps; pass --timesteps N"
-        )
-    try:
-        config = RunConfig(algo=entry.name, env=env, preset=preset, hyperparams=hyperparams, **top)
-    except ValidationError as e:
-        raise one_line(e) from None
-    if entry.run_fields is not None:  # fields the algorithm derives from its keywords (S-DQN's base run)
-        try:
-            fields = entry.run_fields(config.hyperparams, config.normalize_kwargs is not None)
-        except ValueError as e:
-            raise SmoothRLError(str(e)) from None
-        config = RunConfig.model_validate({**config.model_dump(), **fields})
-    return config
-
-
-def load_config(path: str | Path) -> RunConfig:
-    """
-    Read and validate a ``config.yaml`` written by ``train`` (perhaps edited by hand since).
-
-    :param path: the file
-    :return: the config
-    :raises SmoothRLError: for a missing or invalid file, naming the file and the bad key
-    """
-    from smoothrl.presets import load_yaml
-
-    data = load_yaml(path)
-    if not isinstance(data, dict):
-        raise SmoothRLError(f"{path} is not a smoothrl run config; restore it or retrain")
-    where = f"{path} is not a valid run config"
-    try:
-        return RunConfig(**data)
-    except ValidationError as e:
-        raise one_line(e, where=f"{where}: ") from None
-    except SmoothRLError as e:
-        raise SmoothRLError(f"{where}: {e}") from None

@@ -45,9 +45,9 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, unwrap_vec_normalize
 from torch.nn import functional as F
 
-from smoothrl.config import Pretrain, RunConfig
 from smoothrl.envs import HVAC_FAMILY, make_vec_env
 from smoothrl.errors import SmoothRLError
+from smoothrl.run.config import Pretrain, RunConfig
 
 #: width (in signal units) of the sigmoid that smooths the plant's "off below its lowest fraction"
 DEAD_BAND_WIDTH = 0.05

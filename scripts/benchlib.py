@@ -6,10 +6,14 @@ only its tasks, variants and columns."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
+import socket
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +77,10 @@ def run_job(job: Job) -> dict[str, Any]:
     """
     import torch as th
 
-    from smoothrl.config import resolve_config
-    from smoothrl.plotting import read_scalar_tags
-    from smoothrl.training import evaluate, train
+    from smoothrl.run.evaluation import evaluate
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import train
+    from smoothrl.tools.plotting import read_scalar_tags
 
     th.set_num_threads(1)  # one core per job: the pool supplies the parallelism
     config = resolve_config(
@@ -110,7 +115,7 @@ def run_jobs(
 ) -> dict[tuple, dict[str, Any]]:
     """
     Run jobs ``workers`` at once with a progress bar, on the sweep machinery
-    (:func:`smoothrl.sweep.execute`): a local pool of processes (one thread each) or Ray.
+    (:func:`smoothrl.experiments.executor.execute`): a local pool of processes (one thread each) or Ray.
 
     :param jobs: the jobs (anything with a ``key``; :class:`Job` for the default ``fn``)
     :param workers: jobs at once (1 with ``local``: in this process, in order)
@@ -120,7 +125,7 @@ def run_jobs(
     :param address: a Ray cluster's ``HOST:PORT`` (``--address``)
     :return: ``{job.key: result}``
     """
-    from smoothrl.sweep import check_address, execute
+    from smoothrl.experiments.executor import check_address, execute
 
     results: dict[tuple, dict[str, Any]] = {}
     with Progress(console=console) as progress:
@@ -152,7 +157,7 @@ def keep_trials(
     Keep what a sweep's trials have to show in the repository, then read back every kept trial.
 
     A sweep's run directories live under ``runs/``, which a new machine does not have; a study
-    that spans sessions reads its trials from ``kept_dir`` instead, refreshed here from every
+    run on several machines over days reads its trials from ``kept_dir`` instead, refreshed here from every
     trial still on disk. A finished trial's record is never replaced by an unfinished one (a
     rerun of the same sweep on a new machine), nor a record by one that has done fewer steps.
 
@@ -188,7 +193,7 @@ def pool_seeds(
     """
     One variant's means over its seeds, from an earlier aggregate and per-seed results.
 
-    A study whose early sessions kept only per-variant means (the seeds, the mean of every key,
+    A study whose early runs kept only per-variant means (the seeds, the mean of every key,
     the standard deviation of one) goes on with per-seed results; the means and that standard
     deviation over all seeds follow exactly from both.
 
@@ -326,3 +331,78 @@ def save_results(results: Mapping[str, Any], out: Path, tables: Iterable[Table],
     for t in tables:
         console.print(t)
     console.print(f"wrote {out}")
+
+
+@contextlib.contextmanager
+def loopback_cluster(nodes: int = 2, cpus_per_node: int = 1, timeout: float = 120.0) -> Iterator[str]:
+    """
+    A real multi-process Ray cluster on this machine, on loopback only: ``ray start --head`` and
+    ``nodes - 1`` worker nodes (``ray start --address``), each a process group of its own,
+    stopped (and waited for) on exit. What the tests and ``scripts/bench_sweep.py`` run against;
+    on real machines the same ``ray start`` commands run on each host (see the README).
+
+    :param nodes: nodes, the head included
+    :param cpus_per_node: CPUs each node offers
+    :param timeout: seconds to wait for the head to answer and every node to join
+    :return: the head's ``HOST:PORT`` (for ``--address``)
+    :raises RuntimeError: when the cluster does not come up in time
+    """
+    import subprocess
+    import sys
+
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    common = ["--block", "--num-cpus", str(cpus_per_node), "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    started: list[subprocess.Popen] = []
+
+    def start(args: list[str]) -> None:
+        started.append(
+            subprocess.Popen(
+                [ray_cli, "start", *common, *args],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
+            )
+        )
+
+    try:
+        start(["--head", "--port", str(port), "--include-dashboard", "false"])
+        deadline = time.time() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or started[0].poll() is not None:
+                    raise RuntimeError("the Ray head did not start") from None
+                time.sleep(0.5)
+        for _ in range(nodes - 1):
+            start(["--address", address])
+        import ray
+
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        try:
+            while len([n for n in ray.nodes() if n["Alive"]]) < nodes:
+                if time.time() > deadline:
+                    raise RuntimeError(f"only {len(ray.nodes())} of {nodes} Ray nodes joined")
+                time.sleep(0.5)
+        finally:
+            ray.shutdown()
+        yield address
+    finally:
+        import signal
+
+        for node in reversed(started):
+            if node.poll() is None:
+                os.killpg(node.pid, signal.SIGTERM)
+        for node in reversed(started):
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(node.pid, signal.SIGKILL)
+                node.wait()

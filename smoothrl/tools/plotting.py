@@ -73,7 +73,8 @@ def plot_runs(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from smoothrl.training import evaluate, load_run
+    from smoothrl.run.build import load_run
+    from smoothrl.run.evaluation import evaluate
 
     out = Path(out)
     if out.suffix.lower() != ".png":
@@ -131,7 +132,8 @@ def hvac_week(run, seed: int | None = None, controller: str | None = None) -> di
         delivered signal, -1 cooling .. 1 heating) and ``actions`` (normalized, for the spectrum)
     """
     from smoothrl.envs.keys import ACTION_INFO_KEY
-    from smoothrl.training import EVAL_SEED_OFFSET, eval_env
+    from smoothrl.run.build import EVAL_SEED_OFFSET
+    from smoothrl.run.evaluation import eval_env
 
     seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
     if controller is None:

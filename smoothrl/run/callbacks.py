@@ -11,8 +11,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from smoothrl.envs.keys import ACTION_INFO_KEY
-from smoothrl.episodes import run_episodes, summarize
 from smoothrl.metrics import SMOOTHNESS_KEYS, mean_report, smoothness_report
+from smoothrl.run.episodes import run_episodes, summarize
 from smoothrl.rundir import atomic_write, checkpoint_paths, checkpoint_steps
 
 #: TensorBoard names of the smoothness metrics (``smoothness/*`` in training, ``eval/*`` in evaluation).

@@ -22,7 +22,8 @@ from smoothrl.robust.certify import (
 )
 from smoothrl.robust.smoothing import SmoothedPolicy, check_smoothing
 from smoothrl.robust.views import PolicyView
-from smoothrl.training import EVAL_SEED_OFFSET, Run, evaluate, load_run
+from smoothrl.run.build import EVAL_SEED_OFFSET, Run, load_run
+from smoothrl.run.evaluation import evaluate
 
 #: default radii (discrete) and perturbation sizes (continuous) reported by ``certify``
 DEFAULT_RADII = (0.0, 0.05, 0.1, 0.2, 0.5)

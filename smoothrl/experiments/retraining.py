@@ -28,13 +28,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from smoothrl import rundir
 from smoothrl.checks import COUNT, NON_NEGATIVE, POSITIVE, Range, check_number, check_seed, check_writable
-from smoothrl.config import RunConfig, one_line, resolve_config
 from smoothrl.errors import SmoothRLError
 from smoothrl.performative import SENSITIVITY_KWARG, TABULAR_IDS
 from smoothrl.performative.gridworld import PerformativeGridworld
 from smoothrl.performative.occupancy import relative_change, value
 from smoothrl.performative.protocol import as_table, merge_experience
 from smoothrl.performative.solvers import retrain
+from smoothrl.run.config import RunConfig, one_line
+from smoothrl.run.overrides import resolve_config
 
 SETTINGS = "performative.yaml"
 RESULTS = "performative.json"
@@ -246,8 +247,8 @@ def run_deep(
     from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
     from smoothrl.envs.registration import eval_env_kwargs
-    from smoothrl.episodes import run_episodes, summarize
-    from smoothrl.training import EVAL_SEED_OFFSET, make_env, make_model
+    from smoothrl.run.build import EVAL_SEED_OFFSET, make_env, make_model
+    from smoothrl.run.episodes import run_episodes, summarize
 
     steps = config.n_timesteps // settings.rounds
     env = make_env(config, training=True)
@@ -344,7 +345,7 @@ def performative(
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
-    from smoothrl.plotting import plot_performative
+    from smoothrl.tools.plotting import plot_performative
 
     run_dir = check_writable(run_dir, "--run-dir", folder=True)
     if run_dir.exists() and not rundir.is_empty_dir(run_dir) and not overwrite:

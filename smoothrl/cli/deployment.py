@@ -1,0 +1,148 @@
+"""``smoothrl export``, ``smoothrl deploy`` and ``smoothrl bridge``: a run on a plant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from smoothrl.cli.app import app, console, reported, user_errors
+from smoothrl.cli.tables import fmt
+from smoothrl.errors import SmoothRLError
+
+
+@app.command()
+@user_errors
+@app.command()
+@user_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `smoothrl train`.")],
+    out: Annotated[Path, typer.Option(help="The artefact directory to write.")],
+    format_: Annotated[str, typer.Option("--format", help="onnx (what `deploy` loads) or torchscript.")] = "onnx",
+    smoothing_sigma: Annotated[
+        float | None, typer.Option(help="Put randomized smoothing at this noise in the graph (default: S-PPO/S-DQN's).")
+    ] = None,
+    smoothing_samples: Annotated[int | None, typer.Option(help="Noisy copies per smoothed decision.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the graph's fixed smoothing noise.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an artefact already in --out.")] = False,
+    certify: Annotated[bool, typer.Option(help="Attach `smoothrl certify` numbers for the graph's smoothing.")] = False,
+    certify_samples: Annotated[int, typer.Option(help="With --certify: noise samples per state.")] = 10_000,
+    certify_states: Annotated[int, typer.Option(help="With --certify: states to certify.")] = 100,
+) -> None:
+    """Export a run to a self-contained policy artefact (policy.onnx + manifest.json) for `smoothrl deploy`."""
+    from smoothrl.tools.export import export_run
+
+    options = {"samples": certify_samples, "n_states": certify_states} if certify else None
+    path = export_run(run_dir, out, format_, smoothing_sigma, smoothing_samples, seed, overwrite, options)  # type: ignore[arg-type]
+    manifest = json.loads((path / "manifest.json").read_text())
+    smoothing = manifest["smoothing"]
+    extra = f", smoothing sigma {smoothing['sigma']} x {smoothing['samples']}" if smoothing else ""
+    typer.echo(
+        f"wrote {path}/{manifest['file']} and manifest.json ({manifest['source']['algo']} on "
+        f"{manifest['source']['env']}{extra})"
+    )
+
+
+@app.command()
+@user_errors
+def deploy(
+    artefact: Annotated[Path, typer.Argument(help="An artefact directory written by `smoothrl export`.")],
+    hardware: Annotated[str, typer.Option(help="Controller profile: hardware/NAME.yaml or a shipped NAME.")],
+    duration: Annotated[float | None, typer.Option(help="Seconds to run (lock-step: simulated seconds).")] = None,
+    lockstep: Annotated[
+        bool | None, typer.Option("--lockstep/--realtime", help="Sim backend: step per command, or in real time.")
+    ] = None,
+    speedup: Annotated[float, typer.Option(help="Real-time sim: run this many times faster than the clock.")] = 1.0,
+    log: Annotated[Path | None, typer.Option(help="Write a per-period CSV log here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
+    """Run an artefact on hardware (or its simulator) at the profile's rate, behind the safety filter."""
+    from smoothrl.hardware.deploy import deploy as run_deploy
+
+    summary = run_deploy(artefact, hardware, duration, lockstep, speedup, log, status=None if as_json else console)
+    interrupted = summary["stopped_by"] == "interrupt"  # Ctrl-C: the safe action was written, then deactivated
+    if interrupted:
+        reported.interrupt = True
+        saved = f"; the log is complete in {log}" if log is not None else ""
+        typer.echo(f"interrupted: the safe action was written and the hardware deactivated{saved}", err=True)
+    if as_json:
+        typer.echo(json.dumps(summary))
+        if interrupted:
+            raise typer.Exit(130)
+        return
+    table = Table(title=f"deploy: {artefact} on {summary['profile']}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if key not in ("profile", "interventions"):
+            table.add_row(key, fmt(value))
+    for key, value in summary["interventions"].items():
+        table.add_row(f"interventions: {key}", str(value))
+    console.print(table)
+    if interrupted:
+        raise typer.Exit(130)
+
+
+bridge_app = typer.Typer(
+    help="Far ends for `smoothrl deploy` to talk to (robots, plants), on loopback by default.", no_args_is_help=True
+)
+app.add_typer(bridge_app, name="bridge")
+
+
+@bridge_app.command("pybullet")
+@user_errors
+def bridge_pybullet(
+    env: Annotated[str, typer.Option(help="The robot: a PyBullet id (any gymnasium / smoothrl id works).")],
+    port: Annotated[int, typer.Option(help="UDP port to listen on.")] = 5555,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean it).")] = "127.0.0.1",
+    lockstep: Annotated[bool, typer.Option("--lockstep/--realtime", help="Step per command, or in real time.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the first episode.")] = 10_000,
+    episodes: Annotated[int | None, typer.Option(help="Stop after this many episodes (default: never).")] = None,
+) -> None:
+    """Run a robot env as the far end of the udp backend (protocol: smoothrl.hardware.backends.udp)."""
+    from smoothrl.envs import check_env_id
+    from smoothrl.hardware.backends.udp import serve_env
+
+    check_env_id(env)
+    typer.echo(f"bridge: {env} on udp://{host}:{port} ({'lock-step' if lockstep else 'real time'}); Ctrl-C stops")
+    try:
+        returns = serve_env(env, port, host, lockstep, seed, episodes=episodes)
+    except OSError as e:
+        raise SmoothRLError(f"cannot listen on udp://{host}:{port}: {e.strerror}; pick another --port") from None
+    typer.echo(json.dumps({"episode_returns": returns}))
+
+
+@bridge_app.command("modbus-hvac")
+@user_errors
+def bridge_modbus_hvac(
+    preset: Annotated[str | None, typer.Option(help="HVAC preset (envs/NAME.yaml; default: the env's).")] = None,
+    env: Annotated[
+        str, typer.Option(help="HVAC id: smoothrl/HVAC-v0, smoothrl/HVACMultiZone-v0 or smoothrl/EPlus-v0.")
+    ] = "smoothrl/HVAC-v0",
+    port: Annotated[int, typer.Option(help="Modbus TCP port.")] = 5020,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean it).")] = "127.0.0.1",
+    lockstep: Annotated[bool, typer.Option("--lockstep/--realtime", help="Step per command, or in real time.")] = True,
+    speedup: Annotated[float, typer.Option(help="Real time: simulated time runs this many times faster.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the episode's start day.")] = 10_000,
+    split: Annotated[str, typer.Option(help="test (evaluation weeks) or train.")] = "test",
+) -> None:
+    """Run the HVAC simulator behind a Modbus TCP server, as the plant of the modbus backend."""
+    from smoothrl.hardware.backends.hvac_plant import HVACPlantServer
+
+    modulating = ("smoothrl/HVAC-v0", "smoothrl/HVACMultiZone-v0", "smoothrl/EPlus-v0")
+    if env not in modulating:
+        raise SmoothRLError(f"--env must be a modulating HVAC id ({', '.join(modulating)}), not {env}")
+    if speedup <= 0:
+        raise SmoothRLError(f"--speedup must be positive, got {speedup}")
+    plant = HVACPlantServer(preset, port, host, lockstep, speedup, seed, split, env)
+    typer.echo(f"plant: {env} on modbus://{host}:{port} ({'lock-step' if lockstep else f'real time x{speedup:g}'})")
+    typer.echo(json.dumps(plant.register_map()))
+    stop = __import__("threading").Event()
+    try:
+        result = plant.serve(stop)
+    except KeyboardInterrupt:
+        result = {"steps": plant.steps, "episode_return": plant.episode_return, "kpis": plant.kpis}
+    typer.echo(json.dumps(result))
