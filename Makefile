@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_PIN := torch==2.13.0
 
-.PHONY: venv install install-dev demo test bench lint clean
+.PHONY: venv install install-dev demo test docs bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,10 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(PIP) install -e .
 	touch $@
 
-# dev: the test tools, and the sweep extra (Ray, Optuna, rliable): the tests start a Ray cluster themselves
+# dev: the test tools, the sweep extra (Ray, Optuna, rliable): the tests start a Ray cluster themselves,
+# and the docs extra (mkdocs-material, mkdocstrings): the site is built strictly as part of the tests
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
-	$(PIP) install -e ".[dev,ray]"
+	$(PIP) install -e ".[dev,ray,docs]"
 	touch $@ $(VENV)/.installed
 
 venv: $(PY)
@@ -57,10 +58,16 @@ demo: install
 bench: install
 	$(PY) scripts/bench_hvac.py
 
-test: install-dev
+test: install-dev docs
 	$(VENV)/bin/ruff check smoothrl tests scripts
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
+
+# The documentation site (mkdocs-material + mkdocstrings), built strictly: a broken link, a bad
+# docstring or a page missing from the nav fails. The CLI reference is generated from the typer app.
+docs: install-dev
+	$(VENV)/bin/typer smoothrl.cli utils docs --name smoothrl --title "CLI reference" --output docs/reference/cli.md
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
 
 lint: install-dev
 	$(VENV)/bin/ruff check smoothrl tests scripts
