@@ -111,10 +111,10 @@ def eval_(
         if first_seed is None:  # every run plays the first run's evaluation episodes
             first_seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
         policy = None
-        if smoothing_sigma is not None:
-            from smoothrl.robust.smoothing import SmoothedPolicy
+        if smoothing_sigma is not None:  # the smoothed policy `attack` acts with, built in one place
+            from smoothrl.tools.robustness import acting_policy
 
-            policy = SmoothedPolicy(run.model, smoothing_sigma, smoothing_samples, smoothing_mode, seed or 0)  # type: ignore[arg-type]
+            policy = acting_policy(run, smoothing_sigma, smoothing_samples, smoothing_mode, seed or 0)
         summary, _ = evaluate(
             run,
             episodes=episodes,
