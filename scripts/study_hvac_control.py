@@ -27,7 +27,11 @@ kept in ``results/trials/hvac_control/<variant>/seed_<s>.json``, so the study ca
 (``--variants``, ``--seeds``) and the report reads every trial kept. Budget: 3 seeds (``--quick``:
 1 seed, 2 test weeks, 2 rounds of 1,024 decisions and 20k RL steps, into a folder of its own).
 ``python scripts/study_hvac_control.py [--quick] [--variants V ...] [--seeds N] [--workers 2]``
-writes results/study_hvac_control.json and .png.
+writes results/study_hvac_control.json and .png. ``--plant staged`` runs the same study on the
+staged plant ``smoothrl/HVACDiscrete-v0``, paired with the tuned thermostat (the PI needs a
+modulating plant), its fine-tune dropping the entropy bonus (the distilled categorical policy
+explores by its own probabilities); trials in ``results/trials/hvac_control_staged/``, results in
+``results/study_hvac_control_staged.json``.
 """
 
 from __future__ import annotations
