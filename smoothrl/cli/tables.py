@@ -24,7 +24,7 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
     """
     Print an evaluation summary as a table.
 
-    :param summary: from :func:`smoothrl.run.training.evaluate`
+    :param summary: from :func:`smoothrl.run.evaluation.evaluate`
     :param title: table title (the run directory)
     """
     mode = "deterministic" if summary["deterministic"] else "stochastic"
@@ -60,7 +60,7 @@ def print_comparison(comparison: dict[str, Any]) -> None:
     Print several runs and controllers side by side: each one's change beside the reference run,
     the weeks each won against it, and the gap to the oracle MPC.
 
-    :param comparison: from :func:`smoothrl.run.training.compare_runs`
+    :param comparison: from :func:`smoothrl.run.evaluation.compare_runs`
     """
     runs, reference = comparison["runs"], comparison["reference"]
     first = runs[reference]

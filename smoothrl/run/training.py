@@ -179,7 +179,7 @@ def train(
     Train a new run and write its directory (``model.zip``, ``config.yaml``,
     ``vecnormalize.pkl``, ``tb/``, ``checkpoints/``, ``eval.json``).
 
-    :param config: the run config (from :func:`smoothrl.run.config.resolve_config`)
+    :param config: the run config (from :func:`smoothrl.run.overrides.resolve_config`)
     :param run_dir: where to write; must be new or empty unless ``overwrite``
     :param overwrite: replace a run already there
     :param progress_bar: show a progress bar
