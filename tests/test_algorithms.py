@@ -135,7 +135,7 @@ def test_save_load_predicts_the_same(extension: str, algo: str, overrides: list[
     np.testing.assert_array_equal(*actions)
     assert_same_parameters(model, loaded)
     assert type(loaded.policy) is type(model.policy)
-    for key in ("action_reg", "use_sde", "colored_noise_beta", "ratio"):
+    for key in ("action_reg", "use_sde", "noise_beta", "ratio"):
         assert getattr(loaded, key, None) == getattr(model, key, None)
     loaded.learn(100, reset_num_timesteps=False)  # and it keeps training
 

@@ -87,7 +87,7 @@ def test_sac_colored_exploration_is_used_only_to_explore(tmp_path):
     assert Counting.calls == 100
     model.save(tmp_path / "m.zip")
     loaded = type(model).load(tmp_path / "m.zip", env=env)
-    assert loaded.colored_noise_beta == 1.0 and loaded._colored is None  # the generator is not saved
+    assert loaded.noise_beta == 1.0 and loaded._colored is None  # the generator is not saved
     with pytest.raises(SmoothRLError, match="use_sde"):
         make_model(
             resolve_config("sac", "Pendulum-v1", "smoke", ["noise_type=colored", "noise_beta=1.0", "use_sde=true"]), env

@@ -24,11 +24,12 @@ class SAC(OffPolicyExtensions, _SB3SAC):
     :param action_reg: action-smoothness terms on the actor's deterministic action, along the
         consecutive states stored in the replay buffer (never across an episode end); as for
         :class:`smoothrl.PPO`
-    :param colored_noise_beta: explore with colored noise: the exploring action is
+    :param noise_beta: explore with colored noise (the config's ``noise_type: colored`` with
+        ``noise_beta``, one spelling for every algorithm): the exploring action is
         ``tanh(mean + std * eps)`` with ``eps`` a unit power-law sequence (``1/f^beta``), one per
         env, renewed at that env's episode end (``None``: SB3's white Gaussian sampling). Only
         exploration uses it: gradient updates draw their own samples. Not with ``use_sde``.
-    :param colored_noise_seq_len: steps per generated sequence
+    :param noise_seq_len: steps per generated sequence
     :param kwargs: SB3's keyword arguments
     """
 
@@ -36,14 +37,14 @@ class SAC(OffPolicyExtensions, _SB3SAC):
         self,
         policy: Any,
         *args: Any,
-        colored_noise_beta: float | None = None,
-        colored_noise_seq_len: int = 1000,
+        noise_beta: float | None = None,
+        noise_seq_len: int = 1000,
         **kwargs: Any,
     ) -> None:
-        if colored_noise_beta is not None and (colored_noise_beta < 0 or kwargs.get("use_sde")):
-            raise ValueError("colored_noise_beta must be >= 0 and cannot be combined with use_sde")
+        if noise_beta is not None and (noise_beta < 0 or kwargs.get("use_sde")):
+            raise ValueError("noise_beta must be >= 0 and cannot be combined with use_sde")
         super().__init__(policy, *args, **kwargs)
-        self.colored_noise_beta, self.colored_noise_seq_len = colored_noise_beta, colored_noise_seq_len
+        self.noise_beta, self.noise_seq_len = noise_beta, noise_seq_len
         self._colored: VectorizedColoredActionNoise | None = None
 
     def _excluded_save_params(self) -> list[str]:
@@ -52,7 +53,7 @@ class SAC(OffPolicyExtensions, _SB3SAC):
     def _colored_noise(self, n_envs: int) -> VectorizedColoredActionNoise:
         if self._colored is None or len(self._colored.noises) != n_envs:
             base = ColoredActionNoise(
-                self.colored_noise_beta, 1.0, self.colored_noise_seq_len, int(np.prod(self.action_space.shape))
+                self.noise_beta, 1.0, self.noise_seq_len, int(np.prod(self.action_space.shape))
             )
             self._colored = VectorizedColoredActionNoise(base, n_envs, seed=self.seed)
         return self._colored
@@ -60,7 +61,7 @@ class SAC(OffPolicyExtensions, _SB3SAC):
     def _sample_action(
         self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
-        if self.colored_noise_beta is None or self.num_timesteps < learning_starts:
+        if self.noise_beta is None or self.num_timesteps < learning_starts:
             return super()._sample_action(learning_starts, action_noise, n_envs)
         obs, _ = self.policy.obs_to_tensor(self._last_obs)
         with th.no_grad():

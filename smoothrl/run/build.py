@@ -122,7 +122,7 @@ def model_kwargs(config: RunConfig, env: VecEnv) -> dict[str, Any]:
     if not isinstance(env.action_space, gym.spaces.Box):
         raise SmoothRLError(f"noise_type needs a continuous action space, {config.env} has {env.action_space}")
     if config.entry.name == "sac" and noise.type == "colored":  # SAC's own sampling noise, colored
-        kwargs["colored_noise_beta"], kwargs["colored_noise_seq_len"] = noise.beta, noise.seq_len
+        kwargs["noise_beta"], kwargs["noise_seq_len"] = noise.beta, noise.seq_len
         return kwargs
     n = int(np.prod(env.action_space.shape))
     sigma = (0.1 if noise.std is None else noise.std) * np.ones(n)
