@@ -56,6 +56,18 @@ class AlgoEntry:
         explores with gSDE instead of the action noise (a preset's ``noise_type`` is then unused)."""
         return issubclass(self.cls, DeterministicSDE)
 
+    @property
+    def action_noise(self) -> bool:
+        """Whether it explores with SB3's action noise (``noise_type`` in a config): its
+        constructor takes ``action_noise``."""
+        return "action_noise" in self.params
+
+    @property
+    def colored_sampling(self) -> bool:
+        """Whether it samples its own exploring action and can color that sample (SAC:
+        ``noise_type: colored`` sets its ``noise_beta`` instead of adding action noise)."""
+        return "noise_beta" in self.params
+
     def presets(self) -> dict[str, dict[str, Any]]:
         """:return: its ``agents/<name>.yaml`` entries (fresh copies)"""
         return agent_presets(self.name)

@@ -52,9 +52,7 @@ class SAC(OffPolicyExtensions, _SB3SAC):
 
     def _colored_noise(self, n_envs: int) -> VectorizedColoredActionNoise:
         if self._colored is None or len(self._colored.noises) != n_envs:
-            base = ColoredActionNoise(
-                self.noise_beta, 1.0, self.noise_seq_len, int(np.prod(self.action_space.shape))
-            )
+            base = ColoredActionNoise(self.noise_beta, 1.0, self.noise_seq_len, int(np.prod(self.action_space.shape)))
             self._colored = VectorizedColoredActionNoise(base, n_envs, seed=self.seed)
         return self._colored
 

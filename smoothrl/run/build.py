@@ -121,7 +121,7 @@ def model_kwargs(config: RunConfig, env: VecEnv) -> dict[str, Any]:
         return kwargs
     if not isinstance(env.action_space, gym.spaces.Box):
         raise SmoothRLError(f"noise_type needs a continuous action space, {config.env} has {env.action_space}")
-    if config.entry.name == "sac" and noise.type == "colored":  # SAC's own sampling noise, colored
+    if config.entry.colored_sampling and noise.type == "colored":  # its own sampling noise, colored (SAC)
         kwargs["noise_beta"], kwargs["noise_seq_len"] = noise.beta, noise.seq_len
         return kwargs
     n = int(np.prod(env.action_space.shape))

@@ -24,7 +24,7 @@ from smoothrl.checks import MAX_SEED
 from smoothrl.envs import HVAC_FAMILY
 from smoothrl.errors import SmoothRLError
 from smoothrl.metrics import check_derivative_weights
-from smoothrl.registry import AlgoEntry, get_entry
+from smoothrl.registry import ALGOS, AlgoEntry, get_entry
 from smoothrl.run.hyperparams import (
     build_hyperparam,
     check_range,
@@ -108,10 +108,13 @@ class ExplorationNoise(BaseModel):
         :param entry: the run's algorithm
         :raises SmoothRLError: when the algorithm cannot use this noise
         """
-        if not entry.off_policy or entry.name == "sdqn" or entry.name == "dqn":
-            raise SmoothRLError(f"noise_type applies to SAC, TD3 and DDPG, not to {entry.name}; remove it")
-        if entry.name == "sac" and self.type == "colored" and self.std is not None:
-            raise SmoothRLError("SAC's colored exploration is scaled by its learned std; remove noise_std")
+        if not entry.action_noise:
+            takers = ", ".join(e.name.upper() for e in ALGOS.values() if e.action_noise)
+            raise SmoothRLError(f"noise_type applies to {takers}, not to {entry.name}; remove it")
+        if entry.colored_sampling and self.type == "colored" and self.std is not None:
+            raise SmoothRLError(
+                f"{entry.name.upper()}'s colored exploration is scaled by its learned std; remove noise_std"
+            )
 
 
 class Pretrain(BaseModel):
