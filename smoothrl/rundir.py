@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -282,3 +283,104 @@ def clean_temp_files(run_dir: str | Path) -> list[Path]:
 def is_run_dir(path: str | Path) -> bool:
     """:return: whether ``path`` is a folder holding a smoothrl run (its ``config.yaml``)"""
     return (Path(path) / CONFIG).is_file()
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """
+    One run directory and its whole write transaction, in the order a run goes through it:
+    :meth:`check_fresh` (new, empty, or a run that ``overwrite`` replaces), :meth:`writing` (the
+    lock, temporary files of a dead writer removed), :meth:`replacing` (the old run set aside, put
+    back if the new one fails, removed once it has finished), checkpoints, and :meth:`finished`
+    (whether the final model and evaluation came after the latest checkpoint).
+
+    :param path: the folder
+    """
+
+    path: Path
+
+    @classmethod
+    def at(cls, path: str | Path) -> RunDir:
+        """:return: the run directory at ``path``"""
+        return cls(Path(path))
+
+    def file(self, name: str) -> Path:
+        """:return: the path of one of its files (``MODEL``, ``CONFIG``, ``EVAL``, ...)"""
+        return self.path / name
+
+    def check_fresh(self, overwrite: bool) -> bool:
+        """
+        :param overwrite: whether a run already there may be replaced
+        :return: whether the folder holds a run that will be replaced (``False``: new or empty)
+        :raises SmoothRLError: for a folder holding files but no run, or a run without ``overwrite``
+        """
+        if is_empty_dir(self.path):
+            return False
+        if not is_run_dir(self.path):
+            raise SmoothRLError(
+                f"{self.path} holds files but no smoothrl run (no {CONFIG}); "
+                "--overwrite replaces runs only: pass another --run-dir"
+            )
+        if not overwrite:
+            raise SmoothRLError(
+                f"{self.path} already holds a run; pass --resume to continue it or --overwrite to replace it"
+            )
+        return True
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[RunDir]:
+        """Hold the lock while writing (see :func:`locked`), after removing a dead writer's temporary files."""
+        with locked(self.path):
+            clean_temp_files(self.path)
+            yield self
+
+    @contextlib.contextmanager
+    def replacing(self, replace: bool) -> Iterator[None]:
+        """
+        Write a new run in place of the one there: the old one's files (all but the lock) are
+        moved to a sibling folder first, put back if the body raises, and removed once it returns.
+        Call it holding the lock (:meth:`writing`).
+
+        :param replace: whether there is a run to replace (``False``: the body runs as it is)
+        """
+        if not replace:
+            yield
+            return
+        aside = self.path.with_name(f".{self.path.name}.replaced-{os.getpid()}")
+        if aside.exists():
+            shutil.rmtree(aside)
+        aside.mkdir()
+        for child in self.path.iterdir():
+            if child.name != LOCK:
+                os.replace(child, aside / child.name)
+        try:
+            yield
+        except BaseException:
+            for child in self.path.iterdir():
+                if child.name != LOCK:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            for child in aside.iterdir():
+                os.replace(child, self.path / child.name)
+            aside.rmdir()
+            raise
+        shutil.rmtree(aside)
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """:return: its checkpoint with the most steps (see :func:`latest_checkpoint`)"""
+        return latest_checkpoint(self.path)
+
+    def checkpoint(self, steps: int) -> Checkpoint:
+        """:return: the paths of its checkpoint at ``steps`` (see :func:`checkpoint_paths`)"""
+        return checkpoint_paths(self.path, steps)
+
+    def finished(self, ckpt: Checkpoint) -> tuple[bool, bool]:
+        """
+        :param ckpt: its latest checkpoint
+        :return: whether the final model was saved after that checkpoint, and whether the final
+            evaluation was written after that model (both: the run finished)
+        """
+        final, summary = self.path / MODEL, self.path / EVAL
+        # the final files are written after the last checkpoint, in this order: newer means finished
+        saved = final.is_file() and final.stat().st_mtime_ns >= ckpt.model.stat().st_mtime_ns
+        evaluated = saved and summary.is_file() and summary.stat().st_mtime_ns >= final.stat().st_mtime_ns
+        return saved, evaluated

@@ -268,7 +268,7 @@ def _continue(config: RunConfig, run_dir: Path) -> int | None:
     :return: the checkpoint's steps it continued from, or ``None`` when it did not
     """
     from smoothrl.run.build import read_config
-    from smoothrl.run.training import final_files, resume
+    from smoothrl.run.training import resume
 
     ckpt = rundir.latest_checkpoint(run_dir)
     if ckpt is None:
@@ -276,7 +276,7 @@ def _continue(config: RunConfig, run_dir: Path) -> int | None:
     try:
         if read_config(run_dir).to_yaml() != config.to_yaml():
             return None
-        if ckpt.steps >= config.n_timesteps and final_files(run_dir, ckpt)[1]:
+        if ckpt.steps >= config.n_timesteps and rundir.RunDir(run_dir).finished(ckpt)[1]:
             return ckpt.steps  # it finished, and stopped before its trial.json
         resume(run_dir, progress_bar=False)
     except SmoothRLError:  # a damaged or incomplete checkpoint: start over

@@ -7,7 +7,6 @@ while training, with ``model.zip``, ``vecnormalize.pkl`` and ``eval.json`` as it
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -34,43 +33,6 @@ from smoothrl.run.build import (
 from smoothrl.run.callbacks import AtomicCheckpointCallback, SmoothnessCallback, SmoothnessEvalCallback, save_checkpoint
 from smoothrl.run.config import RunConfig, one_line
 from smoothrl.run.evaluation import evaluate, split_overrides
-
-
-def _check_fresh_run_dir(run_dir: Path, overwrite: bool) -> bool:
-    """Whether ``run_dir`` holds a run that ``overwrite`` will replace (refusing everything else;
-    a file in its place was refused by :func:`~smoothrl.checks.check_writable` before)."""
-    if rundir.is_empty_dir(run_dir):
-        return False
-    if not rundir.is_run_dir(run_dir):
-        raise SmoothRLError(
-            f"{run_dir} holds files but no smoothrl run (no {rundir.CONFIG}); "
-            "--overwrite replaces runs only: pass another --run-dir"
-        )
-    if not overwrite:
-        raise SmoothRLError(f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
-    return True
-
-
-def _set_aside(run_dir: Path) -> Path:
-    """Move a run's files (all but the lock) into a sibling folder, to restore them if the new run fails."""
-    aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}")
-    if aside.exists():
-        shutil.rmtree(aside)
-    aside.mkdir()
-    for child in run_dir.iterdir():
-        if child.name != rundir.LOCK:
-            os.replace(child, aside / child.name)
-    return aside
-
-
-def _restore(aside: Path, run_dir: Path) -> None:
-    """Put a run set aside back in place of a failed or interrupted new one."""
-    for child in run_dir.iterdir():
-        if child.name != rundir.LOCK:
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
-    for child in aside.iterdir():
-        os.replace(child, run_dir / child.name)
-    aside.rmdir()
 
 
 def _learn(
@@ -188,12 +150,12 @@ def train(
     :raises SmoothRLError: for bad input; :class:`TrainingInterrupted` on Ctrl-C (after checkpointing)
     """
     run_dir = check_writable(run_dir, "--run-dir", folder=True)
+    target = rundir.RunDir(run_dir)
     existed = run_dir.exists()
-    _check_fresh_run_dir(run_dir, overwrite)
+    target.check_fresh(overwrite)
     try:
-        with rundir.locked(run_dir):
-            rundir.clean_temp_files(run_dir)
-            replacing = _check_fresh_run_dir(run_dir, overwrite)  # again, now that no one else writes
+        with target.writing():
+            replacing = target.check_fresh(overwrite)  # again, now that no one else writes
             try:
                 env = _training_env(config)
                 model = make_model(config, env, tensorboard_log=run_dir / rundir.TB)
@@ -205,26 +167,21 @@ def train(
                 ) from None
             # only now, once the new run is known to build, is the old one set aside; it is removed
             # once the new one has finished, and restored if the new one fails or is interrupted
-            aside = _set_aside(run_dir) if replacing else None
             try:
-                rundir.atomic_write_text(run_dir / rundir.CONFIG, config.to_yaml())
-                if pretrained is not None:  # the distilled policy is checkpoint 0: RL starts (or resumes) from it
-                    rundir.atomic_write_json(run_dir / rundir.PRETRAIN, {"rounds": pretrained})
-                    save_checkpoint(model, run_dir)
-                callbacks = _callbacks(config, run_dir) + list(callbacks or [])
-                _learn(model, config, run_dir, callbacks, progress_bar, reset=True)
-                _finish(model, config, run_dir)
-            except BaseException as e:
-                if aside is None:
+                with target.replacing(replacing):
+                    rundir.atomic_write_text(run_dir / rundir.CONFIG, config.to_yaml())
+                    if pretrained is not None:  # the distilled policy is checkpoint 0: RL starts (or resumes) from it
+                        rundir.atomic_write_json(run_dir / rundir.PRETRAIN, {"rounds": pretrained})
+                        save_checkpoint(model, run_dir)
+                    callbacks = _callbacks(config, run_dir) + list(callbacks or [])
+                    _learn(model, config, run_dir, callbacks, progress_bar, reset=True)
+                    _finish(model, config, run_dir)
+            except (TrainingInterrupted, KeyboardInterrupt):
+                if not replacing:
                     raise
-                _restore(aside, run_dir)
-                if isinstance(e, TrainingInterrupted | KeyboardInterrupt):
-                    raise TrainingInterrupted(
-                        f"training interrupted; the previous run in {run_dir} is restored, the new one discarded"
-                    ) from None
-                raise
-            if aside is not None:
-                shutil.rmtree(aside)
+                raise TrainingInterrupted(
+                    f"training interrupted; the previous run in {run_dir} is restored, the new one discarded"
+                ) from None
     finally:
         if not existed and rundir.is_empty_dir(run_dir) and run_dir.is_dir():
             shutil.rmtree(run_dir)  # nothing was written: leave no empty folder behind
@@ -251,23 +208,8 @@ def resume(
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     check_writable(run_dir, "--run-dir", folder=True)
-    with rundir.locked(run_dir):
-        rundir.clean_temp_files(run_dir)
+    with rundir.RunDir(run_dir).writing():
         return _resume(run_dir, config, n_timesteps, progress_bar, callbacks)
-
-
-def final_files(run_dir: Path, ckpt: rundir.Checkpoint) -> tuple[bool, bool]:
-    """
-    :param run_dir: a run directory
-    :param ckpt: its latest checkpoint
-    :return: whether the final model was saved after that checkpoint, and whether the final
-        evaluation was written after that model (both: the run finished)
-    """
-    final, summary = run_dir / rundir.MODEL, run_dir / rundir.EVAL
-    # the final files are written after the last checkpoint, in this order: newer means finished
-    saved = final.is_file() and final.stat().st_mtime_ns >= ckpt.model.stat().st_mtime_ns
-    evaluated = saved and summary.is_file() and summary.stat().st_mtime_ns >= final.stat().st_mtime_ns
-    return saved, evaluated
 
 
 def _resume(
@@ -286,7 +228,7 @@ def _resume(
     if ckpt is None:
         raise SmoothRLError(f"{run_dir} has no checkpoint to resume from; start it again with --overwrite")
     trained = ckpt.steps >= config.n_timesteps
-    saved, evaluated = final_files(run_dir, ckpt)
+    saved, evaluated = rundir.RunDir(run_dir).finished(ckpt)
     if trained and evaluated:
         raise SmoothRLError(
             f"{run_dir} is already trained for {ckpt.steps} steps; pass --timesteps with a larger total to continue"
