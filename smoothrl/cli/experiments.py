@@ -99,7 +99,8 @@ def sweep(
     """Run every (variant, seed) of a sweep as a train + eval trial; summarize with IQM and 95% CIs (rliable)."""
 
     from smoothrl.checks import COUNT, check_number, check_writable
-    from smoothrl.experiments.sweep import SUMMARY, load_sweep, make_trials, selected
+    from smoothrl.experiments.report import SUMMARY
+    from smoothrl.experiments.sweep import load_sweep, make_trials, selected
     from smoothrl.experiments.sweep import sweep as run_sweep
 
     check_number("--max-parallel", max_parallel, COUNT)
