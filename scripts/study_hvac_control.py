@@ -266,7 +266,8 @@ def plot(report: dict[str, Any], kept: dict[str, dict[int, dict[str, Any]]], pat
         right.plot(steps, values, marker=".", label=variant)
     if "mpc-oracle" in controllers:  # the bound's neighbourhood: early PPO returns fall below the axis
         bound = controllers["mpc-oracle"]["mean_return"]
-        right.set_ylim(2.0 * bound, 0.8 * bound)
+        best = max([0.8 * bound, *(float(np.max(line.get_ydata())) for line in right.get_lines())])
+        right.set_ylim(2.0 * bound, best + 0.05 * abs(bound))  # a learned controller may pass the MPC
     right.set_xlabel("RL steps")
     right.set_ylabel("return on the test weeks (mean over seeds)")
     right.legend(fontsize=8)
