@@ -40,6 +40,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from smoothrl import __version__
 from smoothrl.checks import check_writable
+from smoothrl.envs import control_period
 from smoothrl.envs.vec_wrappers import VecActionSmoothnessReward
 from smoothrl.envs.wrappers import ActionSmoothnessReward, action_bounds
 from smoothrl.errors import SmoothRLError
@@ -48,6 +49,7 @@ from smoothrl.metrics import normalize_actions
 from smoothrl.robust.smoothing import check_smoothing
 from smoothrl.robust.views import PolicyView
 from smoothrl.run.build import Run, load_run, make_env
+from smoothrl.tools.robustness import certify_run
 
 ONNX_FILE = "policy.onnx"
 TORCHSCRIPT_FILE = "policy.pt"
@@ -185,40 +187,25 @@ def _history(env: VecEnv) -> tuple[int, int] | None:
     return None
 
 
-def _check_history_units(config: Any) -> None:
+def _check_history_units(env: VecEnv, env_id: str) -> None:
     """The runtime rebuilds the history from the commands it sends, normalized by the action
-    bounds; refuse envs whose ``info["action_unit"]`` is something else (HVAC: the plant signal)."""
-    from smoothrl.envs.factory import make_vec_env
+    bounds; refuse envs whose ``info["action_unit"]`` is something else (HVAC: the plant signal).
 
-    env = make_vec_env(config.env, 1, config.seed, config.env_kwargs)
-    try:
-        env.reset()
-        low, high = action_bounds(env.action_space)
-        env.action_space.seed(0)
-        for _ in range(3):
-            action = np.array([env.action_space.sample()])
-            _, _, _, infos = env.step(action)
-            sent = np.clip(np.asarray(action, dtype=np.float64).ravel(), low, high)
-            expected = normalize_actions(sent[None], low, high)[0]  # one time step, all dimensions
-            if not np.allclose(infos[0].get("action_unit", expected), expected, atol=1e-6):
-                raise SmoothRLError(
-                    f"{config.env} reports actions in its own units, which the runtime cannot rebuild, so a run "
-                    "trained with smoothness_reward cannot be exported yet; retrain with action_reg instead"
-                )
-    finally:
-        env.close()
-
-
-def _control_period(config: Any) -> float | None:
-    """Seconds per env step, where the env says (:func:`smoothrl.envs.control_period`)."""
-    from smoothrl.envs import control_period, make_base_env
-
-    env = make_base_env(config.env, **config.env_kwargs)
-    try:
-        env.reset(seed=config.seed)
-        return control_period(env)
-    finally:
-        env.close()
+    :param env: the run's evaluation env (reset), stepped here with a few random actions
+    :param env_id: its id, for the message
+    """
+    low, high = action_bounds(env.action_space)
+    env.action_space.seed(0)
+    for _ in range(3):
+        action = np.array([env.action_space.sample()])
+        _, _, _, infos = env.step(action)
+        sent = np.clip(np.asarray(action, dtype=np.float64).ravel(), low, high)
+        expected = normalize_actions(sent[None], low, high)[0]  # one time step, all dimensions
+        if not np.allclose(infos[0].get("action_unit", expected), expected, atol=1e-6):
+            raise SmoothRLError(
+                f"{env_id} reports actions in its own units, which the runtime cannot rebuild, so a run "
+                "trained with smoothness_reward cannot be exported yet; retrain with action_reg instead"
+            )
 
 
 def _sha256(path: Path) -> str:
@@ -308,8 +295,6 @@ def export_run(
             raise SmoothRLError(
                 "--certify needs smoothing in the graph: pass --smoothing-sigma (or an S-PPO/S-DQN run)"
             )
-        from smoothrl.tools.robustness import certify_run
-
         options = {"samples": 10_000, "n_states": 100, **certify}
         certificate = certify_run(run, module.smoothing.sigma, **options)
         certificate["note"] = (
@@ -323,10 +308,11 @@ def export_run(
             raise SmoothRLError(f"export supports flat Box observations, {config.env} has {obs_space}")
         first = env.reset()
         sample = th.as_tensor(env.get_original_obs() if isinstance(env, VecNormalize) else first, dtype=th.float32)
+        period = control_period(env.get_attr("unwrapped", [0])[0])  # a PyBullet scene knows it once reset
+        if history is not None:
+            _check_history_units(env, config.env)
     finally:
         env.close()
-    if history is not None:
-        _check_history_units(config)
     n_obs = int(obs_space.shape[0])
     sensors = n_obs - (history[0] * history[1] if history else 0)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -370,7 +356,7 @@ def export_run(
             "normalization": normalization,
             "smoothing": None if module.smoothing is None else vars(module.smoothing),
             "certificate": certificate,
-            "control_period_s": _control_period(config),
+            "control_period_s": period,
             "source": {
                 "run_dir": str(Path(run_dir).resolve()),
                 "algo": config.algo,
