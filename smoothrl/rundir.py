@@ -319,11 +319,11 @@ class RunDir:
         if not is_run_dir(self.path):
             raise SmoothRLError(
                 f"{self.path} holds files but no smoothrl run (no {CONFIG}); "
-                "--overwrite replaces runs only: pass another --run-dir"
+                "@overwrite replaces runs only: pass another @run_dir"
             )
         if not overwrite:
             raise SmoothRLError(
-                f"{self.path} already holds a run; pass --resume to continue it or --overwrite to replace it"
+                f"{self.path} already holds a run; pass @resume to continue it or @overwrite to replace it"
             )
         return True
 

@@ -45,7 +45,7 @@ def test_named_preset_overrides_and_flags_in_order():
 
 
 def test_env_without_preset_uses_sb3_defaults_but_needs_a_budget():
-    with pytest.raises(SmoothRLError, match="--timesteps"):
+    with pytest.raises(SmoothRLError, match="timesteps"):
         resolve_config("sac", "InvertedPendulumBulletEnv-v0")
     config = resolve_config("sac", "InvertedPendulumBulletEnv-v0", n_timesteps=1000)
     assert config.hyperparams == {} and config.eval_freq == 1000

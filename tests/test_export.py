@@ -159,13 +159,13 @@ def test_export_refuses_what_it_cannot_hold(tmp_path: Path, sac_run: Path):
         export_run(staged, tmp_path / "a")
     assert not (tmp_path / "a").exists()
     export_run(sac_run, tmp_path / "b")
-    with pytest.raises(SmoothRLError, match="already exists; pass --overwrite"):
+    with pytest.raises(SmoothRLError, match="already exists; pass overwrite"):
         export_run(sac_run, tmp_path / "b")
     export_run(sac_run, tmp_path / "b", overwrite=True)
     (tmp_path / "c").mkdir()
     with pytest.raises(SmoothRLError, match="already exists; pass a new folder"):
         export_run(sac_run, tmp_path / "c", overwrite=True)
-    with pytest.raises(SmoothRLError, match="--smoothing-samples needs --smoothing-sigma"):
+    with pytest.raises(SmoothRLError, match="smoothing_samples needs smoothing_sigma"):
         export_run(sac_run, tmp_path / "d", smoothing_samples=4)
     (tmp_path / "b" / "policy.onnx").write_bytes(b"tampered")
     with pytest.raises(SmoothRLError, match="does not match its manifest's hash"):
@@ -181,6 +181,6 @@ def test_certify_attaches_the_certificate_of_the_graphs_smoothing(tmp_path: Path
     certificate = json.loads((art / "manifest.json").read_text())["certificate"]
     assert certificate["sigma"] == pytest.approx(0.1) and certificate["states"] == 3 and certificate["samples"] == 200
     assert certificate["kind"] == "discrete" and "fixed draw" in certificate["note"]
-    with pytest.raises(SmoothRLError, match="--certify needs smoothing"):
+    with pytest.raises(SmoothRLError, match="certify needs smoothing"):
         export_run(run_dir, tmp_path / "b", certify={"samples": 100})
     assert not (tmp_path / "b").exists()

@@ -296,7 +296,7 @@ def test_evaluation_never_repeats_a_week():
     assert sorted(days) == sorted(split_start_days("test", 7).tolist())
     some, _ = evaluate_controller("pi", "smoothrl/HVAC-v0", episodes=4)
     assert len(set(some["episode_start_days"])) == 4
-    with pytest.raises(SmoothRLError, match="--episodes 14 is more than the 13 distinct test weeks"):
+    with pytest.raises(SmoothRLError, match="episodes 14 is more than the 13 distinct test weeks"):
         evaluate_controller("pi", "smoothrl/HVAC-v0", episodes=14)
 
 

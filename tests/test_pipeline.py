@@ -140,7 +140,7 @@ def test_existing_run_is_never_overwritten_without_asking(tiny_overrides, sac_ru
     shutil.copytree(sac_run, copy)
     before = (copy / "model.zip").read_bytes()
     config = resolve_config("sac", "Pendulum-v1", "smoke", tiny_overrides)
-    with pytest.raises(SmoothRLError, match="--resume .* or --overwrite"):
+    with pytest.raises(SmoothRLError, match="resume .* or overwrite"):
         train(config, copy, progress_bar=False)
     assert (copy / "model.zip").read_bytes() == before
     # a bad config fails before the old run is touched, even with overwrite

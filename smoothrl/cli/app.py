@@ -98,14 +98,14 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except TrainingInterrupted as e:
             reported.interrupt = True
-            typer.echo(f"interrupted: {e}", err=True)
+            typer.echo(f"interrupted: {e.for_cli()}", err=True)
             raise typer.Exit(130) from None
         except KeyboardInterrupt:  # outside the writing phases (those say what they saved themselves)
             reported.interrupt = True
             typer.echo(INTERRUPTED_EARLY, err=True)
             raise typer.Exit(130) from None
         except SmoothRLError as e:
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(f"error: {e.for_cli()}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

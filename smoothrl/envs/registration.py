@@ -14,6 +14,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from smoothrl.errors import SmoothRLError
+
 
 @dataclass(frozen=True)
 class EnvRegistration:
@@ -72,15 +74,17 @@ def eval_env_kwargs(env_id: str, split: str | None = None) -> dict[str, Any]:
     :param env_id: a gymnasium id
     :param split: the days to evaluate on, for envs with a split (default: the registration's)
     :return: keyword arguments to add to the run's ``env_kwargs``
-    :raises ValueError: for a split the env does not have
+    :raises SmoothRLError: for a split the env does not have
     """
     reg = REGISTERED.get(env_id)
     if split is None:
         return dict(reg.eval_kwargs) if reg is not None else {}
     if reg is None or not reg.splits:
-        raise ValueError(f"--split applies to the HVAC envs only (they have train/test days), not to {env_id}; drop it")
+        raise SmoothRLError(
+            f"@split applies to the HVAC envs only (they have train/test days), not to {env_id}; drop it"
+        )
     if split not in reg.splits:
-        raise ValueError(f"--split must be one of {', '.join(reg.splits)}, got {split!r}")
+        raise SmoothRLError(f"@split must be one of {', '.join(reg.splits)}, got {split!r}")
     return {**reg.eval_kwargs, "split": split}
 
 

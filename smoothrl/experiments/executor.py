@@ -39,14 +39,14 @@ def check_address(address: str) -> None:
     """
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise SmoothRLError(f"--address must be HOST:PORT of a Ray head (e.g. 127.0.0.1:6379), got {address!r}")
+        raise SmoothRLError(f"@address must be HOST:PORT of a Ray head (e.g. 127.0.0.1:6379), got {address!r}")
     try:
         with socket.create_connection((host, int(port)), timeout=3):
             pass
     except OSError as e:
         raise SmoothRLError(
             f"no Ray head at {address} ({e.strerror or type(e).__name__}); start one with `ray start --head` "
-            "or drop --address for a local Ray instance"
+            "or drop @address for a local Ray instance"
         ) from None
 
 
@@ -57,10 +57,10 @@ def check_backend(backend: str, address: str | None) -> None:
     :raises SmoothRLError: for an unknown backend, an address without Ray, or no Ray head there
     """
     if backend not in ("ray", "local"):
-        raise SmoothRLError(f"--backend must be ray or local, got {backend!r}")
+        raise SmoothRLError(f"@backend must be ray or local, got {backend!r}")
     if address is not None:
         if backend != "ray":
-            raise SmoothRLError("--address applies to --backend ray only; drop it or use --backend ray")
+            raise SmoothRLError("@address applies to @backend ray only; drop it or use @backend ray")
         check_address(address)
 
 
@@ -142,7 +142,7 @@ def _run_tune(
         import ray
         from ray import tune
     except ImportError:
-        raise SmoothRLError(f"--backend ray needs Ray; {INSTALL_HINT}, or use --backend local") from None
+        raise SmoothRLError(f"@backend ray needs Ray; {INSTALL_HINT}, or use @backend local") from None
 
     started = not ray.is_initialized()
     if started:

@@ -89,23 +89,23 @@ class PerformativeSettings(BaseModel):
 
 #: (option, rule) of each number, for the one-line messages
 _RULES: dict[str, tuple[str, Range]] = {
-    "lam": ("--lam", NON_NEGATIVE),
-    "beta": ("--beta", NON_NEGATIVE),
-    "eta": ("--eta", POSITIVE),
-    "samples": ("--samples", Range(1, MAX_SAMPLES, integer=True)),
-    "rounds": ("--rounds", Range(1, MAX_ROUNDS, integer=True)),
-    "delay": ("--delay", COUNT),
-    "adaptation": ("--adaptation", Range(0, 1, low_open=True)),
-    "steps": ("--steps", Range(1, 1e9, integer=True)),
-    "episodes": ("--episodes", COUNT),
+    "lam": ("@lam", NON_NEGATIVE),
+    "beta": ("@beta", NON_NEGATIVE),
+    "eta": ("@eta", POSITIVE),
+    "samples": ("@samples", Range(1, MAX_SAMPLES, integer=True)),
+    "rounds": ("@rounds", Range(1, MAX_ROUNDS, integer=True)),
+    "delay": ("@delay", COUNT),
+    "adaptation": ("@adaptation", Range(0, 1, low_open=True)),
+    "steps": ("@steps", Range(1, 1e9, integer=True)),
+    "episodes": ("@episodes", COUNT),
 }
 #: options that belong to some methods only
 _ONLY: dict[str, tuple[str, tuple[str, ...]]] = {
-    "lam": ("--lam", ("rr", "rga", "finite", "mdrr")),
-    "eta": ("--eta", ("rga",)),
-    "samples": ("--samples", ("finite", "mdrr")),
-    "algo": ("--algo", ("deep",)),
-    "steps": ("--steps", ("deep",)),
+    "lam": ("@lam", ("rr", "rga", "finite", "mdrr")),
+    "eta": ("@eta", ("rga",)),
+    "samples": ("@samples", ("finite", "mdrr")),
+    "algo": ("@algo", ("deep",)),
+    "steps": ("@steps", ("deep",)),
 }
 
 
@@ -121,13 +121,13 @@ def make_settings(**given: Any) -> PerformativeSettings:
     for key, (option, rule) in _RULES.items():
         if key in given:
             check_number(option, given[key], rule)
-    check_seed("--seed", given.get("seed"))
+    check_seed("@seed", given.get("seed"))
     for key, (option, methods) in _ONLY.items():
         if key in given and method in ("rr", "rga", "finite", "mdrr", "deep") and method not in methods:
-            hint = " (deep retraining regularizes through the algorithm's own settings, --set)" if key == "lam" else ""
-            raise SmoothRLError(f"{option} applies to --method {'|'.join(methods)} only, not {method}; drop it{hint}")
+            hint = " (deep retraining regularizes through the algorithm's own settings, @set)" if key == "lam" else ""
+            raise SmoothRLError(f"{option} applies to @method {'|'.join(methods)} only, not {method}; drop it{hint}")
     if "delay" in given and given["delay"] != 1 and method != "mdrr":
-        raise SmoothRLError(f"--delay applies to --method mdrr only, not {method}; drop it")
+        raise SmoothRLError(f"@delay applies to @method mdrr only, not {method}; drop it")
     try:
         settings = PerformativeSettings(**given)
     except ValidationError as e:
@@ -136,19 +136,19 @@ def make_settings(**given: Any) -> PerformativeSettings:
         raise SmoothRLError(f"{settings.env} is not a performative env; use one of {', '.join(SENSITIVITY_KWARG)}")
     if settings.tabular and settings.env not in TABULAR_IDS:
         raise SmoothRLError(
-            f"--method {settings.method} needs an exact tabular model ({', '.join(TABULAR_IDS)}); "
-            f"for {settings.env} use --method deep"
+            f"@method {settings.method} needs an exact tabular model ({', '.join(TABULAR_IDS)}); "
+            f"for {settings.env} use @method deep"
         )
     if settings.tabular and settings.lam is None:
-        raise SmoothRLError(f"--method {settings.method} needs --lam (the L2 regularization, e.g. 1)")
+        raise SmoothRLError(f"@method {settings.method} needs @lam (the L2 regularization, e.g. 1)")
     if settings.method == "rga" and settings.eta is None:
-        raise SmoothRLError("--method rga needs --eta (the step size, e.g. 0.1)")
+        raise SmoothRLError("@method rga needs @eta (the step size, e.g. 0.1)")
     if settings.method in ("finite", "mdrr") and settings.samples is None:
-        raise SmoothRLError(f"--method {settings.method} needs --samples (trajectories per deployment, e.g. 200)")
+        raise SmoothRLError(f"@method {settings.method} needs @samples (trajectories per deployment, e.g. 200)")
     if settings.method == "mdrr" and settings.adaptation == 1:
-        raise SmoothRLError("--method mdrr is for a gradually shifting env: give --adaptation below 1 (e.g. 0.3)")
+        raise SmoothRLError("@method mdrr is for a gradually shifting env: give @adaptation below 1 (e.g. 0.3)")
     if settings.method == "deep" and settings.algo is None:
-        raise SmoothRLError("--method deep needs --algo (e.g. ppo)")
+        raise SmoothRLError("@method deep needs @algo (e.g. ppo)")
     return settings
 
 
@@ -347,11 +347,11 @@ def performative(
 
     from smoothrl.tools.plotting import plot_performative
 
-    run_dir = check_writable(run_dir, "--run-dir", folder=True)
+    run_dir = check_writable(run_dir, "@run_dir", folder=True)
     if run_dir.exists() and not rundir.is_empty_dir(run_dir) and not overwrite:
-        raise SmoothRLError(f"{run_dir} already holds files; pick a new --run-dir or pass --overwrite")
+        raise SmoothRLError(f"{run_dir} already holds files; pick a new @run_dir or pass @overwrite")
     if overrides and settings.tabular:
-        raise SmoothRLError("--set applies to --method deep only (the algorithm's settings); drop it")
+        raise SmoothRLError("@set applies to @method deep only (the algorithm's settings); drop it")
     config = deep_config(settings, list(overrides or [])) if not settings.tabular else None
     staging = run_dir.with_name(f".{run_dir.name}.partial{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)

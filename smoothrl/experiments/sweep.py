@@ -374,7 +374,7 @@ def sweep(
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise SmoothRLError(f"--backend ray needs Ray; {INSTALL_HINT}, or use --backend local") from None
+            raise SmoothRLError(f"@backend ray needs Ray; {INSTALL_HINT}, or use @backend local") from None
     try:
         import rliable  # noqa: F401
     except ImportError:
@@ -391,7 +391,7 @@ def sweep(
     text = sweep_text if sweep_text is not None else yaml.safe_dump(spec.model_dump(), sort_keys=False)
     if copy.exists() and yaml.safe_load(copy.read_text()) != yaml.safe_load(text):
         raise SmoothRLError(
-            f"{out} holds another sweep (its {SWEEP_COPY} differs); pick a new --out or restore the sweep file"
+            f"{out} holds another sweep (its {SWEEP_COPY} differs); pick a new @out or restore the sweep file"
         )
     out.mkdir(parents=True, exist_ok=True)
     if not copy.exists():

@@ -132,7 +132,7 @@ def compile_objective(text: str, known: set[str]) -> Callable[[dict[str, float]]
         tree = ast.parse(source, mode="eval")
     except SyntaxError:
         raise SmoothRLError(
-            f"--objective {text!r} is not an arithmetic expression (e.g. 'return - 10 * jerk_rms')"
+            f"@objective {text!r} is not an arithmetic expression (e.g. 'return - 10 * jerk_rms')"
         ) from None
 
     def check(node: ast.AST) -> None:
@@ -150,9 +150,9 @@ def compile_objective(text: str, known: set[str]) -> Callable[[dict[str, float]]
         elif isinstance(node, ast.Name):
             if ALIASES.get(node.id, node.id) not in known:
                 names = ", ".join(sorted(known | set(ALIASES)))
-                raise SmoothRLError(f"--objective names {node.id!r}, not a metric of this env; use {names}")
+                raise SmoothRLError(f"@objective names {node.id!r}, not a metric of this env; use {names}")
         else:
-            raise SmoothRLError(f"--objective may hold numbers, metric names and + - * / ** only, got {text!r}")
+            raise SmoothRLError(f"@objective may hold numbers, metric names and + - * / ** only, got {text!r}")
 
     check(tree)
 
@@ -210,13 +210,13 @@ def check_spec(spec: TuneSpec) -> Callable[[dict[str, float]], float]:
     if entry.name not in SEARCH_SPACES:
         raise SmoothRLError(f"tune has no search space for {entry.name}; choose one of {', '.join(SEARCH_SPACES)}")
     if spec.sampler not in SAMPLERS:
-        raise SmoothRLError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {spec.sampler!r}")
+        raise SmoothRLError(f"@sampler must be one of {', '.join(SAMPLERS)}, got {spec.sampler!r}")
     if spec.pruner not in PRUNERS:
-        raise SmoothRLError(f"--pruner must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}")
-    check_number("--trials", spec.trials, Range(1, 100_000, integer=True))
-    check_number("--evals", spec.evals, COUNT)
-    check_number("--episodes", spec.episodes, COUNT)
-    check_number("--timesteps", spec.timesteps, Range(spec.evals, 1e9, integer=True))
+        raise SmoothRLError(f"@pruner must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}")
+    check_number("@trials", spec.trials, Range(1, 100_000, integer=True))
+    check_number("@evals", spec.evals, COUNT)
+    check_number("@episodes", spec.episodes, COUNT)
+    check_number("@timesteps", spec.timesteps, Range(spec.evals, 1e9, integer=True))
     resolve_config(entry.name, spec.env, spec.preset, [], seed=spec.seed, n_timesteps=spec.timesteps)
     return compile_objective(spec.objective, set(BASE_METRICS) | set(env_kpis(spec.env)))
 
@@ -325,7 +325,7 @@ def tune_ray(
         from ray.tune.schedulers import MedianStoppingRule
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:
-        raise SmoothRLError(f"--backend ray needs Ray and Optuna; {INSTALL_HINT}, or use --backend local") from None
+        raise SmoothRLError(f"@backend ray needs Ray and Optuna; {INSTALL_HINT}, or use @backend local") from None
 
     def trainable(config: dict[str, Any]) -> None:
         def report(step: int, value: float) -> bool:
@@ -390,7 +390,7 @@ def best_preset(spec: TuneSpec, records: list[dict[str, Any]]) -> dict[str, dict
 
     complete = [r for r in records if r["state"] == "complete" and math.isfinite(r["objective"])]
     if not complete:
-        raise SmoothRLError("no trial completed; raise --trials or --timesteps, or use --pruner none")
+        raise SmoothRLError("no trial completed; raise @trials or @timesteps, or use @pruner none")
     best = max(complete, key=lambda r: r["objective"])
     entry = dict(agent_presets(spec.algo).get(spec.preset or spec.env, {}))
     entry.update(best["params"])
@@ -422,7 +422,7 @@ def tune(
     except ImportError:
         raise SmoothRLError(f"tune needs Optuna; {INSTALL_HINT}") from None
     if (out / BEST).exists():
-        raise SmoothRLError(f"{out} already holds a search ({BEST}); pick a new --out")
+        raise SmoothRLError(f"{out} already holds a search ({BEST}); pick a new @out")
     out.mkdir(parents=True, exist_ok=True)
     notify = on_trial or (lambda record: None)
     if backend == "local":

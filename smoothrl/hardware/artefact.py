@@ -97,8 +97,7 @@ class Artefact:
         """:return: a fresh policy (its own onnxruntime session and action history)"""
         if self.manifest["format"] != "onnx":
             raise SmoothRLError(
-                f"{self.path} holds a {self.manifest['format']} graph; the runtime loads ONNX: "
-                "export with --format onnx"
+                f"{self.path} holds a {self.manifest['format']} graph; the runtime loads ONNX: export with @format onnx"
             )
         return ArtefactPolicy(self)
 

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             status=None if args.json else _Status(),
         )
     except SmoothRLError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e.for_cli()}", file=sys.stderr)
         return 2
     print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
     return 130 if summary.get("stopped_by") == "interrupt" else 0

@@ -99,8 +99,8 @@ class DeployLog:
     def __init__(self, path: str | Path, observations: int, commands: int) -> None:
         self.path = Path(path)
         if self.path.exists():
-            raise SmoothRLError(f"{self.path} already exists; pass another --log")
-        check_writable(self.path, "--log")
+            raise SmoothRLError(f"{self.path} already exists; pass another @log")
+        check_writable(self.path, "@log")
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.partial, "w", newline="")  # noqa: SIM115  (closed by close())
@@ -196,7 +196,7 @@ class ControlLoop:
         self.interface = interface
         self.profile = profile
         if speedup <= 0:
-            raise SmoothRLError(f"--speedup must be positive, got {speedup}")
+            raise SmoothRLError(f"@speedup must be positive, got {speedup}")
         self.speedup = speedup
         self.period = profile.control_period_s
         self.clock, self.sleep = clock, sleep

@@ -59,12 +59,12 @@ class Attack:
     def __post_init__(self) -> None:
         if self.name not in ATTACKS:
             raise SmoothRLError(f"unknown attack {self.name!r}; use one of {', '.join(ATTACKS)}")
-        check_number("--eps", self.eps, BUDGET)
+        check_number("@eps", self.eps, BUDGET)
         if self.norm not in NORMS:
             raise SmoothRLError(f"unknown norm {self.norm!r}; use linf or l2")
-        check_number("--steps", self.steps, COUNT)
+        check_number("@steps", self.steps, COUNT)
         if self.name == "smoothed" and self.sigma is not None:
-            check_smoothing(self.sigma, self.samples, "the smoothed attack", ("--smoothing-sigma", "--attack-samples"))
+            check_smoothing(self.sigma, self.samples, "the smoothed attack", ("@smoothing_sigma", "@attack_samples"))
 
 
 def _flat_norm(x: th.Tensor) -> th.Tensor:
@@ -117,7 +117,7 @@ def _objective(attack: Attack, view: PolicyView, clean: th.Tensor, smoothing: An
     sigma = attack.sigma if attack.sigma is not None else getattr(smoothing, "sigma", None)
     if sigma is None:
         raise SmoothRLError(
-            "the smoothed attack needs a noise level: attack a smoothed policy or pass --smoothing-sigma"
+            "the smoothed attack needs a noise level: attack a smoothed policy or pass @smoothing_sigma"
         )
     generator = getattr(smoothing, "generator", None)
 

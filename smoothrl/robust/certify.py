@@ -43,7 +43,7 @@ CHUNK = 1 << 14
 
 def check_alpha(alpha: float) -> None:
     """:raises SmoothRLError: unless ``0 < alpha < 1``"""
-    check_number("--alpha (0.001 is the usual choice)", alpha, PROBABILITY)
+    check_number("@alpha (0.001 is the usual choice)", alpha, PROBABILITY)
 
 
 def clopper_pearson(k: np.ndarray | int, n: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +139,7 @@ def certify_discrete(
     :return: ``action`` (top action, -1 when abstaining), ``radius`` (0 when abstaining),
         ``pa_lower``, ``pb_upper``
     """
-    check_smoothing(sigma, n, "certify", ("--sigma", "--samples"))
+    check_smoothing(sigma, n, "certify", ("@sigma", "@samples"))
     check_alpha(alpha)
     if not view.discrete:
         raise SmoothRLError("certify_discrete needs discrete actions; use certify_continuous")
@@ -206,10 +206,10 @@ def certify_continuous(
     :return: ``median`` ``(batch, d)``, ``lower`` and ``upper`` ``(len(eps), batch, d)``, ``width``
         ``(len(eps),)`` (mean over states and dimensions)
     """
-    check_smoothing(sigma, n, "certify", ("--sigma", "--samples"))
+    check_smoothing(sigma, n, "certify", ("@sigma", "@samples"))
     check_alpha(alpha)
     for e in eps:
-        check_number("--eps", e, BUDGET)
+        check_number("@eps", e, BUDGET)
     if view.discrete:
         raise SmoothRLError("certify_continuous needs continuous actions; use certify_discrete")
     group = max(1, chunk // n)  # states per pass

@@ -140,7 +140,7 @@ def base_run_fields(hyperparams: Mapping[str, Any], normalizes: bool) -> dict[st
     :raises ValueError: without ``base_model``, or when the two runs disagree about normalization
     """
     if not hyperparams.get("base_model"):
-        raise ValueError("S-DQN needs base_model, a trained DQN run: --set base_model=runs/dqn/<run>")
+        raise ValueError("S-DQN needs base_model, a trained DQN run: set base_model=runs/dqn/<run>")
     base = Path(hyperparams["base_model"])
     stats = (base if base.is_dir() else base.parent) / rundir.VECNORMALIZE
     if normalizes and not stats.exists():
@@ -189,7 +189,7 @@ class SDQN(DQN):
         base = None
         if _init_setup_model:
             if not base_model:
-                raise ValueError("S-DQN needs base_model, a trained DQN run: --set base_model=runs/dqn/<run>")
+                raise ValueError("S-DQN needs base_model, a trained DQN run: set base_model=runs/dqn/<run>")
             base = _load_base(base_model)
             net = base.policy.net_args
             add_policy_kwargs(kwargs, net_arch=net["net_arch"], activation_fn=net["activation_fn"])

@@ -22,7 +22,7 @@ def check_smoothing(
     sigma: float,
     m: int,
     what: str = "smoothing",
-    names: tuple[str, str] = ("--smoothing-sigma", "--smoothing-samples"),
+    names: tuple[str, str] = ("@smoothing_sigma", "@smoothing_samples"),
 ) -> None:
     """
     :param sigma: noise standard deviation (normalized observation units)

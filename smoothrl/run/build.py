@@ -186,11 +186,11 @@ def check_device(device: str) -> None:
         return
     kind = th.device(device)
     if kind.type == "cuda" and not th.cuda.is_available():
-        raise SmoothRLError(f"device '{device}': torch finds no CUDA device on this machine; use --device cpu or auto")
+        raise SmoothRLError(f"device '{device}': torch finds no CUDA device on this machine; use @device cpu or auto")
     if kind.type == "cuda" and kind.index is not None and kind.index >= th.cuda.device_count():
         raise SmoothRLError(f"device '{device}': this machine has {th.cuda.device_count()} CUDA devices; pick another")
     if kind.type == "mps" and not th.backends.mps.is_available():
-        raise SmoothRLError(f"device '{device}': torch finds no MPS device on this machine; use --device cpu or auto")
+        raise SmoothRLError(f"device '{device}': torch finds no MPS device on this machine; use @device cpu or auto")
 
 
 @dataclass

@@ -32,9 +32,9 @@ from smoothrl.run.hyperparams import (
 
 #: Constructor keywords set by smoothrl itself, with the flag a user sets them through.
 RESERVED = {
-    "env": "--env",
-    "seed": "--seed",
-    "device": "--device",
+    "env": "@env",
+    "seed": "@seed",
+    "device": "@device",
     "tensorboard_log": "the run directory",
     "verbose": "smoothrl (it logs to TensorBoard)",
     "_init_setup_model": "smoothrl",
@@ -295,7 +295,7 @@ class RunConfig(BaseModel):
         if noise is not None:
             noise.check_for(self._entry)
         if self.n_timesteps == 0 and self.pretrain is None:
-            raise ValueError("n_timesteps (--timesteps) must be > 0; 0, no RL training, goes only with pretrain")
+            raise ValueError("n_timesteps (@timesteps) must be > 0; 0, no RL training, goes only with pretrain")
         if self.pretrain is not None:
             if self._entry.off_policy:
                 raise ValueError(f"pretrain distils into an on-policy actor-critic (ppo, a2c, sppo), not {self.algo}")

@@ -49,7 +49,7 @@ def evaluate(
         the env's KPIs) and the episodes themselves
     :raises SmoothRLError: for bad input
     """
-    check_seed("--seed", seed)
+    check_seed("@seed", seed)
     if not isinstance(run, Run):
         run = load_run(run)
     env_id = env_id or run.config.env
@@ -145,7 +145,7 @@ def paired_wins(summary: dict[str, Any], reference: dict[str, Any], name: str, r
         return None
     if sorted(days) != sorted(ref_days):
         raise SmoothRLError(
-            f"{name} and {ref_name} were evaluated on different days; evaluate them with the same --episodes"
+            f"{name} and {ref_name} were evaluated on different days; evaluate them with the same @episodes"
         )
     ref = dict(zip(ref_days, reference["episode_returns"], strict=True))
     won = sum(r > ref[d] for d, r in zip(days, summary["episode_returns"], strict=True))
@@ -179,10 +179,9 @@ def eval_env(
 
 
 def split_overrides(env_id: str, split: str | None) -> dict[str, Any]:
-    try:
-        return eval_env_kwargs(env_id, split)
-    except ValueError as e:
-        raise SmoothRLError(str(e)) from None
+    """:return: the env kwargs that evaluate ``env_id`` on ``split`` (see
+    :func:`~smoothrl.envs.registration.eval_env_kwargs`)"""
+    return eval_env_kwargs(env_id, split)
 
 
 def episodes_to_play(env: VecEnv, env_id: str, episodes: int | None, default: int) -> int:
@@ -206,12 +205,12 @@ def episodes_to_play(env: VecEnv, env_id: str, episodes: int | None, default: in
         if episodes > distinct:
             what = f"{sims[0].split} weeks" if sims[0].spec.episode_days == 7 else f"{sims[0].split} start days"
             raise SmoothRLError(
-                f"--episodes {episodes} is more than the {distinct} distinct {what} of {env_id}: "
-                f"pass --episodes {distinct} or fewer (each is played once)"
+                f"@episodes {episodes} is more than the {distinct} distinct {what} of {env_id}: "
+                f"pass @episodes {distinct} or fewer (each is played once)"
             )
     n = default if episodes is None else episodes
     if n < 1:
-        raise SmoothRLError(f"--episodes must be at least 1, got {n}")
+        raise SmoothRLError(f"@episodes must be at least 1, got {n}")
     return n
 
 
@@ -272,14 +271,14 @@ def evaluate_controller(
     from smoothrl.envs.eplus import EPLUS_IDS
     from smoothrl.envs.hvac.control import MPCS, believed_model, make_controller, tuned_params
 
-    check_seed("--seed", seed)
+    check_seed("@seed", seed)
     if env_id not in HVAC_FAMILY:
-        raise SmoothRLError(f"--controller needs an HVAC env ({', '.join(HVAC_FAMILY)}), got {env_id}")
+        raise SmoothRLError(f"@controller needs an HVAC env ({', '.join(HVAC_FAMILY)}), got {env_id}")
     params = dict(params or {})
     if env_id in EPLUS_IDS and name == "mpc-oracle":
         raise SmoothRLError(
             "the oracle MPC needs the RC simulator's full state, which EnergyPlus does not expose; "
-            "use --controller mpc-realistic on EnergyPlus"
+            "use @controller mpc-realistic on EnergyPlus"
         )
     env = make_vec_env(env_id, 1, seed, {**(env_kwargs or {}), **split_overrides(env_id, split)})
     sim = env.get_attr("sim")[0]

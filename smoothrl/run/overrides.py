@@ -56,7 +56,7 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[str, Any]]:
     for item in items:
         key, eq, text = item.partition("=")
         if not eq or not key.strip():
-            raise SmoothRLError(f"--set '{item}' is not key=value; write e.g. --set learning_rate=3e-4")
+            raise SmoothRLError(f"@set '{item}' is not key=value; write e.g. @set learning_rate=3e-4")
         out.append((key.strip(), parse_value(text.strip())))
     return out
 
@@ -130,7 +130,7 @@ def build_config(algo: str, env: str, preset: str | None, raw: Mapping[str, Any]
         top.setdefault("checkpoint_freq", _auto_freq(n_timesteps) if n_timesteps else 0)
     if "n_timesteps" not in top:
         raise SmoothRLError(
-            f"no training budget for {entry.name} on {env}: the preset has no n_timesteps; pass --timesteps N"
+            f"no training budget for {entry.name} on {env}: the preset has no n_timesteps; pass @timesteps N"
         )
     try:
         config = RunConfig(algo=entry.name, env=env, preset=preset, hyperparams=hyperparams, **top)
@@ -139,6 +139,8 @@ def build_config(algo: str, env: str, preset: str | None, raw: Mapping[str, Any]
     if entry.run_fields is not None:  # fields the algorithm derives from its keywords (S-DQN's base run)
         try:
             fields = entry.run_fields(config.hyperparams, config.normalize_kwargs is not None)
+        except SmoothRLError:
+            raise
         except ValueError as e:
             raise SmoothRLError(str(e)) from None
         config = RunConfig.model_validate({**config.model_dump(), **fields})

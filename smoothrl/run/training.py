@@ -149,7 +149,7 @@ def train(
     :return: the run directory
     :raises SmoothRLError: for bad input; :class:`TrainingInterrupted` on Ctrl-C (after checkpointing)
     """
-    run_dir = check_writable(run_dir, "--run-dir", folder=True)
+    run_dir = check_writable(run_dir, "@run_dir", folder=True)
     target = rundir.RunDir(run_dir)
     existed = run_dir.exists()
     target.check_fresh(overwrite)
@@ -207,7 +207,7 @@ def resume(
     """
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    check_writable(run_dir, "--run-dir", folder=True)
+    check_writable(run_dir, "@run_dir", folder=True)
     with rundir.RunDir(run_dir).writing():
         return _resume(run_dir, config, n_timesteps, progress_bar, callbacks)
 
@@ -223,15 +223,15 @@ def _resume(
         try:
             config = RunConfig.model_validate({**config.model_dump(), "n_timesteps": n_timesteps})
         except ValidationError as e:
-            raise one_line(e, where="--timesteps: ") from None
+            raise one_line(e, where="@timesteps: ") from None
     ckpt = rundir.latest_checkpoint(run_dir)
     if ckpt is None:
-        raise SmoothRLError(f"{run_dir} has no checkpoint to resume from; start it again with --overwrite")
+        raise SmoothRLError(f"{run_dir} has no checkpoint to resume from; start it again with @overwrite")
     trained = ckpt.steps >= config.n_timesteps
     saved, evaluated = rundir.RunDir(run_dir).finished(ckpt)
     if trained and evaluated:
         raise SmoothRLError(
-            f"{run_dir} is already trained for {ckpt.steps} steps; pass --timesteps with a larger total to continue"
+            f"{run_dir} is already trained for {ckpt.steps} steps; pass @timesteps with a larger total to continue"
         )
     if trained and saved:  # the final evaluation was interrupted: finish it
         _final_evaluation(load_run(run_dir))
@@ -248,14 +248,14 @@ def _resume(
         if not ckpt.replay_buffer.is_file():
             raise SmoothRLError(
                 f"{ckpt.model.name} has no replay buffer ({ckpt.replay_buffer.name}), so resuming would start from "
-                "an empty buffer; restore the file, or retrain with --overwrite"
+                "an empty buffer; restore the file, or retrain with @overwrite"
             )
         try:
             model.load_replay_buffer(str(ckpt.replay_buffer))  # type: ignore[attr-defined]
         except Exception as e:  # truncated or damaged: resuming on an empty buffer would lose it silently
             raise SmoothRLError(
                 f"{ckpt.replay_buffer} is damaged ({type(e).__name__}), so {ckpt.model.name} cannot be resumed with "
-                "its replay buffer; restore the file, or retrain with --overwrite"
+                "its replay buffer; restore the file, or retrain with @overwrite"
             ) from None
     rundir.atomic_write_text(run_dir / rundir.CONFIG, config.to_yaml())
     if not trained:  # else: stopped after its last checkpoint, before the final files; write them now

@@ -237,7 +237,7 @@ def build_policy(
         check_smoothing(sigma, m, "export")
         smoothing = Smoothing(float(sigma), int(m), int(seed), "vote" if view.discrete else "median")
     elif smoothing_samples is not None:
-        raise SmoothRLError("--smoothing-samples needs --smoothing-sigma (or an S-PPO / S-DQN run); add it")
+        raise SmoothRLError("@smoothing_samples needs @smoothing_sigma (or an S-PPO / S-DQN run); add it")
     env = make_env(run.config, n_envs=1, training=False, vecnormalize_path=run.vecnormalize_path)
     normalization = None
     if isinstance(env, VecNormalize) and env.norm_obs:
@@ -280,10 +280,10 @@ def export_run(
     """
     out = Path(out)
     if fmt not in ("onnx", "torchscript"):
-        raise SmoothRLError(f"--format must be onnx or torchscript, got {fmt!r}")
-    check_writable(out, "--out", folder=True)
+        raise SmoothRLError(f"@format must be onnx or torchscript, got {fmt!r}")
+    check_writable(out, "@out", folder=True)
     if out.exists() and not (overwrite and (out / MANIFEST).is_file()):
-        hint = "pass --overwrite to replace it" if (out / MANIFEST).is_file() else "pass a new folder"
+        hint = "pass @overwrite to replace it" if (out / MANIFEST).is_file() else "pass a new folder"
         raise SmoothRLError(f"{out} already exists; {hint}")
     run = load_run(run_dir, device="cpu")
     config = run.config
@@ -292,9 +292,7 @@ def export_run(
     if certify is not None:
         if module.smoothing is None:
             env.close()
-            raise SmoothRLError(
-                "--certify needs smoothing in the graph: pass --smoothing-sigma (or an S-PPO/S-DQN run)"
-            )
+            raise SmoothRLError("@certify needs smoothing in the graph: pass @smoothing_sigma (or an S-PPO/S-DQN run)")
         options = {"samples": 10_000, "n_states": 100, **certify}
         certificate = certify_run(run, module.smoothing.sigma, **options)
         certificate["note"] = (

@@ -78,7 +78,7 @@ def plot_runs(
 
     out = Path(out)
     if out.suffix.lower() != ".png":
-        raise SmoothRLError(f"--out must name a .png file, got {out}")
+        raise SmoothRLError(f"@out must name a .png file, got {out}")
     runs = [load_run(d) for d in run_dirs]
     from smoothrl.envs.hvac import HVAC_IDS
 
@@ -86,7 +86,7 @@ def plot_runs(
     if all(run.config.env in HVAC_IDS for run in runs):
         return _plot_hvac_runs(runs, out, seed, controllers)
     if controllers:
-        raise SmoothRLError("--controller draws a controller beside HVAC runs only")
+        raise SmoothRLError("@controller draws a controller beside HVAC runs only")
     fig, (ax_curve, ax_trace, ax_spec) = plt.subplots(3, 1, figsize=(9, 10))
     for run in runs:
         label = run.path.name
@@ -268,7 +268,7 @@ def plot_deploy_log(path: str | Path, out: str | Path) -> Path:
 
     out = Path(out)
     if out.suffix.lower() != ".png":
-        raise SmoothRLError(f"--out must name a .png file, got {out}")
+        raise SmoothRLError(f"@out must name a .png file, got {out}")
     log = read_deploy_log(path)
     t = log["t_s"]
     fig, (ax_obs, ax_cmd, ax_int, ax_hist) = plt.subplots(4, 1, figsize=(9, 12))

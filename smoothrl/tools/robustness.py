@@ -75,7 +75,7 @@ def attack_run(
         fraction of changed discrete actions) and ``smoothing``
     :raises SmoothRLError: for bad input
     """
-    check_seed("--seed", seed)
+    check_seed("@seed", seed)
     run = _as_run(run)
     seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
     view = PolicyView(run.model)
@@ -158,13 +158,13 @@ def certify_run(
     :return: the certificate summary
     :raises SmoothRLError: for bad input
     """
-    check_smoothing(sigma, samples, "certify", ("--sigma", "--samples"))
+    check_smoothing(sigma, samples, "certify", ("@sigma", "@samples"))
     check_alpha(alpha)
     for e in eps:
-        check_number("--eps", e, BUDGET)
-    check_number("--states", n_states, COUNT)
-    check_number("--reward-episodes", reward_episodes, STEPS)
-    check_seed("--seed", seed)
+        check_number("@eps", e, BUDGET)
+    check_number("@states", n_states, COUNT)
+    check_number("@reward_episodes", reward_episodes, STEPS)
+    check_seed("@seed", seed)
     run = _as_run(run)
     seed = run.config.seed + EVAL_SEED_OFFSET if seed is None else seed
     view = PolicyView(run.model)

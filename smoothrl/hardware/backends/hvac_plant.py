@@ -171,5 +171,5 @@ class HVACPlantServer:
             asyncio.run(self._serve(stop))
         except (OSError, RuntimeError) as e:  # pymodbus: RuntimeError("Could not start listen ...")
             reason = getattr(e, "strerror", None) or str(e)
-            raise SmoothRLError(f"cannot listen on {self.host}:{self.port} ({reason}); pick another --port") from None
+            raise SmoothRLError(f"cannot listen on {self.host}:{self.port} ({reason}); pick another @port") from None
         return {"steps": self.steps, "episode_return": self.episode_return, "kpis": self.kpis}

@@ -93,7 +93,7 @@ class SimInterface(HardwareInterface):
         self, settings: dict[str, Any], period: float, lockstep: bool | None = None, speedup: float = 1.0
     ) -> None:
         if speedup <= 0:
-            raise SmoothRLError(f"--speedup must be positive, got {speedup}")
+            raise SmoothRLError(f"@speedup must be positive, got {speedup}")
         self.settings = settings
         self.lockstep = bool(settings.get("lockstep", False) if lockstep is None else lockstep)
         self.period = period

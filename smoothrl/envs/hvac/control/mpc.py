@@ -109,7 +109,7 @@ class _Plan:
             self.problem.solve(solver=self.solver)
         except cp.SolverError as e:
             raise SmoothRLError(
-                f"the MPC's solver {self.solver} failed ({e}); pass --set controller.solver=CLARABEL or HIGHS"
+                f"the MPC's solver {self.solver} failed ({e}); pass @set controller.solver=CLARABEL or HIGHS"
             ) from None
         if self.problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             raise SmoothRLError(f"the MPC's problem is {self.problem.status}; check the building preset")

@@ -244,7 +244,7 @@ class PIController(_ScheduledController):
     def __init__(self, spec: HVACSpec, discrete: bool, gain: float = 0.5, ti_h: float = 2.0, **kwargs: Any) -> None:
         if discrete:
             raise SmoothRLError(
-                "the pi controller needs the modulating plant; use --controller thermostat on a staged (Discrete) env"
+                "the pi controller needs the modulating plant; use @controller thermostat on a staged (Discrete) env"
             )
         super().__init__(spec, discrete, **kwargs)
         self.gain = _check("gain", gain, 1e-3, 0.999)

@@ -105,7 +105,7 @@ def tune(
     if name == "pi" and discrete:
         raise SmoothRLError("the pi controller needs the modulating plant; tune thermostat on a staged env")
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise SmoothRLError(f"--trials must be a whole number >= 1, got {trials!r}")
+        raise SmoothRLError(f"@trials must be a whole number >= 1, got {trials!r}")
     try:
         import optuna
     except ImportError:
@@ -158,7 +158,7 @@ def save_tuned(preset: str, name: str, discrete: bool, result: dict[str, Any], c
     if path.is_file():
         data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):
-            raise SmoothRLError(f"{path} is not a baselines file (a mapping); move it away or pass another --out")
+            raise SmoothRLError(f"{path} is not a baselines file (a mapping); move it away or pass another @out")
     section = data.setdefault(plant_kind(discrete), {})
     section[name] = {**result, "command": command}
     header = (
