@@ -57,11 +57,11 @@ def test_attacks_reduce_a_vanilla_policys_return(cartpole_ppo: Path, cartpole_dq
 def test_attack_definitions_reject_bad_input():
     for kwargs, match in [
         ({"name": "boom", "eps": 0.1}, "unknown attack 'boom'"),
-        ({"name": "pgd", "eps": -0.1}, r"--eps must be a finite number in \[0, 1e\+06\], got -0.1"),
-        ({"name": "pgd", "eps": float("inf")}, r"--eps must be a finite number"),
+        ({"name": "pgd", "eps": -0.1}, r"^eps must be a finite number in \[0, 1e\+06\], got -0.1"),
+        ({"name": "pgd", "eps": float("inf")}, r"^eps must be a finite number"),
         ({"name": "pgd", "eps": 0.1, "norm": "l1"}, "unknown norm 'l1'"),
-        ({"name": "pgd", "eps": 0.1, "steps": 0}, "--steps must be a whole number >= 1"),
-        ({"name": "smoothed", "eps": 0.1, "sigma": 0.0}, r"--smoothing-sigma .* must be a finite number in \(0"),
+        ({"name": "pgd", "eps": 0.1, "steps": 0}, "^steps must be a whole number >= 1"),
+        ({"name": "smoothed", "eps": 0.1, "sigma": 0.0}, r"smoothed attack: smoothing_sigma .* finite number in \(0"),
     ]:
         with pytest.raises(SmoothRLError, match=match):
             Attack(**kwargs)

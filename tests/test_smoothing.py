@@ -51,10 +51,10 @@ def test_smoothed_policy_is_deterministic_for_a_seed_and_batched(ppo_norm_run: P
 def test_smoothing_bad_input(ppo_norm_run: Path):
     model = load_run(ppo_norm_run).model
     for kwargs, match in [
-        ({"sigma": 0.0}, "--smoothing-sigma"),
-        ({"sigma": -1.0}, "--smoothing-sigma"),
-        ({"sigma": float("inf")}, "--smoothing-sigma"),
-        ({"sigma": 0.2, "m": 0}, "--smoothing-samples"),
+        ({"sigma": 0.0}, "smoothing_sigma"),
+        ({"sigma": -1.0}, "smoothing_sigma"),
+        ({"sigma": float("inf")}, "smoothing_sigma"),
+        ({"sigma": 0.2, "m": 0}, "smoothing_samples"),
         ({"sigma": 0.2, "mode": "vote"}, "'vote' needs discrete actions"),
         ({"sigma": 0.2, "mode": "mode"}, "unknown smoothing mode"),
     ]:
