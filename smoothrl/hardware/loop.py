@@ -168,6 +168,28 @@ def make_filter(profile: HardwareProfile, low: np.ndarray, high: np.ndarray, dis
     return SafetyFilter(lo, hi, cmd.max_rate, cmd.max_jerk, cmd.lowpass_alpha, cmd.safe_action)
 
 
+@dataclass
+class _Period:
+    """One period of the loop: its timing, what was read, what was decided and written."""
+
+    k: int
+    t: float  # seconds since the start: wall-clock, or simulated in lock-step
+    simulated: float  # the profile's seconds
+    deadline: float
+    now: float  # when the period's work started
+    error: float  # how late it started
+    raw: np.ndarray  # the policy's action (NaN: none this period)
+    obs: np.ndarray = field(default_factory=lambda: np.empty(0))
+    stamp: float = 0.0
+    fault: str | None = None
+    read_at: float = 0.0
+    phase: str = "policy"
+    command: np.ndarray = field(default_factory=lambda: np.empty(0))
+    inference: float = float("nan")
+    filtered: bool = False  # the command came through the safety filter (not the e-stop's)
+    write: bool = False  # it is to be written (the e-stop writes its own)
+
+
 class ControlLoop:
     """
     Drive a hardware interface with an artefact policy under a profile.
@@ -212,6 +234,9 @@ class ControlLoop:
         self._pending: Future | None = None
         self._consecutive_overruns = 0
         self._healthy = 0  # periods in a row, during an e-stop, with a good observation and a safe write
+        # the bring-up: where it starts, where it goes, and when (the profile's seconds) it began
+        self._start_command = self._nominal = np.zeros(self.filter.dim)
+        self._phase_t0 = 0.0
 
     # -- bring-up ---------------------------------------------------------------------------
 
@@ -292,7 +317,7 @@ class ControlLoop:
             return None, float("nan")
         return action, self.clock() - start
 
-    # -- the loop -------------------------------------------------------------------------
+    # -- running -------------------------------------------------------------------------
 
     def run(self, duration_s: float | None = None) -> LoopStats:
         """
@@ -336,101 +361,131 @@ class ControlLoop:
                     log.close()
         return self.stats
 
+    # -- the loop: each period is wait -> read -> update -> write -> record ---------------------
+
     def _loop(self, duration_s: float | None, log: DeployLog | None) -> None:
-        period, lockstep = self.period, self.interface.lockstep
-        start_command, nominal = self._bringup_commands()
-        self.filter.reset(start_command)
+        self._start_command, self._nominal = self._bringup_commands()
+        self._phase_t0 = 0.0
+        self.filter.reset(self._start_command)
         self.policy.reset()
         t0 = self.clock()
-        phase_t0 = 0.0
         k = 0
         while not self.stop_event.is_set():
-            t_k = k * period
-            simulated = t_k * (1.0 if lockstep else self.speedup)  # the profile's seconds
-            if duration_s is not None and simulated >= duration_s - 1e-9:
+            period = self._wait(k, t0, duration_s)
+            if period is None:
                 return
-            if self.interface.finished:
+            self._read(period)
+            if period.fault is None and self.interface.finished:  # the episode ended with the last command
                 self.stats.stopped_by = "episode end"
                 return
-            deadline = t0 + t_k
-            if not lockstep:
-                self.sleep(max(0.0, deadline - self.clock()))
-            now = self.clock()
-            error = 0.0 if lockstep else now - deadline
-            raw = np.full(self.filter.dim, np.nan)
-            inference = float("nan")
-            if self._rearm.is_set() and self.stats.estop is not None:
-                self._rearm.clear()
-                self.stats.estop = None
-                start_command, phase_t0 = self.filter.last.copy(), simulated
-                self.policy.reset()
-            try:
-                obs, stamp = self.interface.read()
-                obs = np.asarray(obs, dtype=np.float64).ravel()
-                fault = self._check(obs, stamp, now)
-            except Exception as e:
-                obs, stamp, fault = np.full(self.policy.artefact.sensors, np.nan), now, f"read failed ({e})"
-            read_at = self.clock()
-            if fault is None and self.interface.finished:  # the episode ended with the last command
-                self.stats.stopped_by = "episode end"
-                return
-            if self.stats.estop is not None and fault is None and self._recovered():
-                start_command, phase_t0 = self.filter.last.copy(), simulated
-            if self.stats.estop is not None or fault is not None:
-                phase = "estop"
-                self._healthy = self._healthy + 1 if fault is None else 0
-                command = self._estop(fault or self.stats.estop)  # type: ignore[arg-type]
-                if lockstep and fault is not None:  # the far end is gone: do not spin while it is away
-                    self.sleep(min(self.period, 0.05))
-            else:
-                phase, target = self._bringup_target(simulated - phase_t0, start_command, nominal)
-                if phase == "policy":
-                    action, inference = self._decide(obs, deadline + period * 0.9 if not lockstep else 0.0)
-                    if action is None:
-                        self.stats.overruns += 1
-                        self._consecutive_overruns += 1
-                        target = self.filter.last.copy()
-                    else:
-                        self._consecutive_overruns = 0
-                        raw = action
-                        target = action
-                command = self.filter(target)
-                if self._consecutive_overruns >= max(1, self.profile.max_overruns):
-                    phase = "estop"
-                    command = self._estop(f"{self._consecutive_overruns} consecutive overruns")
-                else:
-                    try:
-                        self.interface.write(command)
-                    except Exception as e:
-                        phase = "estop"
-                        command = self._estop(f"write failed ({e})")
-                self.policy.sent(command)
-            self.stats.periods += 1
-            self.stats.period_errors.append(error)
-            age = 0.0 if lockstep else max(0.0, now - stamp)
-            self.stats.obs_age_s.append(age)
-            if np.isfinite(inference):
-                self.stats.inference_s.append(inference)
-            self.stats.read_to_write_s.append(self.clock() - read_at)
-            if log is not None:
-                log.row(
-                    [
-                        k,
-                        round(t_k, 9),
-                        phase,
-                        error * 1000,
-                        inference * 1000,
-                        age * 1000,
-                        *obs.tolist(),
-                        *np.broadcast_to(raw, (self.filter.dim,)).tolist(),
-                        *np.asarray(command, dtype=float).tolist(),
-                        self.filter.counts.total(),
-                        self.stats.estop or "",
-                    ]
-                )
-            if not lockstep and self.clock() > deadline + period:
-                self.stats.overruns += 1  # the whole period's work ran past the next deadline
+            self._update(period)
+            self._write(period)
+            self._record(period, log)
             if self.stats.estop is not None and self.profile.on_estop == "stop":
                 self.stats.stopped_by = "estop"
                 return
             k += 1
+
+    def _wait(self, k: int, t0: float, duration_s: float | None) -> _Period | None:
+        """Timing: wait for period ``k``'s deadline (real time only), or ``None`` when the run is over."""
+        t_k = k * self.period
+        simulated = t_k * (1.0 if self.interface.lockstep else self.speedup)  # the profile's seconds
+        if duration_s is not None and simulated >= duration_s - 1e-9:
+            return None
+        if self.interface.finished:
+            self.stats.stopped_by = "episode end"
+            return None
+        deadline = t0 + t_k
+        if not self.interface.lockstep:
+            self.sleep(max(0.0, deadline - self.clock()))
+        now = self.clock()
+        error = 0.0 if self.interface.lockstep else now - deadline
+        if self._rearm.is_set() and self.stats.estop is not None:
+            self._rearm.clear()
+            self.stats.estop = None
+            self._start_command, self._phase_t0 = self.filter.last.copy(), simulated
+            self.policy.reset()
+        return _Period(k, t_k, simulated, deadline, now, error, raw=np.full(self.filter.dim, np.nan))
+
+    def _read(self, period: _Period) -> None:
+        """Read the newest observation and check it (a fault latches the e-stop in :meth:`_update`)."""
+        try:
+            obs, stamp = self.interface.read()
+            period.obs = np.asarray(obs, dtype=np.float64).ravel()
+            period.stamp = stamp
+            period.fault = self._check(period.obs, stamp, period.now)
+        except Exception as e:
+            period.obs = np.full(self.policy.artefact.sensors, np.nan)
+            period.stamp, period.fault = period.now, f"read failed ({e})"
+        period.read_at = self.clock()
+
+    def _update(self, period: _Period) -> None:
+        """Decide the period's command: the e-stop's safe action, the bring-up, or the policy's
+        action (held on an overrun) through the safety filter."""
+        if self.stats.estop is not None and period.fault is None and self._recovered():
+            self._start_command, self._phase_t0 = self.filter.last.copy(), period.simulated
+        if self.stats.estop is not None or period.fault is not None:
+            period.phase = "estop"
+            self._healthy = self._healthy + 1 if period.fault is None else 0
+            period.command = self._estop(period.fault or self.stats.estop)  # type: ignore[arg-type]
+            if self.interface.lockstep and period.fault is not None:  # the far end is gone: do not spin
+                self.sleep(min(self.period, 0.05))
+            return
+        period.phase, target = self._bringup_target(
+            period.simulated - self._phase_t0, self._start_command, self._nominal
+        )
+        if period.phase == "policy":
+            budget = period.deadline + self.period * 0.9 if not self.interface.lockstep else 0.0
+            action, period.inference = self._decide(period.obs, budget)
+            if action is None:
+                self.stats.overruns += 1
+                self._consecutive_overruns += 1
+                target = self.filter.last.copy()
+            else:
+                self._consecutive_overruns = 0
+                period.raw = action
+                target = action
+        period.command = self.filter(target)
+        period.filtered = period.write = True
+        if self._consecutive_overruns >= max(1, self.profile.max_overruns):
+            period.phase, period.write = "estop", False
+            period.command = self._estop(f"{self._consecutive_overruns} consecutive overruns")
+
+    def _write(self, period: _Period) -> None:
+        """Write the command (an e-stop has written its safe action already); a failed write latches the e-stop."""
+        if period.write:
+            try:
+                self.interface.write(period.command)
+            except Exception as e:
+                period.phase = "estop"
+                period.command = self._estop(f"write failed ({e})")
+        if period.filtered:  # the policy's action history follows what was sent
+            self.policy.sent(period.command)
+
+    def _record(self, period: _Period, log: DeployLog | None) -> None:
+        """The period's figures, its log row, and an overrun of the whole period's work."""
+        self.stats.periods += 1
+        self.stats.period_errors.append(period.error)
+        age = 0.0 if self.interface.lockstep else max(0.0, period.now - period.stamp)
+        self.stats.obs_age_s.append(age)
+        if np.isfinite(period.inference):
+            self.stats.inference_s.append(period.inference)
+        self.stats.read_to_write_s.append(self.clock() - period.read_at)
+        if log is not None:
+            log.row(
+                [
+                    period.k,
+                    round(period.t, 9),
+                    period.phase,
+                    period.error * 1000,
+                    period.inference * 1000,
+                    age * 1000,
+                    *period.obs.tolist(),
+                    *np.broadcast_to(period.raw, (self.filter.dim,)).tolist(),
+                    *np.asarray(period.command, dtype=float).tolist(),
+                    self.filter.counts.total(),
+                    self.stats.estop or "",
+                ]
+            )
+        if not self.interface.lockstep and self.clock() > period.deadline + self.period:
+            self.stats.overruns += 1  # the whole period's work ran past the next deadline
