@@ -155,8 +155,9 @@ def baseline_controllers(env_id: str, mpc: bool = True) -> list[str]:
     """
     from smoothrl.envs import HVAC_FAMILY
     from smoothrl.envs.eplus import EPLUS_IDS
+    from smoothrl.envs.registration import has_controllers
 
-    if env_id not in HVAC_FAMILY:
+    if not has_controllers(env_id):
         raise SmoothRLError(f"--baselines needs HVAC runs ({', '.join(HVAC_FAMILY)}), got {env_id}")
     names = ["thermostat"]
     if "Discrete" not in env_id:

@@ -110,9 +110,10 @@ def tune_baseline(
     from smoothrl.envs.hvac.control.tuning import save_tuned, tune
     from smoothrl.envs.hvac.env import DEFAULT_PRESET
     from smoothrl.envs.hvac.spec import load_spec
+    from smoothrl.envs.registration import has_controllers
 
     check_seed("--seed", seed)
-    if env not in HVAC_FAMILY:
+    if not has_controllers(env):
         raise SmoothRLError(f"--env must be an HVAC env ({', '.join(HVAC_FAMILY)}), got {env}")
     fixed = {**HVAC_IDS, **EPLUS_IDS}.get(env, {"discrete": False})
     discrete = bool(fixed["discrete"])

@@ -21,7 +21,7 @@ import gymnasium as gym
 
 from smoothrl.envs.eplus import register_ids as register_eplus_ids
 from smoothrl.envs.hvac import KPI_NAMES, register_ids
-from smoothrl.envs.registration import register
+from smoothrl.envs.registration import register, with_controllers
 from smoothrl.errors import SmoothRLError
 
 register_ids()
@@ -38,18 +38,11 @@ register(
     eval_kwargs={"split": "test", "in_order": True},
     splits=("train", "test"),
     kpis=KPI_NAMES,
+    controllers=True,
 )
 
-#: ids with the HVAC simulator's interface (``sim``, observation layout, KPIs): the rule-based
-#: baselines and ``eval --baselines`` run on them
-HVAC_FAMILY = (
-    "smoothrl/HVAC-v0",
-    "smoothrl/HVACDiscrete-v0",
-    "smoothrl/HVACMultiZone-v0",
-    "smoothrl/EPlus-v0",
-    "smoothrl/EPlusDiscrete-v0",
-    "smoothrl/PerformativeHVAC-v0",
-)
+#: ids with the HVAC simulator's interface, the registrations the building controllers run on
+HVAC_FAMILY = with_controllers()
 
 #: PyBullet locomotion and control tasks smoothrl supports (rl-zoo3 presets exist for them).
 BULLET_IDS = (

@@ -26,6 +26,10 @@ class EnvRegistration:
     :param eval_kwargs: env keyword arguments of evaluation (e.g. ``{"split": "test"}``)
     :param splits: the values ``split`` takes (empty: the env has no split)
     :param kpis: the KPIs the env reports in ``info["kpis"]`` at an episode's end
+    :param controllers: whether the building controllers that are not learned (the rule
+        baselines and the MPC: :mod:`smoothrl.envs.hvac.control`) run on it, which makes it an env
+        for ``eval --baselines``, ``tune-baseline`` and ``train --pretrain`` (its simulator's
+        interface: ``sim``, the observation layout, the KPIs)
     """
 
     env_id: str
@@ -33,6 +37,7 @@ class EnvRegistration:
     eval_kwargs: Mapping[str, Any] = field(default_factory=dict)
     splits: tuple[str, ...] = ()
     kpis: tuple[str, ...] = ()
+    controllers: bool = False
 
 
 #: id -> registration, for every id smoothrl registers
@@ -49,6 +54,7 @@ def register(
     splits: tuple[str, ...] = (),
     max_episode_steps: int | None = None,
     kpis: tuple[str, ...] = (),
+    controllers: bool = False,
 ) -> None:
     """
     Register an id with gymnasium and with smoothrl (idempotent).
@@ -61,10 +67,24 @@ def register(
     :param splits: see :class:`EnvRegistration`
     :param max_episode_steps: gymnasium's ``TimeLimit`` (``None``: the env ends its episodes itself)
     :param kpis: see :class:`EnvRegistration`
+    :param controllers: see :class:`EnvRegistration`
     """
     if env_id not in gym.registry:
         gym.register(env_id, entry_point=entry_point, kwargs=dict(kwargs or {}), max_episode_steps=max_episode_steps)
-    REGISTERED[env_id] = EnvRegistration(env_id, vec_entry_point, dict(eval_kwargs or {}), splits, tuple(kpis))
+    REGISTERED[env_id] = EnvRegistration(
+        env_id, vec_entry_point, dict(eval_kwargs or {}), splits, tuple(kpis), controllers
+    )
+
+
+def with_controllers() -> tuple[str, ...]:
+    """:return: the ids the building controllers run on (see :class:`EnvRegistration`)"""
+    return tuple(env_id for env_id, reg in REGISTERED.items() if reg.controllers)
+
+
+def has_controllers(env_id: str) -> bool:
+    """:return: whether the building controllers run on ``env_id`` (see :class:`EnvRegistration`)"""
+    reg = REGISTERED.get(env_id)
+    return reg is not None and reg.controllers
 
 
 def eval_env_kwargs(env_id: str, split: str | None = None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from smoothrl.checks import MAX_SEED
 from smoothrl.envs import HVAC_FAMILY
+from smoothrl.envs.registration import has_controllers
 from smoothrl.errors import SmoothRLError
 from smoothrl.metrics import check_derivative_weights
 from smoothrl.registry import ALGOS, AlgoEntry, get_entry
@@ -299,7 +300,7 @@ class RunConfig(BaseModel):
         if self.pretrain is not None:
             if self._entry.off_policy:
                 raise ValueError(f"pretrain distils into an on-policy actor-critic (ppo, a2c, sppo), not {self.algo}")
-            if self.env not in HVAC_FAMILY:
+            if not has_controllers(self.env):
                 raise ValueError(
                     f"pretrain needs an HVAC env, whose controllers teach ({', '.join(HVAC_FAMILY)}); "
                     f"{self.env} has none"

@@ -46,6 +46,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize, unwrap_vec_no
 from torch.nn import functional as F
 
 from smoothrl.envs import HVAC_FAMILY, make_vec_env
+from smoothrl.envs.registration import has_controllers
 from smoothrl.errors import SmoothRLError
 from smoothrl.run.config import Pretrain, RunConfig
 
@@ -280,7 +281,7 @@ def teacher_env(config: RunConfig, settings: Pretrain) -> tuple[VecEnv, Any]:
     from smoothrl.envs.eplus import EPLUS_IDS
     from smoothrl.envs.hvac.control import believed_model, make_controller
 
-    if config.env not in HVAC_FAMILY:
+    if not has_controllers(config.env):
         raise SmoothRLError(
             f"pretrain needs an HVAC env, whose controllers teach ({', '.join(HVAC_FAMILY)}); {config.env} has none"
         )

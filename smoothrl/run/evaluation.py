@@ -270,9 +270,10 @@ def evaluate_controller(
     from smoothrl.envs import HVAC_FAMILY
     from smoothrl.envs.eplus import EPLUS_IDS
     from smoothrl.envs.hvac.control import MPCS, believed_model, make_controller, tuned_params
+    from smoothrl.envs.registration import has_controllers
 
     check_seed("@seed", seed)
-    if env_id not in HVAC_FAMILY:
+    if not has_controllers(env_id):
         raise SmoothRLError(f"@controller needs an HVAC env ({', '.join(HVAC_FAMILY)}), got {env_id}")
     params = dict(params or {})
     if env_id in EPLUS_IDS and name == "mpc-oracle":

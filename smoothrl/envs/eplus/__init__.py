@@ -22,4 +22,5 @@ def register_ids(kpis: tuple[str, ...]) -> None:
             eval_kwargs={"split": "test", "in_order": True},
             splits=("train", "test"),
             kpis=kpis,
+            controllers=True,
         )

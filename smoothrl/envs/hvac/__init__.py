@@ -48,6 +48,7 @@ def register_ids() -> None:
             eval_kwargs={"split": "test", "in_order": True},
             splits=("train", "test"),
             kpis=KPI_NAMES,
+            controllers=True,
         )
 
 
