@@ -11,8 +11,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 from importlib import import_module
-from importlib.util import find_spec
+from importlib.abc import Loader, MetaPathFinder
+from importlib.machinery import ModuleSpec
+from importlib.util import find_spec, spec_from_loader
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if sys.argv and os.path.basename(sys.argv[0]) == "smoothrl":  # the console script, still importing
@@ -25,6 +29,38 @@ if sys.argv and os.path.basename(sys.argv[0]) == "smoothrl":  # the console scri
 
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a job started with Ctrl-C ignored keeps ignoring it
         signal.signal(signal.SIGINT, _interrupted_at_start_up)
+
+#: module paths of 0.1 that moved -> the module that now answers for them (importable through
+#: 0.x, with a DeprecationWarning): no module file stays at the top level for them
+_MOVED = {
+    "smoothrl.config": "smoothrl.run",
+    "smoothrl.training": "smoothrl.run",
+    "smoothrl.sweep": "smoothrl.experiments.sweep",
+    "smoothrl.tuning": "smoothrl.experiments.tuning",
+    "smoothrl.retraining": "smoothrl.experiments.retraining",
+    "smoothrl.export": "smoothrl.tools.export",
+    "smoothrl.plotting": "smoothrl.tools.plotting",
+    "smoothrl.robustness": "smoothrl.tools.robustness",
+}
+
+
+class _MovedModules(MetaPathFinder, Loader):
+    """Imports a moved module path as the module that now holds its names."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        return spec_from_loader(name, self) if name in _MOVED else None
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        warnings.warn(f"{spec.name} is now {_MOVED[spec.name]}; import from there", DeprecationWarning, stacklevel=2)
+        module = import_module(_MOVED[spec.name])
+        self._own_spec = module.__spec__  # the import system sets __spec__ next: put it back after
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__spec__ = self._own_spec
+
+
+sys.meta_path.append(_MovedModules())
 
 if find_spec("smoothrl.envs") is not None:  # absent from the controller's runtime (smoothrl-runtime)
     from smoothrl import envs  # noqa: F401  (registers the smoothrl/* env ids; imports gymnasium only)

@@ -111,3 +111,21 @@ def test_process_words_are_recognised():
     assert PROCESS_WORDS.search("Issue 16, part 2") and PROCESS_WORDS.search("measured this session")
     assert not PROCESS_WORDS.search("# Copy running stats, see GH issue #996")
     assert not PROCESS_WORDS.search("start_new_session=True; an onnxruntime session")
+
+
+def test_moved_module_paths_still_import_with_a_warning():
+    code = (
+        "import warnings\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    from smoothrl.training import evaluate, load_run, train\n"
+        "    from smoothrl.config import resolve_config\n"
+        "    from smoothrl.sweep import load_sweep\n"
+        "import smoothrl.run, smoothrl.run.training, smoothrl.run.overrides\n"
+        "assert train is smoothrl.run.training.train and resolve_config is smoothrl.run.overrides.resolve_config\n"
+        "assert smoothrl.run.__spec__.name == 'smoothrl.run'\n"
+        "print(sorted(str(w.message) for w in caught if w.category is DeprecationWarning))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "smoothrl.training is now smoothrl.run" in out.stdout and "smoothrl.sweep is now" in out.stdout

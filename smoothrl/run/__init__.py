@@ -12,9 +12,9 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from smoothrl.run.build import load_run
+    from smoothrl.run.build import load_run, make_env, make_model
     from smoothrl.run.config import RunConfig, load_config
-    from smoothrl.run.evaluation import evaluate
+    from smoothrl.run.evaluation import compare_runs, evaluate, evaluate_controller
     from smoothrl.run.overrides import resolve_config
     from smoothrl.run.training import resume, train
 
@@ -27,6 +27,10 @@ _LAZY = {
     "resume": "smoothrl.run.training",
     "load_run": "smoothrl.run.build",
     "evaluate": "smoothrl.run.evaluation",
+    "evaluate_controller": "smoothrl.run.evaluation",
+    "compare_runs": "smoothrl.run.evaluation",
+    "make_env": "smoothrl.run.build",
+    "make_model": "smoothrl.run.build",
 }
 
 
@@ -36,4 +40,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'smoothrl.run' has no attribute {name!r}")
 
 
-__all__ = ["RunConfig", "evaluate", "load_config", "load_run", "resolve_config", "resume", "train"]
+__all__ = [
+    "RunConfig",
+    "compare_runs",
+    "evaluate",
+    "evaluate_controller",
+    "load_config",
+    "load_run",
+    "make_env",
+    "make_model",
+    "resolve_config",
+    "resume",
+    "train",
+]
