@@ -47,17 +47,20 @@ _MOVED = {
 class _MovedModules(MetaPathFinder, Loader):
     """Imports a moved module path as the module that now holds its names."""
 
+    def __init__(self) -> None:
+        self._specs: dict[str, ModuleSpec] = {}  # the target modules' own specs, between create and exec
+
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
         return spec_from_loader(name, self) if name in _MOVED else None
 
     def create_module(self, spec: ModuleSpec) -> ModuleType:
         warnings.warn(f"{spec.name} is now {_MOVED[spec.name]}; import from there", DeprecationWarning, stacklevel=2)
         module = import_module(_MOVED[spec.name])
-        self._own_spec = module.__spec__  # the import system sets __spec__ next: put it back after
+        self._specs[module.__name__] = module.__spec__  # the import system sets __spec__ next: put it back
         return module
 
     def exec_module(self, module: ModuleType) -> None:
-        module.__spec__ = self._own_spec
+        module.__spec__ = self._specs.pop(module.__name__)
 
 
 sys.meta_path.append(_MovedModules())

@@ -291,22 +291,13 @@ class RunDir:
     One run directory and its whole write transaction, in the order a run goes through it:
     :meth:`check_fresh` (new, empty, or a run that ``overwrite`` replaces), :meth:`writing` (the
     lock, temporary files of a dead writer removed), :meth:`replacing` (the old run set aside, put
-    back if the new one fails, removed once it has finished), checkpoints, and :meth:`finished`
-    (whether the final model and evaluation came after the latest checkpoint).
+    back if the new one fails, removed once it has finished), and :meth:`finished` (whether the
+    final model and evaluation came after the latest checkpoint).
 
     :param path: the folder
     """
 
     path: Path
-
-    @classmethod
-    def at(cls, path: str | Path) -> RunDir:
-        """:return: the run directory at ``path``"""
-        return cls(Path(path))
-
-    def file(self, name: str) -> Path:
-        """:return: the path of one of its files (``MODEL``, ``CONFIG``, ``EVAL``, ...)"""
-        return self.path / name
 
     def check_fresh(self, overwrite: bool) -> bool:
         """
@@ -364,14 +355,6 @@ class RunDir:
             aside.rmdir()
             raise
         shutil.rmtree(aside)
-
-    def latest_checkpoint(self) -> Checkpoint | None:
-        """:return: its checkpoint with the most steps (see :func:`latest_checkpoint`)"""
-        return latest_checkpoint(self.path)
-
-    def checkpoint(self, steps: int) -> Checkpoint:
-        """:return: the paths of its checkpoint at ``steps`` (see :func:`checkpoint_paths`)"""
-        return checkpoint_paths(self.path, steps)
 
     def finished(self, ckpt: Checkpoint) -> tuple[bool, bool]:
         """
