@@ -85,6 +85,7 @@ def test_filter_known_answers():
 class FakeArtefact:
     sensors, action_dim, discrete, control_period_s = 2, 1, False, None
     manifest = {"action_space": {"type": "Box"}}
+    channels = [("x", ""), ("v", "")]
 
     def action_bounds(self):
         return np.array([-1.0]), np.array([1.0])
@@ -165,11 +166,13 @@ def test_loop_runs_on_absolute_deadlines_and_counts_periods(tmp_path: Path):
     hardware = FakeHardware()
     loop, stats = run(hardware, log=tmp_path / "log.csv")
     assert stats.estop is None and stats.stopped_by == "duration"
-    assert stats.periods == 30 and len(hardware.written) == 30 and not hardware.active
-    assert hardware.written[-1][0] == pytest.approx(0.5)  # the policy's command, reached within rate limits
+    assert stats.periods == 30 and len(hardware.written) == 31 and not hardware.active
+    assert hardware.written[-2][0] == pytest.approx(0.5)  # the policy's command, reached within rate limits
+    assert hardware.written[-1][0] == 0.0  # the run's end writes the safe action
     assert set(stats.summary()) >= {"p99_jitter_ms", "mean_period_error_ms", "read_to_write_median_ms", "overruns"}
     rows = (tmp_path / "log.csv").read_text().splitlines()
-    assert len(rows) == 31 and rows[0].startswith("period,t_s,phase")
+    assert len(rows) == 32 and rows[0].startswith("period,utc,wall_s,plant_s,phase,")
+    assert rows[0].split(",")[8:10] == ["obs:x", "obs:v"] and ",stop," in rows[-1]
     assert not (tmp_path / "log.csv.partial").exists()
 
 
@@ -189,14 +192,15 @@ def test_watchdog_writes_the_safe_action_and_latches(hardware: FakeHardware, rea
     assert hardware.estops and hardware.estops[-1][0] == 0.0  # the safe action
     assert stats.periods < 30 and not hardware.active
     rows = (tmp_path / "log.csv").read_text().splitlines()
-    assert len(rows) == stats.periods + 1 and "estop" in rows[-1]  # complete up to the fault
+    assert len(rows) == stats.periods + 2 and "estop" in rows[-2]  # complete up to the fault
+    assert ",stop," in rows[-1] and hardware.written[-1][0] == 0.0  # and the safe action written at the end
 
 
 def test_slow_inference_holds_the_command_every_period_then_stops():
     hardware = FakeHardware()
     loop, stats = run(hardware, policy=FakePolicy(delay=0.05), duration=1.0)
     assert "consecutive overruns" in stats.estop and stats.overruns >= 3
-    assert len(hardware.written) == stats.periods  # a command (held, then safe) every period
+    assert len(hardware.written) == stats.periods + 1  # a command (held, then safe) every period, and at the end
     assert hardware.estops[-1][0] == 0.0
 
 
@@ -213,7 +217,7 @@ def test_hold_on_estop_until_rearmed():
     loops.append(loop)
     stats = loop.run(0.5)
     assert stats.estops == 1 and stats.estop is None  # fired once, re-armed
-    assert hardware.written[-1][0] == pytest.approx(0.2)  # back under the policy
+    assert hardware.written[-2][0] == pytest.approx(0.2)  # back under the policy
 
 
 def test_bringup_ramps_then_holds_then_hands_over():
@@ -226,7 +230,7 @@ def test_bringup_ramps_then_holds_then_hands_over():
     commands = [c[0] for c in hardware.written]
     assert commands[0] == pytest.approx(0.0) and commands[4] == pytest.approx(0.4)  # linear ramp over 5 periods
     assert commands[5:10] == pytest.approx([0.5] * 5)  # hold nominal
-    assert commands[-1] == pytest.approx(0.9)  # the policy
+    assert commands[-2] == pytest.approx(0.9) and commands[-1] == 0.0  # the policy, then the end's safe action
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,7 +261,8 @@ def test_lockstep_deployment_returns_what_eval_returns(pendulum_artefact, tmp_pa
     assert summary["stopped_by"] == "episode end" and summary["periods"] == 200
     assert summary["episode_returns"][0] == pytest.approx(reference["mean_return"], rel=1e-4)
     assert summary["interventions"]["total"] == 0
-    assert len((tmp_path / "log.csv").read_text().splitlines()) == 201
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert len(rows) == 202 and ",stop," in rows[-1]  # 200 periods, then the safe action at the episode's end
 
 
 def test_killed_sim_process_stops_the_loop_with_the_safe_action(pendulum_artefact, tmp_path: Path):
@@ -278,7 +283,7 @@ def test_killed_sim_process_stops_the_loop_with_the_safe_action(pendulum_artefac
     stats = loop.run(30.0)
     assert stats.estop is not None and ("read failed" in stats.estop or "stale" in stats.estop)
     assert stats.stopped_by == "estop" and 20 <= stats.periods < 200
-    assert len((tmp_path / "log.csv").read_text().splitlines()) == stats.periods + 1
+    assert len((tmp_path / "log.csv").read_text().splitlines()) == stats.periods + 2
 
 
 def assert_one_line(result, *fragments: str) -> None:
@@ -297,12 +302,12 @@ def test_deploy_cli_and_bad_input(pendulum_artefact, tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     cases = [
         ({"backend": "sim", "control_period_s": 0.02, "sim": {"env": "Pendulum-v1"}}, "set control_period_s: 0.05"),
-        ({"backend": "can", "control_period_s": 0.05}, "unknown backend 'can'"),
+        ({"backend": "can", "control_period_s": 0.05}, "backend: Input should be 'sim', 'udp' or 'modbus'"),
         (
             {"backend": "sim", "control_period_s": 0.05, "sim": {"env": "Pendulum-v1"}, "comand": {}},
             "unknown key 'comand'",
         ),
-        ({"backend": "sim", "control_period_s": -1}, "control_period_s must be a positive"),
+        ({"backend": "sim", "control_period_s": -1}, "control_period_s: Input should be greater than 0"),
         (
             {
                 "backend": "sim",
@@ -310,7 +315,7 @@ def test_deploy_cli_and_bad_input(pendulum_artefact, tmp_path: Path):
                 "sim": {"env": "Pendulum-v1"},
                 "watchdog": {"on_estop": "retry"},
             },
-            "watchdog.on_estop must be one of stop, hold, recover",
+            "watchdog.on_estop: Input should be 'stop', 'hold' or 'recover'",
         ),
         (
             {
@@ -318,7 +323,7 @@ def test_deploy_cli_and_bad_input(pendulum_artefact, tmp_path: Path):
                 "control_period_s": 0.05,
                 "watchdog": {"on_estop": "recover", "recover_after_periods": 0},
             },
-            "recover_after_periods must be a whole number >= 1",
+            "watchdog.recover_after_periods: Input should be greater than or equal to 1",
         ),
         ({"backend": "sim", "control_period_s": 0.05, "sim": {"env": "CartPole-v1"}}, "observation and"),
         (
@@ -382,7 +387,7 @@ class Hardware(HardwareInterface):
 
 hardware = Hardware()
 stats = ControlLoop(Artefact.load(sys.argv[1]).policy(), hardware, load_profile(sys.argv[2])).run(1.0)
-assert stats.periods == 20 and len(hardware.sent) == 20, stats
+assert stats.periods == 20 and len(hardware.sent) == 21, stats  # and the safe action at the end
 assert "torch" not in sys.modules and "stable_baselines3" not in sys.modules
 print("ran without torch")
 """
@@ -435,7 +440,8 @@ def test_ctrl_c_writes_the_safe_action_and_keeps_the_log(pendulum_artefact, tmp_
     summary = json.loads(out)
     assert summary["stopped_by"] == "interrupt" and summary["estop"] == "interrupted"
     rows = log.read_text().splitlines()
-    assert len(rows) == summary["periods"] + 1 and not log.with_name("log.csv.partial").exists()
+    assert len(rows) == summary["periods"] + 2 and not log.with_name("log.csv.partial").exists()
+    assert ",stop," in rows[-1] and float(rows[-1].split(",")[-3]) == 0.0  # the safe action, logged last
 
 
 def _rows(folder: Path) -> int:

@@ -269,7 +269,7 @@ def test_a_restarted_server_latches_the_estop_and_the_log_is_complete(hvac_artef
     assert stats.estop is not None and ("read failed" in stats.estop or "write failed" in stats.estop)
     assert stats.stopped_by == "estop" and 50 <= stats.periods < 100  # the server takes a few steps to go down
     rows = (tmp_path / "log.csv").read_text().splitlines()
-    assert len(rows) == stats.periods + 1
+    assert len(rows) == stats.periods + 2 and ",stop," in rows[-1]  # every period, then the run's end
     restarted = plant(port=server.port)  # the server is back: a new run can start
     assert restarted.ready.is_set()
 
@@ -314,12 +314,13 @@ def test_with_on_estop_recover_the_loop_rides_through_a_server_restart(hvac_arte
     import csv
 
     rows = list(csv.DictReader((tmp_path / "log.csv").open()))
-    assert len(rows) == 200
+    assert len(rows) == 201 and rows[-1]["phase"] == "stop" and float(rows[-1]["cmd:0"]) == 0.0
+    rows = rows[:-1]  # the periods
     phases = [r["phase"] for r in rows]
     first, last = phases.index("estop"), len(phases) - 1 - phases[::-1].index("estop")
     assert set(phases[:first]) <= {"ramp", "hold", "policy"} and "policy" in phases[:first]
     assert set(phases[first : last + 1]) == {"estop"}  # latched until recovered
-    assert all(float(r["cmd_0"]) == 0.0 for r in rows[first : last + 1])  # the safe action, heat pump off
+    assert all(float(r["cmd:0"]) == 0.0 for r in rows[first : last + 1])  # the safe action, heat pump off
     after = phases[last + 1 :]
     assert after[:3] == ["ramp"] * 3 and after[3] == "hold" and set(after[4:]) == {"policy"}  # bring-up again
     assert servers and servers[0].steps >= len(after)  # the new server took the commands

@@ -60,19 +60,23 @@ def deploy(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
     """Run an artefact on hardware (or its simulator) at the profile's rate, behind the safety filter."""
+    from smoothrl.hardware.deploy import FAULT_EXIT
     from smoothrl.hardware.deploy import deploy as run_deploy
 
     summary = run_deploy(artefact, hardware, duration, lockstep, speedup, log, status=None if as_json else console)
     interrupted = summary["stopped_by"] == "interrupt"  # Ctrl-C: the safe action was written, then deactivated
+    saved = f"; the log is complete in {log}" if log is not None else ""
     if interrupted:
         reported.interrupt = True
-        saved = f"; the log is complete in {log}" if log is not None else ""
         typer.echo(f"interrupted: the safe action was written and the hardware deactivated{saved}", err=True)
+    fault = summary["estop"] if not interrupted else None
     if as_json:
         typer.echo(json.dumps(summary))
-        if interrupted:
-            raise typer.Exit(130)
-        return
+    if fault:
+        typer.echo(f"error: the run ended on an emergency stop ({fault}); the safe action was written{saved}", err=True)
+        raise typer.Exit(FAULT_EXIT)
+    if as_json or interrupted:
+        raise typer.Exit(130 if interrupted else 0)
     table = Table(title=f"deploy: {artefact} on {summary['profile']}")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -82,8 +86,6 @@ def deploy(
     for key, value in summary["interventions"].items():
         table.add_row(f"interventions: {key}", str(value))
     console.print(table)
-    if interrupted:
-        raise typer.Exit(130)
 
 
 bridge_app = typer.Typer(

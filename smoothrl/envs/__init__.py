@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import difflib
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -144,6 +145,22 @@ def make_base_env(env_id: str, **kwargs) -> gym.Env:
         with quiet_stdout():
             return QuietReset(gym.make(env_id, **kwargs))
     return gym.make(env_id, **kwargs)
+
+
+def observation_channels(env: gym.Env) -> list[tuple[str, str]]:
+    """
+    Name and unit of each observation value, where the env says (the HVAC simulator's
+    ``obs_names`` and ``obs_units``); else ``obs_0, obs_1, ...`` with no unit.
+
+    :param env: an env
+    :return: ``(name, unit)`` per value of the flat observation
+    """
+    sim = getattr(env.unwrapped, "sim", None)
+    names, units = getattr(sim, "obs_names", None), getattr(sim, "obs_units", None)
+    if names is not None and units is not None:
+        return list(zip(names, units, strict=True))
+    size = math.prod(env.observation_space.shape or (0,))
+    return [(f"obs_{i}", "") for i in range(size)]
 
 
 def control_period(env: gym.Env) -> float | None:

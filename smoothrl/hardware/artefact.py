@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 
 from smoothrl.errors import SmoothRLError
+from smoothrl.hardware.manifest import MANIFEST, MANIFEST_VERSION, Manifest, read_manifest
 from smoothrl.metrics import normalize_actions
 
-MANIFEST = "manifest.json"
-#: the manifest layout this runtime reads
-MANIFEST_VERSION = 1
+__all__ = ["MANIFEST", "MANIFEST_VERSION", "Artefact", "ArtefactPolicy"]
 
 
 @dataclass(frozen=True)
@@ -30,11 +29,13 @@ class Artefact:
     A loaded artefact directory.
 
     :param path: the directory
-    :param manifest: its ``manifest.json``
+    :param manifest: its ``manifest.json``, as read
+    :param model: the same, validated (:class:`smoothrl.hardware.manifest.Manifest`)
     """
 
     path: Path
     manifest: dict[str, Any]
+    model: Manifest
 
     @classmethod
     def load(cls, path: str | Path) -> Artefact:
@@ -50,20 +51,16 @@ class Artefact:
                 f"{path} has no {MANIFEST}, so it is not a policy artefact; run `smoothrl export` first"
             )
         try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError):
+            content = json.loads(manifest_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             raise SmoothRLError(f"{manifest_path} is not valid JSON; export the run again") from None
-        if manifest.get("manifest_version") != MANIFEST_VERSION:
-            raise SmoothRLError(
-                f"{manifest_path} has layout version {manifest.get('manifest_version')!r}, this runtime reads "
-                f"{MANIFEST_VERSION}; export the run again with this smoothrl"
-            )
-        policy_file = path / manifest["file"]
+        model = read_manifest(content, str(manifest_path))
+        policy_file = path / model.file
         if not policy_file.is_file():
-            raise SmoothRLError(f"{path} lacks {manifest['file']}; export the run again")
-        if hashlib.sha256(policy_file.read_bytes()).hexdigest() != manifest["sha256"]:
+            raise SmoothRLError(f"{path} lacks {model.file}; export the run again")
+        if hashlib.sha256(policy_file.read_bytes()).hexdigest() != model.sha256:
             raise SmoothRLError(f"{policy_file} does not match its manifest's hash; export the run again")
-        return cls(path, manifest)
+        return cls(path, content, model)
 
     @property
     def discrete(self) -> bool:
@@ -80,6 +77,11 @@ class Artefact:
     def sensors(self) -> int:
         """Observation channels the hardware provides (the policy's input minus the augmentations)."""
         return int(self.manifest["observation_space"]["sensors"])
+
+    @property
+    def channels(self) -> list[tuple[str, str]]:
+        """``(name, unit)`` of every observation channel the hardware provides, in order."""
+        return [(c.name, c.unit) for c in self.model.observation_space.channels]
 
     @property
     def control_period_s(self) -> float | None:
@@ -120,11 +122,31 @@ class ArtefactPolicy:
             str(artefact.path / artefact.manifest["file"]), options, providers=["CPUExecutionProvider"]
         )
         self.input_name = artefact.manifest["input"]["name"]
+        self._check_graph()
         history = [a for a in artefact.manifest["augmentations"] if a["kind"] == "action_history"]
         self.history_k = int(history[0]["k"]) if history else 0
         self.history_dim = int(history[0]["dim"]) if history else 0
         self.low, self.high = artefact.action_bounds()
         self.reset()
+
+    def _check_graph(self) -> None:
+        """Refuse a graph whose input or output is not what the manifest says."""
+        model = self.artefact.model
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        expected = "tensor(int64)" if self.artefact.discrete else "tensor(float)"
+        size = inputs[0].shape[-1] if inputs and inputs[0].shape else None
+        if (
+            len(inputs) != 1
+            or inputs[0].name != model.input.name
+            or (isinstance(size, int) and size != model.input.size)
+            or not outputs
+            or outputs[0].type != expected
+        ):
+            got = f"{inputs[0].name if inputs else '?'} -> {outputs[0].type if outputs else '?'}"
+            raise SmoothRLError(
+                f"{self.artefact.path}: the graph ({got}) does not take and give what the manifest says "
+                f"({model.input.name}[{model.input.size}] -> {expected}); export the run again"
+            )
 
     def reset(self) -> None:
         """Forget the action history (at activation: as at an episode start)."""

@@ -15,14 +15,18 @@ from smoothrl.hardware.backends import make_interface
 from smoothrl.hardware.loop import ControlLoop
 from smoothrl.hardware.profile import HardwareProfile, load_profile
 
+#: the exit code of a run that ended on a fault (an emergency stop), after writing the safe action
+FAULT_EXIT = 1
+
 
 def check_profile(artefact: Artefact, profile: HardwareProfile) -> None:
     """
-    Refuse a profile that does not fit the artefact.
+    Refuse a profile that does not fit the artefact: another control period, or observation
+    channels whose names, order or units are not the policy's.
 
     :param artefact: the policy
     :param profile: the controller profile
-    :raises SmoothRLError: for a control period other than the policy's
+    :raises SmoothRLError: naming the first mismatch
     """
     period = artefact.control_period_s
     if period is not None and abs(profile.control_period_s - period) > 1e-6 * max(1.0, period):
@@ -30,6 +34,28 @@ def check_profile(artefact: Artefact, profile: HardwareProfile) -> None:
             f"{profile.path} runs at {profile.control_period_s} s per period, but the policy was trained at "
             f"{period} s per step; set control_period_s: {period}"
         )
+    if not profile.obs_channels:  # sim and udp exchange channels by position
+        return
+    expected = artefact.channels
+    if len(profile.obs_channels) != len(expected):
+        raise SmoothRLError(
+            f"{profile.path} lists {len(profile.obs_channels)} observation channels, the policy reads "
+            f"{len(expected)}: {', '.join(name for name, _ in expected)}"
+        )
+    for i, (channel, (name, unit)) in enumerate(zip(profile.obs_channels, expected, strict=True)):
+        if channel["name"] != name:
+            where = [n for n, _ in expected].index(channel["name"]) if channel["name"] in dict(expected) else None
+            hint = f" (the policy reads it as channel {where})" if where is not None else ""
+            raise SmoothRLError(
+                f"{profile.path}: observation.channels[{i}] is {channel['name']!r}{hint}, but the policy's channel "
+                f"{i} is {name!r}; list the channels in the policy's order"
+            )
+        given = channel.get("unit")
+        if given and unit and given != unit:
+            raise SmoothRLError(
+                f"{profile.path}: observation.channels[{i}] ({name}) is in {given}, the policy was trained on {unit}; "
+                "convert it at the gateway or fix the unit"
+            )
 
 
 def deploy(
@@ -133,5 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     except SmoothRLError as e:
         print(f"error: {e.for_cli()}", file=sys.stderr)
         return 2
-    print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
-    return 130 if summary.get("stopped_by") == "interrupt" else 0
+    interrupted = summary.get("stopped_by") == "interrupt"
+    fault = summary["estop"] if not interrupted else None
+    if args.json:
+        print(json.dumps(summary))
+    elif not fault:
+        print("\n".join(f"{k}: {v}" for k, v in summary.items()))
+    if fault:
+        saved = f"; the log is complete in {args.log}" if args.log else ""
+        print(
+            f"error: the run ended on an emergency stop ({fault}); the safe action was written{saved}", file=sys.stderr
+        )
+        return FAULT_EXIT
+    return 130 if interrupted else 0

@@ -2,22 +2,32 @@
 
 Period ``k`` starts at ``t0 + k * period`` (never ``sleep(dt)`` after the work, which drifts).
 Each period the loop reads the newest observation, checks it (finite, in range, not older than
-``max_age_periods``), asks the policy (in a worker thread, so that an inference slower than the
-period cannot hold the hardware: the last command is held and the overrun counted), filters the
-command (:mod:`smoothrl.hardware.safety`) and writes it. Before the policy takes over, the
-bring-up ramps from the safe command to the nominal one and holds it.
+``max_age_periods``: the age comes from the plant, a step counter or the robot's stamps, not
+from when the controller read), asks the policy (in a worker thread, so that an inference slower
+than the period cannot hold the hardware: the last command is held and the overrun counted),
+filters the command (:mod:`smoothrl.hardware.safety`) and writes it. Before the policy takes
+over, the bring-up ramps from the safe command to the nominal one and holds it.
+
+In real time every read and write runs on an I/O worker with a deadline inside the period, so a
+slow or hung gateway cannot hold the loop: a call that does not return in time is a fault. A loop
+that falls a whole period behind skips the missed periods (counted as ``missed_periods``) instead
+of catching up in a burst of writes.
 
 The watchdog latches the emergency stop on a stale, missing, non-finite or out-of-range
-observation, a read or write failure, or ``max_overruns`` consecutive overruns: the safe action
-is written within the period, and then the run ends (``on_estop: stop``) or keeps writing the
-safe action until :meth:`ControlLoop.rearm` (``on_estop: hold``), or keeps writing it and re-arms
-itself once the fault has cleared for ``recover_after_periods`` periods (``on_estop: recover``: a
-plant controller that rides through a gateway restart; the bring-up runs again first). Every period is timed and,
-with a log, written as one CSV row (flushed, so a log is complete up to a fault; the file gets
-its final name when the loop ends).
+observation, a read or write failure or timeout, or ``max_overruns`` consecutive overruns: the
+safe action is written within the period, and then the run ends (``on_estop: stop``) or keeps
+writing the safe action until :meth:`ControlLoop.rearm` (``on_estop: hold``), or keeps writing it
+and re-arms itself once the fault has cleared for ``recover_after_periods`` periods
+(``on_estop: recover``: a plant controller that rides through a gateway restart; the bring-up
+runs again first).
 
-In lock-step (a simulated backend that advances only when commanded) nothing sleeps and time is
-the simulation's: period ``k`` is at ``k * period``.
+Every ending is safe: the far end's run-ended flag, ``duration_s`` reached, Ctrl-C, a fault or any
+exception writes the safe action once more and logs it as the last row (phase ``stop``). Every
+period is timed and, with a log, written as one CSV row (flushed, so a log is complete up to a
+fault; the file gets its final name when the loop ends).
+
+In lock-step (a simulated backend that advances only when commanded) nothing sleeps, I/O is
+direct and time is the simulation's: period ``k`` is at ``k * period``.
 """
 
 from __future__ import annotations
@@ -26,10 +36,11 @@ import csv
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +62,7 @@ class LoopStats:
 
     periods: int = 0
     overruns: int = 0
+    missed: int = 0  # periods skipped because the loop fell a whole period behind (never caught up in a burst)
     period_errors: list[float] = field(default_factory=list)
     inference_s: list[float] = field(default_factory=list)
     read_to_write_s: list[float] = field(default_factory=list)
@@ -71,6 +83,7 @@ class LoopStats:
         return {
             "periods": self.periods,
             "overruns": self.overruns,
+            "missed_periods": self.missed,
             "mean_period_error_ms": float(np.mean(self.period_errors) * 1000) if self.period_errors else float("nan"),
             "p99_jitter_ms": float(np.percentile(errors, 99) * 1000),
             "inference_median_ms": ms(self.inference_s, 50),
@@ -91,12 +104,19 @@ class DeployLog:
     One CSV row per period, flushed as it is written, to ``PATH.partial``; renamed to ``PATH``
     when closed (an existing ``PATH`` is never overwritten: the caller chooses a new name).
 
+    Columns: ``period``; ``utc`` (ISO 8601, when the period's row was written); ``wall_s``
+    (seconds since the loop started, on the controller's clock); ``plant_s`` (the profile's
+    seconds: simulated in lock-step, wall seconds times the speedup in real time); ``phase``
+    (``ramp``, ``hold``, ``policy``, ``estop``, and ``stop`` for the safe action written when the
+    run ends); timing in ms; each observation channel by its name; ``raw:`` and ``cmd:`` per
+    command (the policy's action, and what was written); interventions; the e-stop's reason.
+
     :param path: the log file
-    :param observations: observation channels
+    :param observations: the observation channels' names, in order
     :param commands: command channels
     """
 
-    def __init__(self, path: str | Path, observations: int, commands: int) -> None:
+    def __init__(self, path: str | Path, observations: Sequence[str], commands: int) -> None:
         self.path = Path(path)
         if self.path.exists():
             raise SmoothRLError(f"{self.path} already exists; pass another @log")
@@ -108,14 +128,16 @@ class DeployLog:
         self._writer.writerow(
             [
                 "period",
-                "t_s",
+                "utc",
+                "wall_s",
+                "plant_s",
                 "phase",
                 "period_error_ms",
                 "inference_ms",
                 "obs_age_ms",
-                *(f"obs_{i}" for i in range(observations)),
-                *(f"raw_{i}" for i in range(commands)),
-                *(f"cmd_{i}" for i in range(commands)),
+                *(f"obs:{name}" for name in observations),
+                *(f"raw:{i}" for i in range(commands)),
+                *(f"cmd:{i}" for i in range(commands)),
                 "interventions",
                 "estop",
             ]
@@ -231,12 +253,15 @@ class ControlLoop:
         self.stop_event = threading.Event()
         self._rearm = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hardware-io")
+        self._io_pending: Future | None = None
         self._pending: Future | None = None
         self._consecutive_overruns = 0
         self._healthy = 0  # periods in a row, during an e-stop, with a good observation and a safe write
         # the bring-up: where it starts, where it goes, and when (the profile's seconds) it began
         self._start_command = self._nominal = np.zeros(self.filter.dim)
         self._phase_t0 = 0.0
+        self._t0, self._k = self.clock(), 0  # the loop's start and current period
 
     # -- bring-up ---------------------------------------------------------------------------
 
@@ -261,6 +286,32 @@ class ControlLoop:
             return "hold", nominal
         return "policy", nominal
 
+    # -- hardware I/O with a deadline -------------------------------------------------------
+
+    def _io_call(self, fn: Callable[..., Any], *args: Any, budget: float) -> Any:
+        """
+        Call the interface, in real time on the I/O worker with a deadline, so that a slow or hung
+        gateway cannot hold the loop: the period goes on, and the call that did not return is a fault.
+
+        :param fn: ``interface.read``, ``write`` or ``emergency_stop``
+        :param budget: seconds the call may take
+        :return: what it returned
+        :raises TimeoutError: when it did not return in time, or an earlier call still has not
+        """
+        if self.interface.lockstep:  # the far end sets the pace: nothing to overtake
+            return fn(*args)
+        if self._io_pending is not None and not self._io_pending.done():
+            raise TimeoutError("the hardware has not answered an earlier call")
+        self._io_pending = self._io.submit(fn, *args)
+        try:
+            return self._io_pending.result(timeout=max(0.0, budget))
+        except FutureTimeout:
+            raise TimeoutError(f"no answer within {budget * 1000:.0f} ms") from None
+
+    def _budget(self, until: float) -> float:
+        """Seconds from now to ``until``, and at least a quarter period (a late start still gets its I/O)."""
+        return max(0.25 * self.period, until - self.clock())
+
     # -- the watchdog ---------------------------------------------------------------------
 
     def _estop(self, reason: str) -> np.ndarray:
@@ -269,7 +320,7 @@ class ControlLoop:
             self.stats.estop = reason
             self.stats.estops += 1
         try:
-            self.interface.emergency_stop(command)
+            self._io_call(self.interface.emergency_stop, command, budget=0.5 * self.period)
         except Exception as e:  # the hardware cannot even take the safe action: tell it, and stop
             self.interface.on_error(e)
             self._healthy = 0
@@ -340,19 +391,23 @@ class ControlLoop:
                 f"the hardware has {channels.observations} observation and {channels.commands} command channels, "
                 f"the policy {artefact.sensors} and {artefact.action_dim}; use a profile for this policy's env"
             )
-        log = DeployLog(self.log_path, channels.observations, channels.commands) if self.log_path else None
+        names = channels.names[: channels.observations] or tuple(name for name, _ in artefact.channels)
+        log = DeployLog(self.log_path, list(names), channels.commands) if self.log_path else None
         try:
             self.interface.activate()
             self._loop(duration_s, log)
+            self._safe_stop(log)
         except KeyboardInterrupt:
-            self._estop("interrupted")
             self.stats.stopped_by = "interrupt"
+            self._safe_stop(log, "interrupted")
         except BaseException as e:
-            self._estop(f"error: {type(e).__name__}")
+            self.stats.stopped_by = "error"
+            self._safe_stop(log, f"error: {type(e).__name__}")
             self.interface.on_error(e)
             raise
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
+            self._io.shutdown(wait=False, cancel_futures=True)
             self.stats.interventions = {**vars(self.filter.counts), "total": self.filter.counts.total()}
             try:
                 self.interface.deactivate()
@@ -363,14 +418,47 @@ class ControlLoop:
 
     # -- the loop: each period is wait -> read -> update -> write -> record ---------------------
 
+    def _safe_stop(self, log: DeployLog | None, reason: str | None = None) -> None:
+        """Every ending: write the safe action once more (an e-stop's, or the run's last command
+        replaced by it) and log it as the last row, phase ``stop``.
+
+        :param log: the log, if any
+        :param reason: why the run ends abnormally (``None``: it ended as it should)
+        """
+        if reason is not None and self.stats.estop is None:
+            self.stats.estop = reason
+            self.stats.estops += 1
+        command = self.filter.safe()
+        try:
+            self._io_call(self.interface.emergency_stop, command, budget=max(0.5 * self.period, 0.2))
+        except Exception as e:  # the far end is gone: nothing more can be written
+            self.interface.on_error(e)
+        now = self.clock()
+        k = self._k
+        t = k * self.period
+        period = _Period(
+            k,
+            t,
+            t * (1.0 if self.interface.lockstep else self.speedup),
+            now,
+            now,
+            0.0,
+            raw=np.full(self.filter.dim, np.nan),
+        )
+        period.obs = np.full(self.policy.artefact.sensors, np.nan)
+        period.stamp, period.phase, period.command = now, "stop", command
+        if log is not None:
+            log.row(self._row(period, 0.0))
+
     def _loop(self, duration_s: float | None, log: DeployLog | None) -> None:
         self._start_command, self._nominal = self._bringup_commands()
         self._phase_t0 = 0.0
         self.filter.reset(self._start_command)
         self.policy.reset()
-        t0 = self.clock()
-        k = 0
+        t0 = self._t0 = self.clock()
+        k = self._k = 0
         while not self.stop_event.is_set():
+            self._k = k
             period = self._wait(k, t0, duration_s)
             if period is None:
                 return
@@ -384,7 +472,7 @@ class ControlLoop:
             if self.stats.estop is not None and self.profile.on_estop == "stop":
                 self.stats.stopped_by = "estop"
                 return
-            k += 1
+            k = period.k + 1
 
     def _wait(self, k: int, t0: float, duration_s: float | None) -> _Period | None:
         """Timing: wait for period ``k``'s deadline (real time only), or ``None`` when the run is over."""
@@ -397,6 +485,10 @@ class ControlLoop:
             return None
         deadline = t0 + t_k
         if not self.interface.lockstep:
+            late = int((self.clock() - deadline) // self.period)
+            if late >= 1:  # a whole period or more behind: skip the missed periods rather than catch up in a burst
+                self.stats.missed += late
+                return self._wait(k + late, t0, duration_s)
             self.sleep(max(0.0, deadline - self.clock()))
         now = self.clock()
         error = 0.0 if self.interface.lockstep else now - deadline
@@ -410,7 +502,7 @@ class ControlLoop:
     def _read(self, period: _Period) -> None:
         """Read the newest observation and check it (a fault latches the e-stop in :meth:`_update`)."""
         try:
-            obs, stamp = self.interface.read()
+            obs, stamp = self._io_call(self.interface.read, budget=self._budget(period.deadline + 0.5 * self.period))
             period.obs = np.asarray(obs, dtype=np.float64).ravel()
             period.stamp = stamp
             period.fault = self._check(period.obs, stamp, period.now)
@@ -455,12 +547,30 @@ class ControlLoop:
         """Write the command (an e-stop has written its safe action already); a failed write latches the e-stop."""
         if period.write:
             try:
-                self.interface.write(period.command)
+                self._io_call(self.interface.write, period.command, budget=self._budget(period.deadline + self.period))
             except Exception as e:
                 period.phase = "estop"
                 period.command = self._estop(f"write failed ({e})")
         if period.filtered:  # the policy's action history follows what was sent
             self.policy.sent(period.command)
+
+    def _row(self, period: _Period, age: float) -> list[Any]:
+        """One log row, in :class:`DeployLog`'s column order."""
+        return [
+            period.k,
+            datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            round(period.now - self._t0, 6),
+            round(period.simulated, 6),
+            period.phase,
+            period.error * 1000,
+            period.inference * 1000,
+            age * 1000,
+            *np.asarray(period.obs, dtype=float).tolist(),
+            *np.broadcast_to(period.raw, (self.filter.dim,)).tolist(),
+            *np.asarray(period.command, dtype=float).tolist(),
+            self.filter.counts.total(),
+            self.stats.estop or "",
+        ]
 
     def _record(self, period: _Period, log: DeployLog | None) -> None:
         """The period's figures, its log row, and an overrun of the whole period's work."""
@@ -472,20 +582,6 @@ class ControlLoop:
             self.stats.inference_s.append(period.inference)
         self.stats.read_to_write_s.append(self.clock() - period.read_at)
         if log is not None:
-            log.row(
-                [
-                    period.k,
-                    round(period.t, 9),
-                    period.phase,
-                    period.error * 1000,
-                    period.inference * 1000,
-                    age * 1000,
-                    *period.obs.tolist(),
-                    *np.broadcast_to(period.raw, (self.filter.dim,)).tolist(),
-                    *np.asarray(period.command, dtype=float).tolist(),
-                    self.filter.counts.total(),
-                    self.stats.estop or "",
-                ]
-            )
+            log.row(self._row(period, age))
         if not self.interface.lockstep and self.clock() > period.deadline + self.period:
             self.stats.overruns += 1  # the whole period's work ran past the next deadline

@@ -29,39 +29,202 @@ controller.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from smoothrl.checks import MAX_SEED
 from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.sources import check_channels, check_exogenous
 
 ON_ESTOP = ("stop", "hold", "recover")
+BACKENDS = ("sim", "udp", "modbus")
+
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(ge=0, le=86_400, allow_inf_nan=False)]
+Port = Annotated[int, Field(ge=1, le=65_535)]
+Register = Annotated[int, Field(ge=0, le=65_535)]
 
 
-def _vector(value: Any, name: str, where: str) -> np.ndarray | None:
-    if value is None:
-        return None
+def _vector(value: Any) -> Any:
+    """A number or a flat list of finite numbers -> a list (pydantic checks the numbers)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [value]
+    return value
+
+
+Vector = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=1)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ObservationSection(_Section):
+    """``observation``: the checks on every observation, and (modbus) each channel's source."""
+
+    max_age_periods: Positive = 3.0
+    low: Vector | None = None
+    high: Vector | None = None
+    channels: list[Any] | None = None
+
+    _vectors = field_validator("low", "high", mode="before")(_vector)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ObservationSection:
+        if self.low is not None and self.high is not None:
+            if len(self.low) != len(self.high):
+                raise ValueError(f"low has {len(self.low)} values, high {len(self.high)}")
+            if any(lo >= hi for lo, hi in zip(self.low, self.high, strict=True)):
+                raise ValueError("every low must be below its high")
+        return self
+
+
+class CommandSection(_Section):
+    """``command``: the safety filter's limits (see :class:`CommandLimits`)."""
+
+    low: Vector | None = None
+    high: Vector | None = None
+    max_rate: Vector | None = None
+    max_jerk: Vector | None = None
+    lowpass_alpha: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
+    safe_action: Literal["hold", "zero"] | Vector = "hold"
+    nominal: Vector | None = None
+
+    _vectors = field_validator("low", "high", "max_rate", "max_jerk", "nominal", mode="before")(_vector)
+
+    @field_validator("safe_action", mode="before")
+    @classmethod
+    def _safe(cls, value: Any) -> Any:
+        value = _vector(value)
+        finite = isinstance(value, list) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in value
+        )
+        if value not in ("hold", "zero") and not (finite and value):
+            raise ValueError(f"must be hold, zero or a vector of finite numbers, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _inside(self) -> CommandSection:
+        for name in ("max_rate", "max_jerk"):
+            value = getattr(self, name)
+            if value is not None and any(v <= 0 for v in value):
+                raise ValueError(f"{name} must be positive, got {value}")
+        if self.low is not None and self.high is not None:
+            if len(self.low) not in (1, len(self.high)) and len(self.high) != 1:
+                raise ValueError(f"low has {len(self.low)} values, high {len(self.high)}")
+            if np.any(np.asarray(self.low) >= np.asarray(self.high)):
+                raise ValueError("low must be below high")
+        for name in ("safe_action", "nominal"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                outside = _outside(np.asarray(value), self.low, self.high)
+                if outside:
+                    raise ValueError(f"{name} {value} is outside the command bounds [{outside}]")
+        return self
+
+
+def _outside(value: np.ndarray, low: list[float] | None, high: list[float] | None) -> str:
+    """``"low, high"`` when ``value`` leaves the bounds (broadcast), else an empty string."""
     try:
-        out = np.atleast_1d(np.asarray(value, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise SmoothRLError(f"{where}: {name} must be a number or a list of numbers, got {value!r}") from None
-    if out.ndim != 1 or not np.all(np.isfinite(out)):
-        raise SmoothRLError(f"{where}: {name} must be a flat list of finite numbers, got {value!r}")
-    return out
+        lo = np.broadcast_to(-np.inf if low is None else np.asarray(low), value.shape)
+        hi = np.broadcast_to(np.inf if high is None else np.asarray(high), value.shape)
+    except ValueError:
+        return ""  # sizes that disagree are refused against the policy's action space
+    if np.any(value < lo) or np.any(value > hi):
+        return f"{low}, {high}"
+    return ""
 
 
-def _section(data: Mapping[str, Any], key: str, allowed: tuple[str, ...], where: str) -> dict[str, Any]:
-    value = data.get(key) or {}
-    if not isinstance(value, Mapping):
-        raise SmoothRLError(f"{where}: '{key}' must be a mapping, got {value!r}")
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        raise SmoothRLError(f"{where}: unknown key {key}.{unknown[0]}; allowed: {', '.join(allowed)}")
-    return dict(value)
+class BringupSection(_Section):
+    """``bringup``: ramp from the safe command to the nominal one, then hold it."""
+
+    ramp_s: Seconds = 0.0
+    hold_s: Seconds = 0.0
+
+
+class WatchdogSection(_Section):
+    """``watchdog``: when the emergency stop fires and what follows it."""
+
+    max_overruns: Annotated[int, Field(ge=1, le=1_000_000)] = 3
+    on_estop: Literal["stop", "hold", "recover"] = "stop"
+    recover_after_periods: Annotated[int, Field(ge=1, le=1_000_000)] = 4
+
+
+class SimSettings(_Section):
+    """``sim``: a gymnasium / smoothrl env in its own process."""
+
+    env: str = Field(min_length=1)
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
+    lockstep: bool = True
+
+
+class UdpSettings(_Section):
+    """``udp``: the robot bridge's address and the channel counts."""
+
+    host: str = "127.0.0.1"
+    port: Port
+    bind: str = "127.0.0.1"
+    bind_port: Annotated[int, Field(ge=0, le=65_535)] = 0
+    observations: Annotated[int, Field(ge=1, le=4096)]
+    commands: Annotated[int, Field(ge=1, le=4096)]
+    lockstep: bool = False
+    timeout_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] | None = None
+
+
+class ModbusSettings(_Section):
+    """``modbus``: the gateway's address and register map (:mod:`smoothrl.hardware.backends.modbus`)."""
+
+    host: str = "127.0.0.1"
+    port: Port
+    unit: Annotated[int, Field(ge=0, le=255)] = 1
+    commands: Annotated[int, Field(ge=1, le=60)]
+    lockstep: bool = False
+    timeout_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 2.0
+    step_register: Register = 100
+    command_register: Register = 0
+    sequence_register: Register | None = None
+    weekday_jan1: Annotated[int, Field(ge=0, le=6)] | None = None
+
+
+class ProfileModel(_Section):
+    """A profile file: the backend and its section, the control period and the loop's settings."""
+
+    name: str | None = None
+    backend: Literal["sim", "udp", "modbus"]
+    control_period_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
+    sim: SimSettings | None = None
+    udp: UdpSettings | None = None
+    modbus: ModbusSettings | None = None
+    exogenous: Any = None
+    observation: ObservationSection = ObservationSection()
+    command: CommandSection = CommandSection()
+    bringup: BringupSection = BringupSection()
+    watchdog: WatchdogSection = WatchdogSection()
+
+    @model_validator(mode="after")
+    def _backend_section(self) -> ProfileModel:
+        if getattr(self, self.backend) is None:
+            example = {"sim": "sim: {env: Pendulum-v1}", "udp": "udp: {port: 9870, observations: 3, commands: 1}"}
+            hint = example.get(self.backend, "modbus: {port: 5020, commands: 1}")
+            raise ValueError(f"the {self.backend} backend needs its section; add {hint}")
+        return self
+
+
+def _message(error: Any) -> str:
+    """One line from pydantic's first error: the key's dotted path and what is wrong."""
+    loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith(("function-", "literal[", "list[")))
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"unknown key '{loc}'; check its spelling against the profile's documented keys"
+    if error["type"] == "missing":
+        return f"the key '{loc}' is missing; add it"
+    return f"{loc}: {msg}" if loc else msg
 
 
 @dataclass(frozen=True)
@@ -143,117 +306,67 @@ class HardwareProfile:
 
 def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
     """
-    Check and parse a profile's YAML content.
+    Check and parse a profile's YAML content, whole, before anything acts on it.
 
     :param data: the loaded YAML
     :param where: its file name, for messages
     :return: the profile
-    :raises SmoothRLError: naming the file and the bad key
+    :raises SmoothRLError: naming the file and the first bad key
     """
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict):
         raise SmoothRLError(f"{where} is not a hardware profile (a mapping of backend, control_period_s, ...)")
-    top = (
-        "name",
-        "backend",
-        "control_period_s",
-        "sim",
-        "udp",
-        "modbus",
-        "exogenous",
-        "observation",
-        "command",
-        "bringup",
-        "watchdog",
-    )
-    unknown = sorted(set(data) - set(top))
-    if unknown:
-        raise SmoothRLError(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(top)}")
-    if "backend" not in data:
-        raise SmoothRLError(f"{where}: the key 'backend' is missing; add backend: sim")
-    period = data.get("control_period_s")
-    if not isinstance(period, int | float) or isinstance(period, bool) or not period > 0:
-        raise SmoothRLError(f"{where}: control_period_s must be a positive number of seconds, got {period!r}")
-    obs = _section(data, "observation", ("max_age_periods", "low", "high", "channels"), where)
-    cmd = _section(
-        data, "command", ("low", "high", "max_rate", "max_jerk", "lowpass_alpha", "safe_action", "nominal"), where
-    )
-    bringup = _section(data, "bringup", ("ramp_s", "hold_s"), where)
-    watchdog = _section(data, "watchdog", ("max_overruns", "on_estop", "recover_after_periods"), where)
-    sim = _section(data, "sim", ("env", "env_kwargs", "seed", "lockstep"), where)
-    udp = _section(
-        data, "udp", ("host", "port", "bind", "bind_port", "observations", "commands", "lockstep", "timeout_s"), where
-    )
-    modbus_keys = ("host", "port", "unit", "commands", "lockstep", "timeout_s", "step_register")
-    modbus = _section(data, "modbus", (*modbus_keys, "command_register", "sequence_register", "weekday_jan1"), where)
-    channels = check_channels(obs.get("channels"), where)
-    exogenous = check_exogenous(data.get("exogenous"), channels, where)
-    if data["backend"] == "modbus":
-        for key in ("port", "commands"):
-            if not isinstance(modbus.get(key), int) or isinstance(modbus.get(key), bool) or modbus[key] < 0:
-                raise SmoothRLError(f"{where}: the modbus backend needs modbus.{key}, a non-negative integer")
-        if not channels:
-            raise SmoothRLError(f"{where}: the modbus backend needs observation.channels (a source per channel)")
-    if data["backend"] == "udp":
-        for key in ("port", "observations", "commands"):
-            if not isinstance(udp.get(key), int) or isinstance(udp.get(key), bool) or udp[key] < 0:
-                raise SmoothRLError(f"{where}: the udp backend needs udp.{key}, a non-negative integer")
-    safe = cmd.get("safe_action", "hold")
-    if not (safe in ("hold", "zero") or isinstance(safe, list | int | float)):
-        raise SmoothRLError(f"{where}: command.safe_action must be hold, zero or a vector, got {safe!r}")
-    alpha = cmd.get("lowpass_alpha")
-    if alpha is not None and not (isinstance(alpha, int | float) and 0 < alpha <= 1):
-        raise SmoothRLError(f"{where}: command.lowpass_alpha must be in (0, 1], got {alpha!r}")
+    try:
+        model = ProfileModel.model_validate(data)
+    except ValidationError as e:
+        raise SmoothRLError(f"{where}: {_message(e.errors()[0])}") from None
+    channels = check_channels(model.observation.channels, where)
+    exogenous = check_exogenous(model.exogenous, channels, where)
+    if model.backend == "modbus" and not channels:
+        raise SmoothRLError(f"{where}: the modbus backend needs observation.channels (a source per channel)")
+    obs, cmd, watchdog = model.observation, model.command, model.watchdog
+    obs_low, obs_high = obs.low, obs.high
+    if any("low" in c or "high" in c for c in channels):
+        if obs_low is not None or obs_high is not None:
+            raise SmoothRLError(
+                f"{where}: give plausible ranges per channel or as observation.low/high, not both; drop one"
+            )
+        obs_low = [float(c.get("low", -np.inf)) for c in channels]
+        obs_high = [float(c.get("high", np.inf)) for c in channels]
+
+    def array(value: list[float] | None) -> np.ndarray | None:
+        return None if value is None else np.asarray(value, dtype=np.float64)
+
     limits = CommandLimits(
-        low=_vector(cmd.get("low"), "command.low", where),
-        high=_vector(cmd.get("high"), "command.high", where),
-        max_rate=_vector(cmd.get("max_rate"), "command.max_rate", where),
-        max_jerk=_vector(cmd.get("max_jerk"), "command.max_jerk", where),
-        lowpass_alpha=None if alpha is None else float(alpha),
-        safe_action=safe if isinstance(safe, str) else _vector(safe, "command.safe_action", where),
-        nominal=_vector(cmd.get("nominal"), "command.nominal", where),
+        low=array(cmd.low),
+        high=array(cmd.high),
+        max_rate=array(cmd.max_rate),
+        max_jerk=array(cmd.max_jerk),
+        lowpass_alpha=cmd.lowpass_alpha,
+        safe_action=cmd.safe_action if isinstance(cmd.safe_action, str) else array(cmd.safe_action),  # type: ignore[arg-type]
+        nominal=array(cmd.nominal),
     )
-    for name in ("max_rate", "max_jerk"):
-        value = getattr(limits, name)
-        if value is not None and np.any(value <= 0):
-            raise SmoothRLError(f"{where}: command.{name} must be positive, got {value.tolist()}")
-    if limits.low is not None and limits.high is not None and np.any(limits.low >= limits.high):
-        raise SmoothRLError(f"{where}: command.low must be below command.high")
-    on_estop = watchdog.get("on_estop", "stop")
-    if on_estop not in ON_ESTOP:
-        raise SmoothRLError(f"{where}: watchdog.on_estop must be one of {', '.join(ON_ESTOP)}, got {on_estop!r}")
-    numbers = {
-        "observation.max_age_periods": obs.get("max_age_periods", 3.0),
-        "bringup.ramp_s": bringup.get("ramp_s", 0.0),
-        "bringup.hold_s": bringup.get("hold_s", 0.0),
-        "watchdog.max_overruns": watchdog.get("max_overruns", 3),
-        "watchdog.recover_after_periods": watchdog.get("recover_after_periods", 4),
-    }
-    for key, value in numbers.items():
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-            raise SmoothRLError(f"{where}: {key} must be a non-negative number, got {value!r}")
-    recover = numbers["watchdog.recover_after_periods"]
-    if not isinstance(recover, int) or recover < 1:
-        raise SmoothRLError(f"{where}: watchdog.recover_after_periods must be a whole number >= 1, got {recover!r}")
-    if data["backend"] == "sim" and "env" not in sim:
-        raise SmoothRLError(f"{where}: the sim backend needs sim.env, e.g. sim: {{env: Pendulum-v1}}")
+
+    def settings(section: BaseModel | None) -> dict[str, Any]:
+        return {} if section is None else section.model_dump(exclude_unset=True)
+
     return HardwareProfile(
-        name=str(data.get("name", Path(where).stem)),
-        backend=str(data["backend"]),
-        control_period_s=float(period),
+        name=model.name or Path(where).stem,
+        backend=model.backend,
+        control_period_s=float(model.control_period_s),
         command=limits,
-        sim=sim,
-        udp=udp,
-        modbus=modbus,
+        sim=settings(model.sim),
+        udp=settings(model.udp),
+        modbus=settings(model.modbus),
         obs_channels=channels,
         exogenous=exogenous,
-        max_age_periods=float(numbers["observation.max_age_periods"]),
-        obs_low=_vector(obs.get("low"), "observation.low", where),
-        obs_high=_vector(obs.get("high"), "observation.high", where),
-        ramp_s=float(numbers["bringup.ramp_s"]),
-        hold_s=float(numbers["bringup.hold_s"]),
-        max_overruns=int(numbers["watchdog.max_overruns"]),
-        recover_after_periods=int(numbers["watchdog.recover_after_periods"]),
-        on_estop=on_estop,
+        max_age_periods=float(obs.max_age_periods),
+        obs_low=array(obs_low),
+        obs_high=array(obs_high),
+        ramp_s=float(model.bringup.ramp_s),
+        hold_s=float(model.bringup.hold_s),
+        max_overruns=watchdog.max_overruns,
+        recover_after_periods=watchdog.recover_after_periods,
+        on_estop=watchdog.on_estop,
         path=where,
     )
 

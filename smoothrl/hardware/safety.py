@@ -103,7 +103,9 @@ class SafetyFilter:
 
         :param command: where the actuator is
         """
-        self.last = self.clip(np.asarray(command, dtype=np.float64).ravel()).copy()
+        command = np.asarray(command, dtype=np.float64).ravel()
+        command = np.where(np.isfinite(command), command, 0.0)  # never rest at NaN: zero, clipped to the bounds
+        self.last = self.clip(command).copy()
         self.velocity = np.zeros(self.dim)
         self.acceleration = np.zeros(self.dim)
         self._lowpass: np.ndarray | None = None
@@ -179,6 +181,7 @@ class SafetyFilter:
         return self._advance(new)
 
     def _advance(self, command: np.ndarray) -> np.ndarray:
+        command = self.clip(command)  # exact: last + (target - last) can round a hair past a bound
         v = command - self.last
         self.acceleration = v - self.velocity
         self.velocity = v

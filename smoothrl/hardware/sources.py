@@ -10,7 +10,7 @@ and forecasts of the outdoor temperature and price. A profile maps every channel
       step_minutes: 15                  # default: the control period
     observation:
       channels:
-        - {name: "t_zone[office]", register: 0}      # a float32 input register (two words)
+        - {name: "t_zone[office]", register: 0, unit: degC}   # a float32 input register (two words)
         - {name: tod_sin, clock: tod_sin}            # a time feature of the plant's clock
         - {name: t_out_in_3h, weather: t_out, ahead_h: 3}   # the weather file, 3 hours ahead
         - {name: price, tariff: price}               # the tariff now
@@ -58,8 +58,16 @@ def check_channels(value: Any, where: str) -> list[dict[str, Any]]:
         at = f"{where}: observation.channels[{i}]"
         sources = [k for k in SOURCES if isinstance(channel, Mapping) and k in channel]
         extra = {"ahead_h"} if sources and sources[0] in ("weather", "tariff") else set()
-        if not isinstance(channel, Mapping) or len(sources) != 1 or set(channel) - {"name", *sources, *extra}:
+        if (
+            not isinstance(channel, Mapping)
+            or len(sources) != 1
+            or set(channel) - {"name", "unit", "low", "high", *sources, *extra}
+        ):
             raise SmoothRLError(f"{at} must have a name and exactly one of {', '.join(SOURCES)}")
+        if not isinstance(channel.get("name"), str) or not channel["name"]:
+            raise SmoothRLError(f"{at}.name must be the channel's name, as the policy's manifest lists it")
+        if not isinstance(channel.get("unit", ""), str):
+            raise SmoothRLError(f"{at}.unit must be a unit such as degC, got {channel['unit']!r}")
         kind, what = sources[0], channel[sources[0]]
         if kind == "register" and (not isinstance(what, int) or isinstance(what, bool) or what < 0):
             raise SmoothRLError(f"{at}.register must be a register address (int >= 0)")
@@ -70,6 +78,14 @@ def check_channels(value: Any, where: str) -> list[dict[str, Any]]:
             not isinstance(what, int | float) or isinstance(what, bool) or not np.isfinite(what)
         ):
             raise SmoothRLError(f"{at}.constant must be a finite number, got {what!r}")
+        bounds = [channel.get(k) for k in ("low", "high")]
+        for key, value in zip(("low", "high"), bounds, strict=True):
+            if value is not None and (
+                not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value)
+            ):
+                raise SmoothRLError(f"{at}.{key} must be a finite number (the plausible range), got {value!r}")
+        if None not in bounds and bounds[0] >= bounds[1]:
+            raise SmoothRLError(f"{at}: low {bounds[0]} must be below high {bounds[1]}")
         ahead = channel.get("ahead_h", 0.0)
         if not isinstance(ahead, int | float) or isinstance(ahead, bool) or not 0 <= ahead <= 8760:
             raise SmoothRLError(f"{at}.ahead_h must be hours ahead (0..8760), got {ahead!r}")

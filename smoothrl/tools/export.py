@@ -40,11 +40,11 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from smoothrl import __version__
 from smoothrl.checks import check_writable
-from smoothrl.envs import control_period
+from smoothrl.envs import control_period, observation_channels
 from smoothrl.envs.vec_wrappers import VecActionSmoothnessReward
 from smoothrl.envs.wrappers import ActionSmoothnessReward, action_bounds
 from smoothrl.errors import SmoothRLError
-from smoothrl.hardware.artefact import MANIFEST, MANIFEST_VERSION
+from smoothrl.hardware.manifest import MANIFEST, MANIFEST_VERSION, seal
 from smoothrl.metrics import normalize_actions
 from smoothrl.robust.smoothing import check_smoothing
 from smoothrl.robust.views import PolicyView
@@ -208,6 +208,33 @@ def _check_history_units(env: VecEnv, env_id: str) -> None:
             )
 
 
+#: steps of the policy on its training episodes that measure each channel's range
+RANGE_STEPS = 2048
+
+
+def _training_ranges(module: ExportedPolicy, env: VecEnv, sensors: int, steps: int = RANGE_STEPS) -> np.ndarray:
+    """
+    The range of every sensor while the exported policy acts on the run's env (training
+    episodes, frozen normalization), as the manifest records it.
+
+    :param module: the exported policy (raw observation -> action)
+    :param env: the run's env
+    :param sensors: how many leading observation values the hardware provides
+    :param steps: how many steps to run
+    :return: ``(2, sensors)``: lowest and highest value seen
+    """
+    obs = env.reset()
+    low, high = np.full(sensors, np.inf), np.full(sensors, -np.inf)
+    for _ in range(steps):
+        full = np.asarray(env.get_original_obs() if isinstance(env, VecNormalize) else obs, dtype=np.float32)
+        full = full.reshape(1, -1)
+        low, high = np.minimum(low, full[0, :sensors]), np.maximum(high, full[0, :sensors])
+        with th.no_grad():
+            action = module(th.as_tensor(full)).numpy()
+        obs, _, _, _ = env.step(action.reshape(1) if module.discrete else action.reshape(1, -1))
+    return np.stack([low, high])
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -309,10 +336,16 @@ def export_run(
         period = control_period(env.get_attr("unwrapped", [0])[0])  # a PyBullet scene knows it once reset
         if history is not None:
             _check_history_units(env, config.env)
+        n_obs = int(obs_space.shape[0])
+        sensors = n_obs - (history[0] * history[1] if history else 0)
+        names = observation_channels(env.get_attr("unwrapped", [0])[0])[:sensors]
+        ranges = _training_ranges(module, env, sensors)
     finally:
         env.close()
-    n_obs = int(obs_space.shape[0])
-    sensors = n_obs - (history[0] * history[1] if history else 0)
+    channels = [
+        {"name": name, "unit": unit, "low": float(lo), "high": float(hi)}
+        for (name, unit), lo, hi in zip(names, ranges[0], ranges[1], strict=True)
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -344,7 +377,7 @@ def export_run(
             "sha256": _sha256(policy_file),
             "input": {"name": "observation", "dtype": "float32", "size": n_obs},
             "output": {"name": "action", "dtype": "int64" if module.discrete else "float32"},
-            "observation_space": {**_space(obs_space), "sensors": sensors},
+            "observation_space": {**_space(obs_space), "sensors": sensors, "channels": channels},
             "action_space": _space(run.model.action_space),
             "augmentations": (
                 [{"kind": "action_history", "k": history[0], "dim": history[1], "units": "normalized [0, 1]"}]
@@ -364,7 +397,7 @@ def export_run(
             },
             "versions": _versions(),
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        (tmp / MANIFEST).write_text(json.dumps(seal(manifest), indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

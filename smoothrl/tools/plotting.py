@@ -226,12 +226,20 @@ def _save(fig, axes, out: Path) -> Path:  # noqa: ANN001  (matplotlib objects)
     return out
 
 
+#: the columns every deploy log starts with
+DEPLOY_LOG_HEAD = ["period", "utc", "wall_s", "plant_s", "phase"]
+#: observation channels that are temperatures in an HVAC deployment, by name
+_TEMPERATURE = ("t_zone", "t_out")
+
+
 def read_deploy_log(path: str | Path) -> dict[str, np.ndarray]:
     """
-    A deployment log written by ``smoothrl deploy --log`` (CSV, one row per period).
+    A deployment log written by ``smoothrl deploy --log`` (CSV, one row per period; see
+    :class:`smoothrl.hardware.loop.DeployLog`). A row cut short (a killed run's ``.partial`` log)
+    is left out.
 
     :param path: the log
-    :return: column name -> values (``phase`` and ``estop`` as strings, the rest as floats)
+    :return: column name -> values (``utc``, ``phase`` and ``estop`` as strings, the rest as floats)
     :raises SmoothRLError: for a missing or foreign file
     """
     import csv
@@ -240,21 +248,35 @@ def read_deploy_log(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with open(path, newline="") as f:
             rows = list(csv.reader(f))
-    except OSError as e:
-        raise SmoothRLError(f"cannot read deploy log {path}: {e.strerror}; check the path") from None
-    if not rows or rows[0][:3] != ["period", "t_s", "phase"] or len(rows) < 2:
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        reason = getattr(e, "strerror", None) or "not a readable CSV"
+        raise SmoothRLError(f"cannot read deploy log {path}: {reason}; check the path") from None
+    if not rows or rows[0][: len(DEPLOY_LOG_HEAD)] != DEPLOY_LOG_HEAD:
         raise SmoothRLError(f"{path} is not a deploy log with at least one period; pass a file from `deploy --log`")
-    columns = list(zip(*rows[1:], strict=True))
-    out: dict[str, np.ndarray] = {}
-    for name, values in zip(rows[0], columns, strict=True):
-        out[name] = np.array(values) if name in ("phase", "estop") else np.array(values, dtype=np.float64)
-    return out
+    header, text = rows[0], ("utc", "phase", "estop")
+    body = []
+    for row in rows[1:]:
+        if len(row) != len(header):
+            continue  # cut mid-row
+        try:
+            body.append([v if name in text else float(v) for name, v in zip(header, row, strict=True)])
+        except ValueError:
+            continue
+    if not body:
+        raise SmoothRLError(f"{path} is not a deploy log with at least one period; pass a file from `deploy --log`")
+    columns = list(zip(*body, strict=True))
+    return {
+        name: np.array(values) if name in text else np.array(values, dtype=np.float64)
+        for name, values in zip(header, columns, strict=True)
+    }
 
 
 def plot_deploy_log(path: str | Path, out: str | Path) -> Path:
     """
-    Draw a deployment: observations, the policy's raw command against the filtered one written,
-    the interventions and e-stops, and a histogram of the period errors.
+    Draw a deployment against the plant's time: what the controller observed (an HVAC
+    deployment: zone and outdoor temperatures with occupancy shaded, and the price; a robot: each
+    channel), each command (the policy's against the filtered one written), the safety filter's
+    interventions with e-stops shaded, and the loop's timing.
 
     :param path: a deploy log
     :param out: the PNG to write (atomically)
@@ -270,25 +292,53 @@ def plot_deploy_log(path: str | Path, out: str | Path) -> Path:
     if out.suffix.lower() != ".png":
         raise SmoothRLError(f"@out must name a .png file, got {out}")
     log = read_deploy_log(path)
-    t = log["t_s"]
-    fig, (ax_obs, ax_cmd, ax_int, ax_hist) = plt.subplots(4, 1, figsize=(9, 12))
-    for name in (k for k in log if k.startswith("obs_") and k.removeprefix("obs_").isdigit()):
-        ax_obs.plot(t, log[name], lw=1, label=name)
-    for name in (k for k in log if k.startswith("cmd_")):
-        i = name.removeprefix("cmd_")
-        ax_cmd.plot(t, log[f"raw_{i}"], lw=1, alpha=0.6, label=f"policy {i}")
-        ax_cmd.plot(t, log[name], lw=1.2, label=f"written {i}")
+    seconds = log["plant_s"]
+    hours = seconds.max(initial=0.0) > 3 * 3600
+    t = seconds / 3600 if hours else seconds
+    unit = "h" if hours else "s"
+    observed = [k.removeprefix("obs:") for k in log if k.startswith("obs:")]
+    commands = [k.removeprefix("cmd:") for k in log if k.startswith("cmd:")]
+    building = any(name.startswith(_TEMPERATURE) for name in observed)
+    fig, (ax_obs, ax_cmd, ax_int, ax_time) = plt.subplots(
+        4, 1, figsize=(10, 12), sharex=False, gridspec_kw={"height_ratios": [3, 2, 1, 1]}
+    )
+    shown = [n for n in observed if n.startswith(_TEMPERATURE) and "_in_" not in n] if building else observed[:8]
+    for name in shown:
+        ax_obs.plot(t, log[f"obs:{name}"], lw=1.2 if name.startswith("t_zone") else 0.8, label=name)
+    if building and "occupied" in observed:
+        occupied = log["obs:occupied"] > 0.5
+        ax_obs.fill_between(
+            t, 0, 1, where=occupied, transform=ax_obs.get_xaxis_transform(), color="0.9", label="occupied"
+        )
+    if building and "price" in observed:
+        ax_price = ax_obs.twinx()
+        ax_price.step(t, log["obs:price"], where="post", color="0.5", lw=0.8, ls=":")
+        ax_price.set_ylabel("price ($/kWh)")
+    ax_obs.set(
+        title="Observed" + (" (zone and outdoor temperature, occupancy shaded)" if building else ""),
+        ylabel="degC" if building else "value",
+    )
+    if not building and len(observed) > len(shown):
+        ax_obs.set_title(f"Observed: the first {len(shown)} of {len(observed)} channels")
+    for name in commands:
+        ax_cmd.plot(t, log[f"raw:{name}"], lw=0.8, alpha=0.6, label=f"policy {name}")
+        ax_cmd.step(t, log[f"cmd:{name}"], where="post", lw=1.2, label=f"written {name}")
+    ax_cmd.set(title="Commands: the policy's and the filtered one written", ylabel="command")
     ax_int.step(t, log["interventions"], where="post", label="interventions (cumulative)")
     estop = np.array([bool(x) for x in log["estop"]])
     if estop.any():
-        ax_int.axvline(t[np.argmax(estop)], color="red", ls="--", label="e-stop")
-    errors = log["period_error_ms"]
-    ax_hist.hist(errors[np.isfinite(errors)], bins=50)
-    ax_obs.set(title="Observations", xlabel="t (s)")
-    ax_cmd.set(title="Commands: the policy's and the filtered one written", xlabel="t (s)")
-    ax_int.set(title="Safety filter interventions", xlabel="t (s)")
-    ax_hist.set(title="Period error (wake-up minus deadline)", xlabel="ms", ylabel="periods")
-    return _save(fig, (ax_obs, ax_cmd, ax_int), out)
+        ax_int.fill_between(
+            t, 0, 1, where=estop, transform=ax_int.get_xaxis_transform(), color="red", alpha=0.2, label="e-stop"
+        )
+    ax_int.set(title="Safety filter", ylabel="count")
+    ax_time.plot(t, log["period_error_ms"], lw=0.6, label="period error (wake-up minus deadline)")
+    ax_time.plot(t, log["inference_ms"], lw=0.6, label="inference")
+    ax_time.set(title="Timing", ylabel="ms", xlabel=f"plant time ({unit})")
+    for ax in (ax_obs, ax_cmd, ax_int, ax_time):
+        ax.set_xlim(t.min(), max(t.max(), t.min() + 1e-9))
+        if ax is not ax_time:
+            ax.set_xlabel(f"plant time ({unit})")
+    return _save(fig, (ax_obs, ax_cmd, ax_int, ax_time), out)
 
 
 def plot_performative(runs: dict[str, list[dict[str, float]]], out: str | Path, tolerance: float = 1e-3) -> Path:

@@ -111,6 +111,7 @@ class HVACSimulator:
         self._out = {name: np.zeros(batch) for name in ("reward", "power_kw", "cost", "discomfort_kh")}
         self._heat = np.zeros((batch, self.z))
         self.obs_names = self._obs_names()
+        self.obs_units = self._obs_units()
 
     def _tables(self) -> None:
         """Everything exogenous, per step of the year, so a step only indexes rows."""
@@ -144,6 +145,15 @@ class HVACSimulator:
             + [f"{name}_in_{h:g}h" for name in self.spec.forecast for h in self.spec.forecast_hours]
             + [f"hvac_signal[{n}]" for n in zones]
             + [f"hvac_locked[{n}]" for n in zones]
+        )
+
+    def _obs_units(self) -> list[str]:
+        """The unit of each observation channel, as ``obs_names`` lays them out (``1``: dimensionless)."""
+        base = {"t_out": "degC", "ghi_kw": "kW/m2", "occupied": "1", "price": "$/kWh"}
+        z = self.z
+        forecast = [base[name] for name in self.spec.forecast for _ in self.spec.forecast_hours]
+        return (
+            ["degC"] * z + ["degC", "kW/m2", *("1" for _ in TIME_FEATURES), "1", "$/kWh"] + forecast + ["1"] * (2 * z)
         )
 
     @property

@@ -10,7 +10,8 @@ controller touches::
       unit: 1                  # the Modbus device id
       lockstep: true
       timeout_s: 2.0
-      step_register: 100       # input registers: the plant's step counter (uint32, 2 registers), the
+      step_register: 100       # input registers: the plant's step counter or heartbeat (uint32, 2 registers:
+                               # the observation is as old as its last change), the
                                # simulated seconds since Jan 1, 00:00 (uint32, 2 registers) and 1
                                # once the plant's run has ended (1 register): 100..104
       command_register: 0      # holding registers: one float32 per command channel ...
@@ -131,6 +132,7 @@ class ModbusInterface(HardwareInterface):
         self.client: Any = None
         self.sequence = 0
         self._last_step = -1
+        self._step_seen_at: float | None = None
         self._last_obs: np.ndarray | None = None
         self._finished = False
 
@@ -198,7 +200,12 @@ class ModbusInterface(HardwareInterface):
                     raise TimeoutError("the plant did not step")
                 time.sleep(0.0005)
                 step, seconds = self._status()
-        stamp = time.monotonic()
+        now = time.monotonic()
+        if step != self._last_step or self._step_seen_at is None:
+            self._step_seen_at = now  # the plant has moved on (or this is the first read)
+        # freshness comes from the plant: the observation is as old as the step counter's last change, so a
+        # frozen gateway (values and counter stuck) ages past max_age_periods although every read succeeds
+        stamp = now if self.lockstep else self._step_seen_at
         words: dict[int, int] = {}
         for start, count in self._runs:
             response = self.client.read_input_registers(start, count=count, device_id=self.unit)

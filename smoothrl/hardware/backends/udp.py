@@ -11,7 +11,8 @@ Every datagram is one packet, little-endian::
     7       1     (zero)
     8       4     seq        sequence number, per sender, increasing
     12      4     n          number of payload values
-    16      8     t_sent     sender's clock when sent (s)
+    16      8     t_sent     sender's monotonic clock when sent (s); the controller measures the
+                             offset to its own clock at hello
     24      8     stamp      observation: when it was measured; command: the observation it answers
     32      8 n   payload    n float64 values
     32+8n   4     crc32      zlib.crc32 of every byte before it
@@ -160,6 +161,8 @@ class UdpInterface(HardwareInterface):
         self.receiver = Receiver(self.peer, OBSERVATION)
         self.seq = 0
         self._latest: Packet | None = None
+        self._received_at = 0.0  # when the newest observation arrived (our monotonic clock)
+        self.clock_offset = 0.0  # the robot's clock minus ours, measured at hello
         self._consumed = -1  # the sequence number of the last observation read
         self._finished = False
 
@@ -187,7 +190,7 @@ class UdpInterface(HardwareInterface):
                 return got
             packet = self.receiver.accept(data, sender)
             if packet is not None and packet.kind == OBSERVATION:
-                self._latest, got = packet, True
+                self._latest, self._received_at, got = packet, time.monotonic(), True
                 self._finished = self.lockstep and bool(packet.flags & EPISODE_END)  # real time: the robot goes on
             self.sock.settimeout(0.0)
 
@@ -196,6 +199,9 @@ class UdpInterface(HardwareInterface):
         while time.monotonic() < deadline:  # say hello until the bridge answers
             self._send(HELLO, np.zeros(0))
             if self._receive(0.2):
+                assert self._latest is not None
+                # the robot's clock against ours, agreed at hello (one-way delay included): its stamps in our clock
+                self.clock_offset = self._latest.t_sent - self._received_at
                 return
         raise SmoothRLError(f"no bridge answers at udp://{self.peer[0]}:{self.peer[1]}; start `smoothrl bridge` first")
 
@@ -210,7 +216,10 @@ class UdpInterface(HardwareInterface):
         if self._latest is None:
             raise TimeoutError("no observation from the bridge yet")
         self._consumed = self._latest.seq
-        return self._latest.values.copy(), self._latest.stamp
+        # as old as the older of: its arrival here, and its measurement in our clock (a robot whose clock runs
+        # behind or stops cannot make an old observation look fresh, nor a fresh one look old)
+        measured = min(self._latest.stamp - self.clock_offset, self._received_at)
+        return self._latest.values.copy(), measured
 
     def write(self, command: np.ndarray) -> None:
         self._send(COMMAND, np.asarray(command, dtype=np.float64), self._latest.stamp if self._latest else 0.0)
