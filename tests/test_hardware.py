@@ -204,6 +204,24 @@ def test_slow_inference_holds_the_command_every_period_then_stops():
     assert hardware.estops[-1][0] == 0.0
 
 
+def test_a_loop_that_falls_behind_skips_the_missed_periods_instead_of_a_burst():
+    calls = [0]
+
+    def stalling_sleep(seconds: float) -> None:  # the controller's process stalls once, for 3.5 periods
+        calls[0] += 1
+        time.sleep(seconds + (0.035 if calls[0] == 5 else 0.0))
+
+    hardware = FakeHardware()
+    written_at: list[float] = []
+    original = hardware.write
+    hardware.write = lambda command: (written_at.append(time.monotonic()), original(command))[1]
+    loop = ControlLoop(FakePolicy(), hardware, profile(), sleep=stalling_sleep)
+    stats = loop.run(0.3)
+    assert stats.estop is None and stats.missed >= 2 and stats.summary()["missed_periods"] == stats.missed
+    assert stats.periods + stats.missed == 30  # the periods are real time, not caught up
+    assert np.sum(np.diff(written_at) < 0.002) <= 1  # no burst of catch-up writes
+
+
 def test_hold_on_estop_until_rearmed():
     loops: list[ControlLoop] = []
 

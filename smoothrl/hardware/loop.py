@@ -255,6 +255,7 @@ class ControlLoop:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hardware-io")
         self._io_pending: Future | None = None
+        self._safe_pending: Future | None = None  # a safe write queued behind a call that has not returned
         self._pending: Future | None = None
         self._consecutive_overruns = 0
         self._healthy = 0  # periods in a row, during an e-stop, with a good observation and a safe write
@@ -293,7 +294,7 @@ class ControlLoop:
         Call the interface, in real time on the I/O worker with a deadline, so that a slow or hung
         gateway cannot hold the loop: the period goes on, and the call that did not return is a fault.
 
-        :param fn: ``interface.read``, ``write`` or ``emergency_stop``
+        :param fn: ``interface.read`` or ``write``
         :param budget: seconds the call may take
         :return: what it returned
         :raises TimeoutError: when it did not return in time, or an earlier call still has not
@@ -303,10 +304,32 @@ class ControlLoop:
         if self._io_pending is not None and not self._io_pending.done():
             raise TimeoutError("the hardware has not answered an earlier call")
         self._io_pending = self._io.submit(fn, *args)
+        return self._io_result(self._io_pending, budget)
+
+    @staticmethod
+    def _io_result(future: Future, budget: float) -> Any:
         try:
-            return self._io_pending.result(timeout=max(0.0, budget))
+            return future.result(timeout=max(0.0, budget))
         except FutureTimeout:
             raise TimeoutError(f"no answer within {budget * 1000:.0f} ms") from None
+
+    def _write_safe(self, command: np.ndarray, budget: float) -> None:
+        """
+        Write the safe action. Behind a call that has not returned (a slow gateway) it is queued,
+        not refused: it goes out the moment the gateway takes requests again, once (never a
+        second copy while the first is on its way).
+
+        :param command: the safe command
+        :param budget: seconds to wait for it here
+        :raises Exception: what the write raised, or :class:`TimeoutError` while it is on its way
+        """
+        if self.interface.lockstep:
+            self.interface.emergency_stop(command)
+            return
+        if self._safe_pending is None or self._safe_pending.done():
+            self._safe_pending = self._io.submit(self.interface.emergency_stop, command)
+            self._io_pending = self._safe_pending
+        self._io_result(self._safe_pending, budget)
 
     def _budget(self, until: float) -> float:
         """Seconds from now to ``until``, and at least a quarter period (a late start still gets its I/O)."""
@@ -320,7 +343,9 @@ class ControlLoop:
             self.stats.estop = reason
             self.stats.estops += 1
         try:
-            self._io_call(self.interface.emergency_stop, command, budget=0.5 * self.period)
+            self._write_safe(command, budget=0.5 * self.period)
+        except TimeoutError:  # queued behind a slow call: it goes out when the gateway answers
+            self._healthy = 0
         except Exception as e:  # the hardware cannot even take the safe action: tell it, and stop
             self.interface.on_error(e)
             self._healthy = 0
@@ -430,7 +455,7 @@ class ControlLoop:
             self.stats.estops += 1
         command = self.filter.safe()
         try:
-            self._io_call(self.interface.emergency_stop, command, budget=max(0.5 * self.period, 0.2))
+            self._write_safe(command, budget=max(2 * self.period, 1.0))  # the last chance: wait for it
         except Exception as e:  # the far end is gone: nothing more can be written
             self.interface.on_error(e)
         now = self.clock()

@@ -1,0 +1,230 @@
+"""Faults at the far end, reproduced against a gateway and a robot that do not use smoothrl's
+runtime (``tests/fake_plants.py``), each judged from the far end's own log: the safe action
+reaches the plant within the documented time, and nothing reaches it in a burst."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import numpy as np
+import pytest
+
+from smoothrl.hardware.backends.modbus import ModbusInterface
+from smoothrl.hardware.backends.udp import UdpInterface
+from smoothrl.hardware.loop import ControlLoop
+from smoothrl.hardware.profile import parse_profile
+from tests.fake_plants import FakeGateway, FakeRobot
+
+HEAT = 0.9  # what the policy asks for: 90% heat
+SAFE = 0.0
+
+
+class Artefact:
+    discrete, action_dim, control_period_s = False, 1, None
+    manifest: dict[str, Any] = {"action_space": {"type": "Box"}}
+
+    def __init__(self, sensors: int) -> None:
+        self.sensors = sensors
+        self.channels = [(f"s{i}", "") for i in range(sensors)]
+
+    def action_bounds(self):
+        return np.array([-1.0]), np.array([1.0])
+
+
+class Policy:
+    def __init__(self, sensors: int) -> None:
+        self.artefact = Artefact(sensors)
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return np.array([HEAT])
+
+    def sent(self, command: np.ndarray) -> None:
+        pass
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def gateway():
+    started: list[FakeGateway] = []
+
+    def start(**kwargs: Any) -> FakeGateway:
+        started.append(FakeGateway(_port(), **kwargs).start())
+        return started[-1]
+
+    yield start
+    for g in started:
+        g.close()
+
+
+PERIOD = 0.05
+
+
+def modbus_loop(port: int, timeout_s: float = 1.0, **watchdog: Any) -> ControlLoop:
+    profile = parse_profile(
+        {
+            "backend": "modbus",
+            "control_period_s": PERIOD,
+            "modbus": {"port": port, "commands": 1, "lockstep": False, "timeout_s": timeout_s},
+            "observation": {
+                "max_age_periods": 3,
+                "channels": [{"name": "s0", "register": 0}, {"name": "s1", "register": 2}],
+            },
+            "command": {"safe_action": [SAFE]},
+            "watchdog": {"on_estop": "stop", **watchdog},
+        },
+        "fake-gateway.yaml",
+    )
+    interface = ModbusInterface(profile.modbus, profile.obs_channels, 1, PERIOD, lockstep=False)
+    return ControlLoop(Policy(2), interface, profile)
+
+
+def test_a_frozen_gateway_trips_the_watchdog_within_max_age_periods(gateway):
+    plant = gateway(dt=PERIOD)
+    loop = modbus_loop(plant.port)
+    import threading
+
+    frozen_at: list[float] = []
+
+    def freeze() -> None:
+        while loop.stats.periods < 20:
+            threading.Event().wait(0.01)
+        plant.frozen = True  # values and step counter stuck; every read still answers
+        import time
+
+        frozen_at.append(time.monotonic())
+
+    threading.Thread(target=freeze, daemon=True).start()
+    stats = loop.run(10.0)
+    assert stats.estop is not None and "stale observation" in stats.estop, stats.summary()
+    first_safe = next(w for w in plant.writes if w.at > frozen_at[0] and w.command == SAFE)
+    heat_after = [w for w in plant.writes if frozen_at[0] < w.at < first_safe.at and abs(w.command - HEAT) < 1e-6]
+    # max_age_periods 3: stale after 3 periods without a new step, the safe action in that period
+    assert first_safe.at - frozen_at[0] < (3 + 2) * PERIOD
+    assert len(heat_after) <= 4  # not 27 commands to a plant that had stopped
+    assert plant.writes[-1].command == SAFE
+
+
+def test_the_plants_run_ended_flag_ends_the_run_with_the_safe_action_written(gateway):
+    plant = gateway(dt=PERIOD)
+    loop = modbus_loop(plant.port)
+    import threading
+
+    def end() -> None:
+        while loop.stats.periods < 10:
+            threading.Event().wait(0.01)
+        plant.ended = True
+
+    threading.Thread(target=end, daemon=True).start()
+    stats = loop.run(10.0)
+    assert stats.stopped_by == "episode end" and stats.estop is None
+    assert plant.writes[-1].command == SAFE and any(abs(w.command - HEAT) < 1e-6 for w in plant.writes)
+
+
+def test_a_slow_gateway_cannot_hold_the_loop_or_cause_a_burst(gateway):
+    """Replies 4 periods late: the loop does not wait for them (a fault within the period), the
+    safe action reaches the plant once the gateway takes writes again, and no more than one
+    write lands per period."""
+    plant = gateway(dt=PERIOD)
+    loop = modbus_loop(plant.port, timeout_s=2.0)
+    import threading
+    import time
+
+    slow_at: list[float] = []
+
+    def slow_down() -> None:
+        while loop.stats.periods < 20:
+            threading.Event().wait(0.01)
+        slow_at.append(time.monotonic())
+        plant.delay_s = 4 * PERIOD
+
+    threading.Thread(target=slow_down, daemon=True).start()
+    started = time.monotonic()
+    stats = loop.run(3.0)
+    assert stats.estop is not None and ("read failed" in stats.estop or "write failed" in stats.estop)
+    assert "no answer within" in stats.estop or "earlier call" in stats.estop, stats.estop
+    assert time.monotonic() - started < 1.0 + 20 * PERIOD + 8 * PERIOD  # stopped, not blocked for the timeout
+    assert plant.writes[-1].command == SAFE
+    times = np.array([w.at for w in plant.writes])
+    assert np.all(np.diff(times) > 0.2 * PERIOD), np.diff(times).min()  # never a burst
+
+
+# --------------------------------------------------------------------------------------------
+# a robot over UDP
+
+
+@pytest.fixture
+def robot():
+    started: list[FakeRobot] = []
+
+    def start(**kwargs: Any) -> FakeRobot:
+        started.append(FakeRobot(**kwargs).start())
+        return started[-1]
+
+    yield start
+    for r in started:
+        r.close()
+
+
+def udp_loop(port: int) -> ControlLoop:
+    profile = parse_profile(
+        {
+            "backend": "udp",
+            "control_period_s": PERIOD,
+            "udp": {"port": port, "observations": 3, "commands": 1, "lockstep": False},
+            "observation": {"max_age_periods": 3},
+            "command": {"safe_action": [SAFE]},
+            "watchdog": {"on_estop": "stop"},
+        },
+        "fake-robot.yaml",
+    )
+    return ControlLoop(Policy(3), UdpInterface(profile.udp, PERIOD, lockstep=False), profile)
+
+
+@pytest.mark.parametrize("offset", [-1000.0, 0.0, 1000.0], ids=["behind", "same", "ahead"])
+def test_a_robot_with_its_own_clock_runs_and_a_silent_one_estops_within_max_age(robot, offset: float):
+    import threading
+    import time
+
+    arm = robot(dt=PERIOD, clock_offset_s=offset)
+    loop = udp_loop(arm.port)
+    silent_at: list[float] = []
+
+    def fall_silent() -> None:
+        while loop.stats.periods < 20:
+            threading.Event().wait(0.01)
+        silent_at.append(time.monotonic())
+        arm.silent = True
+
+    threading.Thread(target=fall_silent, daemon=True).start()
+    stats = loop.run(10.0)
+    assert stats.periods >= 20  # a clock behind or ahead of the controller's is not a fault
+    assert stats.estop is not None and "stale observation" in stats.estop, stats.summary()
+    first_safe = next(w for w in arm.writes if w.at > silent_at[0] and w.command == SAFE)
+    assert first_safe.at - silent_at[0] < (3 + 2) * PERIOD  # not 60 periods
+    assert arm.writes[-1].command == SAFE
+
+
+def test_a_robot_whose_clock_stops_is_stale_although_packets_arrive(robot):
+    import threading
+
+    arm = robot(dt=PERIOD)
+    loop = udp_loop(arm.port)
+
+    def stop_clock() -> None:
+        while loop.stats.periods < 20:
+            threading.Event().wait(0.01)
+        arm.clock_stopped = True
+
+    threading.Thread(target=stop_clock, daemon=True).start()
+    stats = loop.run(10.0)
+    assert stats.estop is not None and "stale observation" in stats.estop
+    assert 20 <= stats.periods <= 20 + 6 and arm.writes[-1].command == SAFE
