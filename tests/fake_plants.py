@@ -6,7 +6,7 @@ packets with a clock of its own.
 The gateway speaks pymodbus only (float32 high word first, the register map of smoothrl's modbus
 backend: observations at input registers ``2 i``, a step counter at 100, the clock at 102, a
 run-ended flag at 104; the command at holding register 0, a sequence number at 2). The robot
-speaks the SRL1 datagram layout with :mod:`struct` and :mod:`zlib`.
+speaks the SRL1 datagram layout (version 2, with its pairing token) with :mod:`struct` and :mod:`zlib`.
 """
 
 from __future__ import annotations
@@ -116,12 +116,14 @@ class FakeGateway:
         await server.shutdown()
 
 
-HEADER = struct.Struct("<4sBBBxIIdd")
+HEADER = struct.Struct("<4sBBBxQQIdd")
 OBSERVATION, COMMAND, HELLO = 1, 2, 3
+ANSWERS_HELLO = 2
 
 
-def _packet(kind: int, seq: int, values: list[float], t_sent: float, stamp: float) -> bytes:
-    body = HEADER.pack(b"SRL1", 1, kind, 0, seq, len(values), t_sent, stamp) + struct.pack(f"<{len(values)}d", *values)
+def _packet(kind: int, seq: int, token: int, values: list[float], t_sent: float, stamp: float, flags: int) -> bytes:
+    head = HEADER.pack(b"SRL1", 2, kind, flags, seq, token, len(values), t_sent, stamp)
+    body = head + struct.pack(f"<{len(values)}d", *values)
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -161,16 +163,16 @@ class FakeRobot:
         return time.monotonic() + self.clock_offset_s
 
     def _serve(self) -> None:
-        controller, seq, next_send, stamp = None, 0, time.monotonic(), self._clock()
+        controller, token, seq, next_send, stamp, flags = None, 0, 0, time.monotonic(), self._clock(), 0
         while not self.stop.is_set():
             try:
                 data, sender = self.sock.recvfrom(65536)
             except (TimeoutError, BlockingIOError):
                 data = None
             if data is not None and len(data) >= HEADER.size + 4:
-                _, _, kind, _, _, n, _, _ = HEADER.unpack(data[: HEADER.size])
+                _, _, kind, _, _, their_token, n, _, _ = HEADER.unpack(data[: HEADER.size])
                 if kind == HELLO and controller is None:
-                    controller, next_send = sender, time.monotonic()
+                    controller, token, next_send, flags = sender, their_token, time.monotonic(), ANSWERS_HELLO
                 elif kind == COMMAND and n >= 1:
                     value = struct.unpack("<d", data[HEADER.size : HEADER.size + 8])[0]
                     self.writes.append(Write(time.monotonic(), value))
@@ -181,4 +183,6 @@ class FakeRobot:
                 if not self.clock_stopped:
                     stamp = self._clock()
                 seq += 1
-                self.sock.sendto(_packet(OBSERVATION, seq, [0.1, 0.2, 0.0], self._clock(), stamp), controller)
+                packet = _packet(OBSERVATION, seq, token, [0.1, 0.2, 0.0], self._clock(), stamp, flags)
+                self.sock.sendto(packet, controller)
+                flags = 0

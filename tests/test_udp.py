@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from smoothrl.hardware.artefact import Artefact
 from smoothrl.hardware.backends.udp import (
+    ANSWERS_HELLO,
     COMMAND,
     OBSERVATION,
     Packet,
@@ -34,7 +36,7 @@ def free_port() -> int:
 def test_codec_round_trip_and_rejections():
     packet = Packet(OBSERVATION, 7, np.array([1.5, -2.0, 3.25]), 10.0, 9.5, 1)
     data = encode(packet)
-    assert len(data) == 32 + 3 * 8 + 4
+    assert len(data) == 44 + 3 * 8 + 4
     back = decode(data)
     assert back is not None and back.seq == 7 and back.flags == 1 and back.stamp == 9.5
     np.testing.assert_array_equal(back.values, packet.values)
@@ -50,7 +52,15 @@ def test_codec_round_trip_and_rejections():
     assert receiver.accept(encode(Packet(OBSERVATION, 8, np.zeros(1))), ("127.0.0.1", 10)) is None  # other peer
     assert receiver.accept(encode(Packet(COMMAND, 9, np.zeros(1))), ("127.0.0.1", 9)) is None  # wrong kind
     assert receiver.accept(bytes(corrupted), ("127.0.0.1", 9)) is None
-    assert receiver.dropped == {"malformed": 1, "peer": 1, "stale": 2, "kind": 1}
+    huge = encode(Packet(OBSERVATION, 2**40, np.zeros(1)))  # a corrupted or forged sequence number
+    assert receiver.accept(huge, ("127.0.0.1", 9)) is None
+    assert receiver.accept(encode(Packet(OBSERVATION, 8, np.zeros(1))), ("127.0.0.1", 9)) is not None  # not locked out
+    assert receiver.dropped == {"malformed": 1, "peer": 1, "stale": 2, "kind": 1, "token": 0, "jump": 1}
+    paired = Receiver(("127.0.0.1", 9), OBSERVATION, token=42)
+    assert paired.accept(encode(Packet(OBSERVATION, 1, np.zeros(1), token=41)), ("127.0.0.1", 9)) is None
+    assert paired.accept(encode(Packet(OBSERVATION, 2**63 + 5, np.zeros(1), token=42)), ("127.0.0.1", 9)) is not None
+    restarted = Packet(OBSERVATION, 1, np.zeros(1), flags=ANSWERS_HELLO, token=42)  # the robot restarted
+    assert paired.accept(encode(restarted), ("127.0.0.1", 9)) is not None and paired.dropped["token"] == 1
 
 
 class Proxy:
@@ -125,12 +135,20 @@ def start_bridge():
 
         thread = threading.Thread(target=serve, daemon=True)
         thread.start()
+        threads.append(thread)
         assert ready.wait(30)
         return thread, out
 
+    def stop_all() -> None:
+        for stop in stops:
+            stop.set()
+        for thread in threads:
+            thread.join(10)
+
+    threads: list[threading.Thread] = []
+    start.stop_all = stop_all  # type: ignore[attr-defined]
     yield start
-    for stop in stops:
-        stop.set()
+    stop_all()
 
 
 def profile(port: int, lockstep: bool, **watchdog):
@@ -214,3 +232,64 @@ def test_no_bridge_is_one_clear_error(artefact):
     with pytest.raises(SmoothRLError, match="no bridge answers"):
         interface.activate()
     interface.deactivate()
+
+
+def test_the_bridge_pairs_with_one_controller_and_refuses_a_second(artefact, start_bridge):
+    """A second controller's hello is refused with one clear error, and its commands never reach
+    the robot; the paired controller's deployment runs on undisturbed."""
+    import socket as sockets
+
+    from smoothrl.errors import SmoothRLError
+
+    _, art = artefact
+    port = free_port()
+    start_bridge(port, lockstep=False, episodes=None)
+    proxy = Proxy(port)  # sees what reaches the bridge from the paired controller
+    prof = profile(proxy.port, False)
+    first = UdpInterface(prof.udp, 0.05)
+    loop = ControlLoop(Artefact.load(art).policy(), first, prof)
+    outcome: list = []
+    runner = threading.Thread(target=lambda: outcome.append(loop.run(2.0)))
+    runner.start()
+    while loop.stats.periods < 5:
+        time.sleep(0.01)
+    second = UdpInterface({**prof.udp, "port": port}, 0.05)
+    second.configure()
+    with pytest.raises(SmoothRLError, match="paired with another controller"):
+        second.activate()
+    # a rogue sender's commands with a guessed token: ignored (other address, other token)
+    rogue = sockets.socket(sockets.AF_INET, sockets.SOCK_DGRAM)
+    for seq in range(1, 20):
+        rogue.sendto(encode(Packet(COMMAND, seq, np.array([2.0]), token=first.token + 1)), ("127.0.0.1", port))
+    rogue.close()
+    second.deactivate()
+    runner.join(30)
+    proxy.close()
+    stats = outcome[0]
+    assert stats.estop is None and stats.periods == 40, stats.summary()
+
+
+def test_a_restarted_bridge_is_paired_again_and_the_loop_recovers(artefact, start_bridge):
+    """The robot's bridge restarts (its sequence numbers begin again): the controller, riding
+    through with ``on_estop: recover``, says hello again, resynchronises and re-arms."""
+    _, art = artefact
+    port = free_port()
+
+    def bridge() -> None:
+        start_bridge(port, lockstep=False, episodes=None)
+
+    bridge()
+    prof = profile(port, False, on_estop="recover", recover_after_periods=4)
+    interface = UdpInterface(prof.udp, 0.05)
+    loop = ControlLoop(Artefact.load(art).policy(), interface, prof)
+    outcome: list = []
+    runner = threading.Thread(target=lambda: outcome.append(loop.run(6.0)))
+    runner.start()
+    while loop.stats.periods < 20:
+        time.sleep(0.01)
+    start_bridge.stop_all()  # the robot goes down ...
+    time.sleep(0.5)
+    bridge()  # ... and comes back on the same port, counting from 1 again
+    runner.join(60)
+    stats = outcome[0]
+    assert stats.estops >= 1 and stats.recoveries >= 1 and stats.estop is None, stats.summary()
