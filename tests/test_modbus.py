@@ -4,6 +4,7 @@ and a restarted server end cleanly."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 from pathlib import Path
@@ -15,12 +16,15 @@ from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.artefact import Artefact
 from smoothrl.hardware.backends.hvac_plant import HVACPlantServer
 from smoothrl.hardware.backends.modbus import ModbusInterface, from_registers, to_registers
+from smoothrl.hardware.deploy import with_bundle
 from smoothrl.hardware.loop import ControlLoop
 from smoothrl.hardware.profile import load_profile, parse_profile
 
 PROFILE = Path("hardware/modbus_hvac_office.yaml")
 #: the same plant with the price and forecasts computed on the controller (weather file, tariff)
 LOCAL = Path("hardware/modbus_hvac_office_local.yaml")
+#: the test plant's weather and tariff (what an artefact of a run on it bundles)
+DENVER = {"weather": "denver", "tariff": {"kind": "time_of_use"}}
 
 
 def free_port() -> int:
@@ -53,14 +57,20 @@ def plant():
         thread.join(10)
 
 
-def profile_for(port: int, path: Path = PROFILE, **modbus):
+def profile_for(port: int, path: Path = PROFILE, exogenous: dict | None = None, **modbus):
     data = load_profile(path)
+    if exogenous is not None:
+        data = dataclasses.replace(data, exogenous=exogenous)
     return parse_profile(
         {
             "backend": "modbus",
             "control_period_s": data.control_period_s,
             "modbus": {**data.modbus, "port": port, **modbus},
-            **({"exogenous": data.exogenous} if data.exogenous else {}),
+            **(
+                {"exogenous": {k: DENVER.get(k) if v is None else v for k, v in data.exogenous.items()}}
+                if data.exogenous
+                else {}
+            ),
             "observation": {"channels": data.obs_channels, "max_age_periods": 2},
             "command": {"safe_action": "zero"},
             "watchdog": {"on_estop": "stop"},
@@ -224,7 +234,11 @@ def test_lockstep_week_over_modbus_matches_eval(hvac_artefact, plant, tmp_path: 
         return record
 
     server = plant(wrap=recording, seed=10_000, split="test")
-    interface = interface_for(prof := profile_for(server.port, path))
+    prof = profile_for(server.port, path)
+    if path == LOCAL:  # the weather file and tariff from the artefact's bundle, as `deploy` takes them
+        prof = with_bundle(Artefact.load(artefact), load_profile(LOCAL))
+        prof = profile_for(server.port, path, exogenous=prof.exogenous)
+    interface = interface_for(prof)
     stats = ControlLoop(Artefact.load(artefact).policy(), interface, prof, log=tmp_path / "log.csv").run()
     reference, _ = evaluate(run_dir, episodes=1)
     assert stats.stopped_by == "episode end" and stats.periods == 672 and stats.estop is None, stats.summary()
@@ -244,7 +258,8 @@ def test_a_register_map_outside_the_server_is_one_clear_error(plant):
             {**prof.modbus, "command_register": 7, "sequence_register": 9}, prof.obs_channels, 1, 900.0
         ).configure()
     with pytest.raises(SmoothRLError, match="no Modbus server answers"):
-        ModbusInterface({**prof.modbus, "port": free_port()}, prof.obs_channels, 1, 900.0).configure()
+        settings = {**prof.modbus, "port": free_port(), "connect_timeout_s": 0.5}
+        ModbusInterface(settings, prof.obs_channels, 1, 900.0).configure()
 
 
 def test_a_restarted_server_latches_the_estop_and_the_log_is_complete(hvac_artefact, plant, tmp_path: Path):
@@ -335,6 +350,7 @@ def test_deploy_without_a_plant_is_one_line(hvac_artefact, tmp_path: Path):
     _, artefact = hvac_artefact
     profile = yaml.safe_load(PROFILE.read_text())
     profile["modbus"]["port"] = free_port()
+    profile["modbus"]["connect_timeout_s"] = 0.5
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(profile))
     result = CliRunner().invoke(app, ["deploy", str(artefact), "--hardware", str(tmp_path / "p.yaml")])
     assert result.exit_code == 2

@@ -58,3 +58,21 @@ def test_the_python_examples_run_as_written(index: int, tmp_path: Path):
         [sys.executable, "-c", blocks("python")[index]], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_deployment_block_runs_as_written(tmp_path: Path):
+    """The README's deployment block, pasted into a shell in a folder where `make demo` has run
+    (its distilled run stands in as the shipped model of the same recipe)."""
+    import json
+    import shutil
+
+    block = next(b for b in blocks("bash") if "smoothrl deploy" in b)
+    shutil.copytree(ROOT / "models" / "hvac-v0-ppo-mpc", tmp_path / "runs" / "demo" / "distilled")
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    script = "set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + block
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(next(line for line in done.stdout.splitlines() if '"stopped_by"' in line))  # deploy's JSON
+    assert summary["stopped_by"] == "episode end" and summary["periods"] == 672 and summary["estop"] is None
+    assert summary["plant"]["return"] == pytest.approx(-5.12, abs=0.01)  # the model's first test week
+    assert (tmp_path / "deploy.png").read_bytes()[:4] == b"\x89PNG"

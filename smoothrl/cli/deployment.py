@@ -81,10 +81,12 @@ def deploy(
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in summary.items():
-        if key not in ("profile", "interventions"):
+        if key not in ("profile", "interventions", "plant"):
             table.add_row(key, fmt(value))
     for key, value in summary["interventions"].items():
         table.add_row(f"interventions: {key}", str(value))
+    for key, value in (summary.get("plant") or {}).items():  # what the plant reported
+        table.add_row(f"plant: {key}", fmt(value))
     console.print(table)
 
 

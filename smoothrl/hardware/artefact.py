@@ -60,6 +60,13 @@ class Artefact:
             raise SmoothRLError(f"{path} lacks {model.file}; export the run again")
         if hashlib.sha256(policy_file.read_bytes()).hexdigest() != model.sha256:
             raise SmoothRLError(f"{policy_file} does not match its manifest's hash; export the run again")
+        if model.exogenous is not None:
+            weather = path / model.exogenous.weather
+            if (
+                not weather.is_file()
+                or hashlib.sha256(weather.read_bytes()).hexdigest() != model.exogenous.weather_sha256
+            ):
+                raise SmoothRLError(f"{weather} is missing or does not match its manifest's hash; export the run again")
         return cls(path, content, model)
 
     @property
@@ -82,6 +89,17 @@ class Artefact:
     def channels(self) -> list[tuple[str, str]]:
         """``(name, unit)`` of every observation channel the hardware provides, in order."""
         return [(c.name, c.unit) for c in self.model.observation_space.channels]
+
+    def exogenous(self) -> dict[str, Any] | None:
+        """:return: the bundled weather file (its path) and tariff, as a profile's ``exogenous`` section, or ``None``"""
+        bundle = self.model.exogenous
+        if bundle is None:
+            return None
+        return {
+            "weather": str(self.path / bundle.weather),
+            "tariff": dict(bundle.tariff),
+            "step_minutes": bundle.step_minutes,
+        }
 
     @property
     def control_period_s(self) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import threading
@@ -58,6 +59,24 @@ def check_profile(artefact: Artefact, profile: HardwareProfile) -> None:
             )
 
 
+def with_bundle(artefact: Artefact, profile: HardwareProfile) -> HardwareProfile:
+    """
+    Fill what a profile's ``exogenous`` section leaves out (the weather file, the tariff, the
+    step) from what the artefact bundles, so a controller needs nothing beside the artefact.
+
+    :param artefact: the policy
+    :param profile: the controller profile
+    :return: the profile to run
+    """
+    bundle = artefact.exogenous()
+    if not profile.exogenous or bundle is None:
+        return profile
+    filled = {
+        key: bundle[key] if profile.exogenous.get(key) is None else value for key, value in profile.exogenous.items()
+    }
+    return dataclasses.replace(profile, exogenous=filled)
+
+
 def deploy(
     artefact_dir: str | Path,
     profile_path: str | Path,
@@ -87,6 +106,7 @@ def deploy(
         raise SmoothRLError(f"--duration must be positive, got {duration_s}")
     if log is not None and Path(log).exists():
         raise SmoothRLError(f"{log} already exists; pass another --log")
+    profile = with_bundle(artefact, profile)
     interface = make_interface(profile, lockstep=lockstep, speedup=speedup)
     loop = ControlLoop(artefact.policy(), interface, profile, log=log, speedup=speedup)
     done = threading.Event()
@@ -116,6 +136,9 @@ def deploy(
     returns = getattr(interface, "returns", None)
     if returns is not None:
         summary["episode_returns"] = list(returns)
+    plant = getattr(interface, "plant_kpis", None)
+    if plant is not None:  # what the plant reported: its return and KPIs
+        summary["plant"] = plant
     if log is not None:
         summary["log"] = str(log)
     return summary

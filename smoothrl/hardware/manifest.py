@@ -151,6 +151,32 @@ class Smoothing(_Strict):
     mode: Literal["median", "vote"]
 
 
+def _file_name(value: str) -> str:
+    """A plain file name inside the artefact directory (no folder, no parent, not hidden)."""
+    if not value or value.startswith(".") or PurePosixPath(value).name != value or PureWindowsPath(value).name != value:
+        raise ValueError(f"must be a file name inside the artefact directory, got {value!r}")
+    return value
+
+
+class Exogenous(_Strict):
+    """
+    What a building controller computes itself, bundled with the policy: the run's weather file
+    (forecast channels) and tariff (price channels), so that the runtime needs nothing else.
+
+    :param weather: the EPW file's name inside the artefact
+    :param weather_sha256: its hash
+    :param tariff: the run's tariff (:class:`smoothrl.building.tariff.TariffSpec` fields)
+    :param step_minutes: the simulator's step
+    """
+
+    weather: str
+    weather_sha256: Hash
+    tariff: dict[str, Any]
+    step_minutes: Annotated[int, Field(ge=1, le=1440)]
+
+    _inside = field_validator("weather")(lambda cls, v: _file_name(v))
+
+
 class Source(_Strict):
     """The run the artefact was exported from."""
 
@@ -185,20 +211,13 @@ class Manifest(_Strict):
     control_period_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None
     source: Source
     versions: dict[str, str]
+    exogenous: Exogenous | None = None
     manifest_sha256: Hash
 
     @field_validator("file")
     @classmethod
     def _inside(cls, value: str) -> str:
-        if (
-            not value
-            or value in (".", "..")
-            or value.startswith(".")
-            or PurePosixPath(value).name != value
-            or PureWindowsPath(value).name != value
-        ):
-            raise ValueError(f"must be a file name inside the artefact directory, got {value!r}")
-        return value
+        return _file_name(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:

@@ -186,9 +186,11 @@ class ModbusSettings(_Section):
     commands: Annotated[int, Field(ge=1, le=60)]
     lockstep: bool = False
     timeout_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 2.0
+    connect_timeout_s: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 10.0
     step_register: Register = 100
     command_register: Register = 0
     sequence_register: Register | None = None
+    kpi_register: Register | None = None
     weekday_jan1: Annotated[int, Field(ge=0, le=6)] | None = None
 
 

@@ -5,8 +5,9 @@ and forecasts of the outdoor temperature and price. A profile maps every channel
 
     exogenous:                          # what the controller computes itself
       weather: USA_CO_Denver-Aurora-Buckley.AFB.724695_TMY3.epw   # an EPW path (relative to the
-                                        # profile) or, with pyenergyplus-lbnl installed, a shipped name
-      tariff: {kind: time_of_use}       # smoothrl.building.tariff.TariffSpec
+                                        # profile) or, with pyenergyplus-lbnl installed, a shipped name;
+                                        # absent: the one the artefact bundles (the run's own)
+      tariff: {kind: time_of_use}       # smoothrl.building.tariff.TariffSpec; absent: the artefact's
       step_minutes: 15                  # default: the control period
     observation:
       channels:
@@ -116,20 +117,21 @@ def check_exogenous(value: Any, channels: list[dict[str, Any]], where: str) -> d
     unknown = sorted(set(value) - {"weather", "tariff", "step_minutes"})
     if unknown:
         raise SmoothRLError(f"{where}: unknown key exogenous.{unknown[0]}; allowed: weather, tariff, step_minutes")
-    weather = value.get("weather")
-    if not isinstance(weather, str) or not weather:
+    weather = value.get("weather")  # absent: the artefact's own (``smoothrl export`` bundles the run's)
+    if weather is not None and (not isinstance(weather, str) or not weather):
         raise SmoothRLError(f"{where}: exogenous.weather must name an EPW file, got {weather!r}")
-    path = Path(weather).expanduser()
-    beside = Path(where).parent / path
-    if not path.is_absolute() and beside.is_file():
-        weather = str(beside)
+    if weather is not None:
+        path = Path(weather).expanduser()
+        beside = Path(where).parent / path
+        if not path.is_absolute() and beside.is_file():
+            weather = str(beside)
     from pydantic import ValidationError
 
     from smoothrl.building.tariff import TariffSpec
 
-    tariff = value.get("tariff") or {}
+    tariff = value.get("tariff")  # absent: the artefact's own
     try:
-        TariffSpec.model_validate(tariff)
+        TariffSpec.model_validate(tariff or {})
     except ValidationError as e:
         error = e.errors()[0]
         key = ".".join(str(p) for p in error["loc"])
@@ -137,7 +139,7 @@ def check_exogenous(value: Any, channels: list[dict[str, Any]], where: str) -> d
     step = value.get("step_minutes")
     if step is not None and (not isinstance(step, int) or isinstance(step, bool) or step <= 0 or (24 * 60) % step != 0):
         raise SmoothRLError(f"{where}: exogenous.step_minutes must divide a day into whole steps, got {step!r}")
-    return {"weather": weather, "tariff": dict(tariff), "step_minutes": step}
+    return {"weather": weather, "tariff": None if tariff is None else dict(tariff), "step_minutes": step}
 
 
 class ChannelSources:
@@ -162,13 +164,18 @@ class ChannelSources:
         self.registers = sorted({int(c["register"]) for c in channels if "register" in c})
         self.year = None
         if exogenous:
+            if exogenous.get("weather") is None:
+                raise SmoothRLError(
+                    "weather and tariff channels need a weather file: name it in the profile's exogenous.weather, "
+                    "or deploy an artefact of an HVAC run (export bundles the run's own)"
+                )
             from smoothrl.building.exogenous import ExogenousYear
             from smoothrl.building.tariff import TariffSpec
             from smoothrl.building.weather import read_epw
 
             step = exogenous.get("step_minutes") or round(period_s / 60)
             self.year = ExogenousYear.build(
-                read_epw(exogenous["weather"]), int(step), TariffSpec(**exogenous["tariff"])
+                read_epw(exogenous["weather"]), int(step), TariffSpec(**(exogenous.get("tariff") or {}))
             )
         start = self.year.cal["weekday"][0] if self.year is not None else 0
         self.weekday_jan1 = int(start if weekday_jan1 is None else weekday_jan1)

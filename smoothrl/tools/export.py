@@ -235,6 +235,32 @@ def _training_ranges(module: ExportedPolicy, env: VecEnv, sensors: int, steps: i
     return np.stack([low, high])
 
 
+#: the bundled weather file's name inside an artefact
+WEATHER_FILE = "weather.epw"
+
+
+def _bundle_exogenous(spec: Any, sim: Any, folder: Path) -> dict[str, Any]:
+    """
+    Copy what a building controller computes its forecast and price channels from (the run's
+    weather file and tariff) into the artefact, so that the runtime needs nothing else.
+
+    :param spec: the HVAC env's spec (``weather``, ``tariff``)
+    :param sim: its simulator (the step)
+    :param folder: the artefact being written
+    :return: the manifest's ``exogenous`` section
+    """
+    from smoothrl.building.weather import resolve_weather
+
+    target = folder / WEATHER_FILE
+    shutil.copyfile(resolve_weather(spec.weather), target)
+    return {
+        "weather": WEATHER_FILE,
+        "weather_sha256": _sha256(target),
+        "tariff": spec.tariff.model_dump(mode="json"),
+        "step_minutes": round(float(sim.dt_h) * 60),
+    }
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -338,7 +364,9 @@ def export_run(
             _check_history_units(env, config.env)
         n_obs = int(obs_space.shape[0])
         sensors = n_obs - (history[0] * history[1] if history else 0)
-        names = observation_channels(env.get_attr("unwrapped", [0])[0])[:sensors]
+        unwrapped = env.get_attr("unwrapped", [0])[0]
+        names = observation_channels(unwrapped)[:sensors]
+        spec = getattr(getattr(unwrapped, "sim", None), "spec", None)
         ranges = _training_ranges(module, env, sensors)
     finally:
         env.close()
@@ -397,6 +425,8 @@ def export_run(
             },
             "versions": _versions(),
         }
+        if spec is not None and hasattr(spec, "weather") and hasattr(spec, "tariff"):
+            manifest["exogenous"] = _bundle_exogenous(spec, unwrapped.sim, tmp)
         (tmp / MANIFEST).write_text(json.dumps(seal(manifest), indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)

@@ -15,6 +15,8 @@ import numpy as np
 from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.backends.modbus import (
     FINISHED_REGISTER,
+    KPI_REGISTER,
+    PLANT_KPIS,
     STEP_REGISTER,
     from_registers,
     to_registers,
@@ -84,6 +86,7 @@ class HVACPlantServer:
             "step_register": STEP_REGISTER,
             "command_register": 0,
             "sequence_register": self.sequence_register,
+            "kpi_register": KPI_REGISTER,
             "weekday_jan1": int(self.sim.profiles["weekday"][0]),
         }
 
@@ -110,8 +113,11 @@ class HVACPlantServer:
                 status = [self.steps >> 16, self.steps & 0xFFFF, seconds >> 16, seconds & 0xFFFF, int(ended)]
                 if ended and address <= FINISHED_REGISTER < address + count:
                     self._end_read = True
+                kpis = {"return": self.episode_return, **(self.kpis or {})}  # the KPIs once the run has ended
+                report = to_registers(np.array([kpis.get(name, np.nan) for name in PLANT_KPIS], dtype=np.float64))
             registers[0 - start : len(words) - start] = words
             registers[STEP_REGISTER - start : FINISHED_REGISTER + 1 - start] = status
+            registers[KPI_REGISTER - start : KPI_REGISTER + len(report) - start] = report
         elif values is not None:  # a write to the holding registers
             current = list(registers)
             current[address - start : address - start + len(values)] = list(values)
@@ -136,7 +142,7 @@ class HVACPlantServer:
         bits = [SimData(0, count=1, datatype=DataType.BITS)]
         device = SimDevice(
             id=1,
-            simdata=(bits, bits, block(self.sequence_register + 1), block(FINISHED_REGISTER + 1)),
+            simdata=(bits, bits, block(self.sequence_register + 1), block(KPI_REGISTER + 2 * len(PLANT_KPIS))),
             action=self._action,
         )
         server = ModbusTcpServer(device, address=(self.host, self.port))

@@ -9,13 +9,17 @@ controller touches::
       port: 5020
       unit: 1                  # the Modbus device id
       lockstep: true
-      timeout_s: 2.0
+      timeout_s: 2.0            # how long one request may take
+      connect_timeout_s: 10.0   # how long to wait for the gateway at start-up
       step_register: 100       # input registers: the plant's step counter or heartbeat (uint32, 2 registers:
                                # the observation is as old as its last change), the
                                # simulated seconds since Jan 1, 00:00 (uint32, 2 registers) and 1
                                # once the plant's run has ended (1 register): 100..104
       command_register: 0      # holding registers: one float32 per command channel ...
       sequence_register: 2     # ... then a holding register the controller bumps with each command
+      kpi_register: 110        # optional: input registers where the plant reports its KPIs (float32
+                               # each: return, tdis_tot, ener_tot, cost_tot, pele_tot, atvl_tot,
+                               # switches_per_day); deploy reports them at the end
     observation:
       channels:                # in the policy's order; each from a register, the clock, the weather
         - {name: t_zone, register: 0}          # file, the tariff or a constant (see
@@ -36,6 +40,7 @@ commands written alongside it. Real time: the plant steps every
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -50,6 +55,9 @@ from smoothrl.hardware.sources import ChannelSources
 STEP_REGISTER = 100
 CLOCK_REGISTER = 102
 FINISHED_REGISTER = 104
+#: input registers where smoothrl's plant reports its KPIs so far (float32 each, in this order)
+KPI_REGISTER = 110
+PLANT_KPIS = ("return", "tdis_tot", "ener_tot", "cost_tot", "pele_tot", "atvl_tot", "switches_per_day")
 
 
 def _codec() -> Any:
@@ -135,6 +143,10 @@ class ModbusInterface(HardwareInterface):
         self._step_seen_at: float | None = None
         self._last_obs: np.ndarray | None = None
         self._finished = False
+        kpi = settings.get("kpi_register")
+        self.kpi_register = None if kpi is None else int(kpi)
+        #: the KPIs the plant reported (``kpi_register``), read when its run ends or the deployment does
+        self.plant_kpis: dict[str, float] | None = None
 
     def _check(self, response: Any, what: str) -> Any:
         if response is None or response.isError():
@@ -148,9 +160,18 @@ class ModbusInterface(HardwareInterface):
 
         host, port = str(self.settings.get("host", "127.0.0.1")), int(self.settings["port"])
         self.client = ModbusTcpClient(host, port=port, timeout=self.timeout, retries=0)
-        if not self.client.connect():
-            raise SmoothRLError(f"no Modbus server answers at {host}:{port}; start the plant (smoothrl bridge) first")
+        deadline = time.monotonic() + float(self.settings.get("connect_timeout_s", 10.0))
+        while (
+            not self.client.connect()
+        ):  # a gateway (or bridge) still starting: wait for it, as long as the profile says
+            if time.monotonic() >= deadline:
+                raise SmoothRLError(
+                    f"no Modbus server answers at {host}:{port}; start the plant (smoothrl bridge) first"
+                )
+            time.sleep(0.2)
         reads = [(self.step_register, 5, "the step, clock and end registers")]
+        if self.kpi_register is not None:
+            reads.append((self.kpi_register, 2 * len(PLANT_KPIS), "the KPI registers"))
         reads += [(start, count, "observation registers") for start, count in self._runs]
         for address, count, what in reads:
             response = self.client.read_input_registers(address, count=count, device_id=self.unit)
@@ -180,8 +201,19 @@ class ModbusInterface(HardwareInterface):
         regs = self._check(
             self.client.read_input_registers(self.step_register, count=5, device_id=self.unit), "read"
         ).registers
+        if regs[4] and not self._finished:
+            self._read_kpis()
         self._finished = bool(regs[4])
         return uint32(regs[:2]), float(uint32(regs[2:4]))
+
+    def _read_kpis(self) -> None:
+        """Read the plant's KPI registers, if the profile names them (best effort: a plant going away keeps none)."""
+        if self.kpi_register is None or self.client is None:
+            return
+        response = self.client.read_input_registers(self.kpi_register, count=2 * len(PLANT_KPIS), device_id=self.unit)
+        if response is not None and not response.isError():
+            values = from_registers(list(response.registers))
+            self.plant_kpis = {name: float(v) for name, v in zip(PLANT_KPIS, values, strict=True)}
 
     @property
     def finished(self) -> bool:
@@ -230,5 +262,8 @@ class ModbusInterface(HardwareInterface):
 
     def deactivate(self) -> None:
         if self.client is not None:
+            if self.plant_kpis is None:
+                with contextlib.suppress(Exception):
+                    self._read_kpis()
             self.client.close()
             self.client = None
