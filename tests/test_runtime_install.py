@@ -9,6 +9,7 @@ import threading
 import venv
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -83,3 +84,64 @@ def test_the_runtime_deploys_against_a_udp_bridge(runtime_venv: Path, tmp_path: 
     assert (
         bad.returncode == 2 and bad.stderr.strip().startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1
     )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def office5_artefact(tmp_path_factory) -> Path:
+    """A (barely trained) policy of the 5-zone office, for its shipped profile."""
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import train
+    from smoothrl.tools.export import export_run
+
+    root = tmp_path_factory.mktemp("office5")
+    overrides = ["n_timesteps=256", "n_steps=64", "batch_size=64", "eval_freq=0", "checkpoint_freq=0", "n_envs=4"]
+    config = resolve_config("ppo", "smoothrl/HVACMultiZone-v0", None, overrides)
+    return export_run(train(config, root / "run", progress_bar=False), root / "art")
+
+
+@pytest.mark.parametrize(
+    "name", ["modbus_hvac_office", "modbus_hvac_office_local", "modbus_hvac_office5"], ids=lambda n: n
+)
+def test_the_runtime_deploys_every_shipped_building_profile(
+    runtime_venv: Path, tmp_path: Path, office5_artefact: Path, name: str
+):
+    """The runtime alone (no pyenergyplus-lbnl: the weather file comes with the artefact) runs a
+    day of each shipped Modbus profile against the simulated plant."""
+    from smoothrl.hardware.backends.hvac_plant import HVACPlantServer
+
+    five = name.endswith("5")
+    artefact = office5_artefact if five else REPO / "models" / "hvac-v0-ppo-mpc" / "artefact"
+    port = _free_port()
+    plant = HVACPlantServer(port=port, env_id="smoothrl/HVACMultiZone-v0" if five else "smoothrl/HVAC-v0")
+    stop = threading.Event()
+    server = threading.Thread(target=plant.serve, args=(stop,), daemon=True)
+    server.start()
+    assert plant.ready.wait(30)
+    profile = yaml.safe_load((REPO / "hardware" / f"{name}.yaml").read_text())
+    profile["modbus"]["port"] = port
+    (tmp_path / "profile.yaml").write_text(yaml.safe_dump(profile))
+    try:
+        out = subprocess.run(
+            [str(runtime_venv / "bin" / "smoothrl-deploy"), str(artefact), "--hardware", "profile.yaml"]
+            + ["--duration", "86400", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
+    finally:
+        stop.set()
+        server.join(10)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout)
+    assert summary["stopped_by"] == "duration" and summary["periods"] == 96 and summary["estop"] is None
+    # a day, then the safe action (heat pumps off), which a lock-step plant applies for one more step
+    assert plant.steps == 97 and np.all(plant.command == 0.0)
