@@ -130,9 +130,10 @@ def test_the_plants_run_ended_flag_ends_the_run_with_the_safe_action_written(gat
 
 
 def test_a_slow_gateway_cannot_hold_the_loop_or_cause_a_burst(gateway):
-    """Replies 4 periods late: the loop does not wait for them (a fault within the period), the
-    safe action reaches the plant once the gateway takes writes again, and no more than one
-    write lands per period."""
+    """Replies 4 periods late: the loop does not wait for them (each late period holds the last
+    command and counts an overrun; ``max_overruns`` of them latch the e-stop), the safe action
+    reaches the plant once the gateway takes requests again, and no more than one write lands
+    per period."""
     plant = gateway(dt=PERIOD)
     loop = modbus_loop(plant.port, timeout_s=2.0)
     import threading
@@ -149,8 +150,8 @@ def test_a_slow_gateway_cannot_hold_the_loop_or_cause_a_burst(gateway):
     threading.Thread(target=slow_down, daemon=True).start()
     started = time.monotonic()
     stats = loop.run(3.0)
-    assert stats.estop is not None and ("read failed" in stats.estop or "write failed" in stats.estop)
-    assert "no answer within" in stats.estop or "earlier call" in stats.estop, stats.estop
+    # the late replies are overruns (the last command held), then the e-stop: within max_overruns periods
+    assert stats.estop is not None and ("consecutive overruns" in stats.estop or "stale" in stats.estop), stats.estop
     assert time.monotonic() - started < 1.0 + 20 * PERIOD + 8 * PERIOD  # stopped, not blocked for the timeout
     assert plant.writes[-1].command == SAFE
     times = np.array([w.at for w in plant.writes])

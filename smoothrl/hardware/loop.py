@@ -53,7 +53,11 @@ from smoothrl.hardware.interface import HardwareInterface
 from smoothrl.hardware.profile import HardwareProfile
 from smoothrl.hardware.safety import DiscreteSafetyFilter, SafetyFilter
 
-PHASES = ("ramp", "hold", "policy", "estop")
+PHASES = ("ramp", "hold", "policy", "estop", "stop")
+
+
+class _Late(Exception):
+    """The hardware has not answered within the period (the call goes on in the background)."""
 
 
 @dataclass
@@ -209,6 +213,7 @@ class _Period:
     command: np.ndarray = field(default_factory=lambda: np.empty(0))
     inference: float = float("nan")
     filtered: bool = False  # the command came through the safety filter (not the e-stop's)
+    late: bool = False  # the read did not answer in time: the last observation stands
     write: bool = False  # it is to be written (the e-stop writes its own)
 
 
@@ -224,6 +229,9 @@ class ControlLoop:
         (with a far end that is sped up as much: a simulated plant)
     :param clock: monotonic seconds (tests pass a fake)
     :param sleep: sleeps seconds (tests pass a fake)
+    :param io_deadlines: real time: read and write on the I/O worker with a deadline inside the
+        period (``False``: call the interface directly in the loop's thread, as lock-step does;
+        a hung gateway then holds the loop: for comparison only)
     """
 
     def __init__(
@@ -235,6 +243,7 @@ class ControlLoop:
         speedup: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        io_deadlines: bool = True,
     ) -> None:
         self.policy = policy
         self.interface = interface
@@ -255,6 +264,9 @@ class ControlLoop:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hardware-io")
         self._io_pending: Future | None = None
+        self._io_direct = not io_deadlines
+        self._read_future: Future | None = None  # a read still on its way
+        self._last_read: tuple[np.ndarray, float] | None = None  # the newest observation and its timestamp
         self._safe_pending: Future | None = None  # a safe write queued behind a call that has not returned
         self._pending: Future | None = None
         self._consecutive_overruns = 0
@@ -299,7 +311,7 @@ class ControlLoop:
         :return: what it returned
         :raises TimeoutError: when it did not return in time, or an earlier call still has not
         """
-        if self.interface.lockstep:  # the far end sets the pace: nothing to overtake
+        if self.interface.lockstep or self._io_direct:  # lock-step: the far end sets the pace, nothing to overtake
             return fn(*args)
         if self._io_pending is not None and not self._io_pending.done():
             raise TimeoutError("the hardware has not answered an earlier call")
@@ -323,7 +335,7 @@ class ControlLoop:
         :param budget: seconds to wait for it here
         :raises Exception: what the write raised, or :class:`TimeoutError` while it is on its way
         """
-        if self.interface.lockstep:
+        if self.interface.lockstep or self._io_direct:
             self.interface.emergency_stop(command)
             return
         if self._safe_pending is None or self._safe_pending.done():
@@ -524,16 +536,52 @@ class ControlLoop:
             self.policy.reset()
         return _Period(k, t_k, simulated, deadline, now, error, raw=np.full(self.filter.dim, np.nan))
 
-    def _read(self, period: _Period) -> None:
-        """Read the newest observation and check it (a fault latches the e-stop in :meth:`_update`)."""
+    def _fetch(self, budget: float) -> tuple[np.ndarray, float]:
+        """
+        The interface's newest observation. In real time the read runs on the I/O worker: one that
+        has not answered within ``budget`` stays pending (its answer is taken next period) and the
+        period goes on without a new observation.
+
+        :param budget: seconds to wait
+        :return: observation and its timestamp
+        :raises _Late: no answer this period
+        """
+        if self.interface.lockstep or self._io_direct:
+            return self.interface.read()
+        if self._read_future is None:
+            if self._io_pending is not None and not self._io_pending.done():
+                raise _Late("the hardware has not answered an earlier call")
+            self._read_future = self._io_pending = self._io.submit(self.interface.read)
         try:
-            obs, stamp = self._io_call(self.interface.read, budget=self._budget(period.deadline + 0.5 * self.period))
-            period.obs = np.asarray(obs, dtype=np.float64).ravel()
-            period.stamp = stamp
-            period.fault = self._check(period.obs, stamp, period.now)
+            result = self._read_future.result(timeout=max(0.0, budget))
+        except FutureTimeout:
+            raise _Late(f"no answer within {budget * 1000:.0f} ms") from None
+        finally:
+            if self._read_future.done():
+                self._read_future = None  # answered (or failed): the next period asks again
+        return result
+
+    def _read(self, period: _Period) -> None:
+        """Read the newest observation and check it (a fault latches the e-stop in :meth:`_update`).
+        A read that has not answered in time is no fault by itself: the last observation stands,
+        and ages (the staleness check trips after ``max_age_periods``)."""
+        try:
+            obs, stamp = self._fetch(self._budget(period.deadline + 0.5 * self.period))
+            self._last_read = (np.asarray(obs, dtype=np.float64).ravel(), stamp)
+        except _Late as e:
+            if self._last_read is None:
+                period.obs = np.full(self.policy.artefact.sensors, np.nan)
+                period.stamp, period.fault = period.now, f"read failed ({e})"
+                period.read_at = self.clock()
+                return
+            period.late = True
         except Exception as e:
             period.obs = np.full(self.policy.artefact.sensors, np.nan)
             period.stamp, period.fault = period.now, f"read failed ({e})"
+            period.read_at = self.clock()
+            return
+        period.obs, period.stamp = self._last_read[0].copy(), self._last_read[1]
+        period.fault = self._check(period.obs, period.stamp, period.now)
         period.read_at = self.clock()
 
     def _update(self, period: _Period) -> None:
@@ -543,7 +591,7 @@ class ControlLoop:
             self._start_command, self._phase_t0 = self.filter.last.copy(), period.simulated
         if self.stats.estop is not None or period.fault is not None:
             period.phase = "estop"
-            self._healthy = self._healthy + 1 if period.fault is None else 0
+            self._healthy = self._healthy + 1 if period.fault is None and not period.late else 0
             period.command = self._estop(period.fault or self.stats.estop)  # type: ignore[arg-type]
             if self.interface.lockstep and period.fault is not None:  # the far end is gone: do not spin
                 self.sleep(min(self.period, 0.05))
@@ -553,7 +601,7 @@ class ControlLoop:
         )
         if period.phase == "policy":
             budget = period.deadline + self.period * 0.9 if not self.interface.lockstep else 0.0
-            action, period.inference = self._decide(period.obs, budget)
+            action, period.inference = (None, float("nan")) if period.late else self._decide(period.obs, budget)
             if action is None:
                 self.stats.overruns += 1
                 self._consecutive_overruns += 1
@@ -566,13 +614,17 @@ class ControlLoop:
         period.filtered = period.write = True
         if self._consecutive_overruns >= max(1, self.profile.max_overruns):
             period.phase, period.write = "estop", False
-            period.command = self._estop(f"{self._consecutive_overruns} consecutive overruns")
+            period.command = self._estop(
+                f"{self._consecutive_overruns} consecutive overruns (the policy or the hardware did not answer in time)"
+            )
 
     def _write(self, period: _Period) -> None:
         """Write the command (an e-stop has written its safe action already); a failed write latches the e-stop."""
         if period.write:
             try:
                 self._io_call(self.interface.write, period.command, budget=self._budget(period.deadline + self.period))
+            except TimeoutError:  # not written this period (the hardware is busy or slow): the plant holds the last
+                self.stats.overruns += 1
             except Exception as e:
                 period.phase = "estop"
                 period.command = self._estop(f"write failed ({e})")
