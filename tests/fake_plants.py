@@ -20,12 +20,16 @@ import zlib
 from dataclasses import dataclass, field
 
 
-def _words(value: float) -> list[int]:
+def _words(value: float, encoding: str, scale: float) -> list[int]:
+    if encoding == "int16":
+        return [struct.unpack(">H", struct.pack(">h", round(value * scale)))[0]]
     high, low = struct.unpack(">HH", struct.pack(">f", value))
     return [high, low]
 
 
-def _float(words: list[int]) -> float:
+def _value(words: list[int], encoding: str, scale: float) -> float:
+    if encoding == "int16":
+        return struct.unpack(">h", struct.pack(">H", words[0]))[0] / scale
     return struct.unpack(">f", struct.pack(">HH", *words))[0]
 
 
@@ -53,7 +57,10 @@ class FakeGateway:
     frozen: bool = False  # the counter and values stop, every read still answers
     ended: bool = False  # the run-ended flag
     delay_s: float = 0.0  # every reply comes this late
+    encoding: str = "float32"  # or int16: one register per value, raw = value * scale
+    scale: float = 1.0
     writes: list[Write] = field(default_factory=list)
+    health: list[tuple[int, int]] = field(default_factory=list)  # (heartbeat, state) at holding 20, 21
     ready: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -76,7 +83,7 @@ class FakeGateway:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if fc == 4:
-            words = [w for v in self._observation() for w in _words(v)]
+            words = [w for v in self._observation() for w in _words(v, self.encoding, self.scale)]
             registers[0 - start : len(words) - start] = words
             seconds = self.step * 900
             status = [self.step >> 16, self.step & 0xFFFF, seconds >> 16, seconds & 0xFFFF, int(self.ended)]
@@ -84,7 +91,11 @@ class FakeGateway:
         elif values is not None:
             current = list(registers)
             current[address - start : address - start + len(values)] = list(values)
-            self.writes.append(Write(time.monotonic(), _float(current[0 - start : 2 - start])))
+            if address == 20:
+                self.health.append((values[0], values[1]))
+            else:
+                width = 1 if self.encoding == "int16" else 2
+                self.writes.append(Write(time.monotonic(), _value(current[0:width], self.encoding, self.scale)))
 
     async def _serve(self) -> None:
         from pymodbus.server import ModbusTcpServer
@@ -97,7 +108,7 @@ class FakeGateway:
             simdata=(
                 bits,
                 bits,
-                [SimData(0, count=3, datatype=DataType.REGISTERS)],
+                [SimData(0, count=22, datatype=DataType.REGISTERS)],
                 [SimData(0, count=105, datatype=DataType.REGISTERS)],
             ),
             action=self._action,

@@ -68,15 +68,15 @@ def gateway():
 PERIOD = 0.05
 
 
-def modbus_loop(port: int, timeout_s: float = 1.0, **watchdog: Any) -> ControlLoop:
+def modbus_loop(port: int, timeout_s: float = 1.0, modbus: dict | None = None, **watchdog: Any) -> ControlLoop:
     profile = parse_profile(
         {
             "backend": "modbus",
             "control_period_s": PERIOD,
-            "modbus": {"port": port, "commands": 1, "lockstep": False, "timeout_s": timeout_s},
+            "modbus": {"port": port, "commands": 1, "lockstep": False, "timeout_s": timeout_s, **(modbus or {})},
             "observation": {
                 "max_age_periods": 3,
-                "channels": [{"name": "s0", "register": 0}, {"name": "s1", "register": 2}],
+                "channels": [{"name": "s0", "register": 0}, {"name": "s1", "register": 1 if modbus else 2}],
             },
             "command": {"safe_action": [SAFE]},
             "watchdog": {"on_estop": "stop", **watchdog},
@@ -229,3 +229,29 @@ def test_a_robot_whose_clock_stops_is_stale_although_packets_arrive(robot):
     stats = loop.run(10.0)
     assert stats.estop is not None and "stale observation" in stats.estop
     assert 20 <= stats.periods <= 20 + 6 and arm.writes[-1].command == SAFE
+
+
+def test_a_scaled_int16_gateway_and_the_controllers_health_register(gateway):
+    """A gateway publishing scaled int16 values (hundredths) and watching the controller's health
+    register: the command arrives as 0.90, the heartbeat rises with every write, the state says
+    policy (0), then safe action (1) after the e-stop, then stopped (2)."""
+    import threading
+
+    plant = gateway(dt=PERIOD, encoding="int16", scale=100.0)
+    settings = {"encoding": "int16", "scale": 100.0, "health_register": 20}
+    loop = modbus_loop(plant.port, modbus=settings)
+
+    def freeze() -> None:
+        while loop.stats.periods < 10:
+            threading.Event().wait(0.01)
+        plant.frozen = True
+
+    threading.Thread(target=freeze, daemon=True).start()
+    stats = loop.run(10.0)
+    assert stats.estop is not None and "stale" in stats.estop
+    assert any(w.command == pytest.approx(HEAT) for w in plant.writes) and plant.writes[-1].command == SAFE
+    beats = [beat for beat, _ in plant.health]
+    assert beats == sorted(beats) and len(set(beats)) >= len(beats) - 1  # +1 per write (the last: stopped)
+    states = [state for _, state in plant.health]
+    assert states[0] == 0 and 1 in states and states[-1] == 2
+    assert states.index(1) > max(i for i, state in enumerate(states) if state == 0)  # safe after the policy

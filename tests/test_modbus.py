@@ -84,6 +84,14 @@ def test_float32_registers_round_trip():
     regs = to_registers(values)
     assert len(regs) == 6 and all(0 <= r < 65536 for r in regs)
     np.testing.assert_allclose(from_registers(regs), values.astype(np.float32))
+    little = to_registers(values, word_order="little")  # "CDAB": the words of each value swapped
+    assert little == [w for i in range(0, 6, 2) for w in (regs[i + 1], regs[i])]
+    np.testing.assert_allclose(from_registers(little, word_order="little"), values.astype(np.float32))
+    scaled = to_registers(np.array([21.57, -3.25, 1e9, -1e9, np.nan]), encoding="int16", scale=100.0)
+    assert len(scaled) == 5  # one register per value, saturated at the int16 range, NaN as 0
+    np.testing.assert_allclose(
+        from_registers(scaled, encoding="int16", scale=100.0), [21.57, -3.25, 327.67, -327.68, 0.0]
+    )
 
 
 @pytest.fixture(scope="module")

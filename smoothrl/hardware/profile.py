@@ -191,6 +191,10 @@ class ModbusSettings(_Section):
     command_register: Register = 0
     sequence_register: Register | None = None
     kpi_register: Register | None = None
+    health_register: Register | None = None
+    encoding: Literal["float32", "int16"] = "float32"
+    word_order: Literal["big", "little"] = "big"
+    scale: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 1.0
     weekday_jan1: Annotated[int, Field(ge=0, le=6)] | None = None
 
 

@@ -1,7 +1,9 @@
 """The ``modbus`` backend (building automation over Modbus TCP, with pymodbus) and its plant.
 
 Values travel as IEEE-754 float32 in two consecutive 16-bit registers, high word first (the
-usual "ABCD" order of building-automation gateways). The profile names every register the
+usual "ABCD" order of building-automation gateways) unless the profile says ``word_order:
+little``, or as scaled signed 16-bit integers (``encoding: int16``, ``scale``), as many gateways
+publish them. The profile names every register the
 controller touches::
 
     modbus:
@@ -17,6 +19,12 @@ controller touches::
                                # once the plant's run has ended (1 register): 100..104
       command_register: 0      # holding registers: one float32 per command channel ...
       sequence_register: 2     # ... then a holding register the controller bumps with each command
+      health_register: 20      # optional: two holding registers the controller writes every period for
+                               # the BMS: a heartbeat (uint16, +1 per write) and its state (0 the
+                               # policy or bring-up, 1 the safe action, 2 stopped)
+      encoding: float32        # or int16: one signed register per value, value = raw / scale
+      word_order: big          # float32: big (high word first, "ABCD") or little ("CDAB")
+      scale: 1.0               # int16: the gateway's scale factor (100: hundredths)
       kpi_register: 110        # optional: input registers where the plant reports its KPIs (float32
                                # each: return, tdis_tot, ener_tot, cost_tot, pele_tot, atvl_tot,
                                # switches_per_day); deploy reports them at the end
@@ -58,6 +66,8 @@ FINISHED_REGISTER = 104
 #: input registers where smoothrl's plant reports its KPIs so far (float32 each, in this order)
 KPI_REGISTER = 110
 PLANT_KPIS = ("return", "tdis_tot", "ener_tot", "cost_tot", "pele_tot", "atvl_tot", "switches_per_day")
+#: the controller's state in its health register's second word, for the BMS
+HEALTH_RUNNING, HEALTH_SAFE, HEALTH_STOPPED = 0, 1, 2
 
 
 def _codec() -> Any:
@@ -66,18 +76,41 @@ def _codec() -> Any:
     return ModbusTcpClient
 
 
-def to_registers(values: np.ndarray) -> list[int]:
-    """:param values: floats
-    :return: two 16-bit registers per value, float32 big-endian (high word first)"""
+def to_registers(
+    values: np.ndarray, encoding: str = "float32", word_order: str = "big", scale: float = 1.0
+) -> list[int]:
+    """
+    :param values: floats
+    :param encoding: ``float32`` (two registers per value) or ``int16`` (one signed register per
+        value, ``round(value * scale)``, saturated at the int16 range)
+    :param word_order: float32: ``big`` (high word first, "ABCD") or ``little`` (low word first, "CDAB")
+    :param scale: int16: the gateway's scale factor
+    :return: the registers
+    """
     codec = _codec()
-    return codec.convert_to_registers([float(v) for v in np.ravel(values)], codec.DATATYPE.FLOAT32)
+    values = np.ravel(np.asarray(values, dtype=np.float64))
+    if encoding == "int16":
+        raw = np.clip(np.round(np.nan_to_num(values * scale, nan=0.0)), -32768, 32767).astype(int)
+        return codec.convert_to_registers([int(v) for v in raw], codec.DATATYPE.INT16)
+    return codec.convert_to_registers([float(v) for v in values], codec.DATATYPE.FLOAT32, word_order=word_order)
 
 
-def from_registers(registers: list[int]) -> np.ndarray:
-    """:param registers: an even number of 16-bit registers
-    :return: the float32 values they hold"""
+def from_registers(
+    registers: list[int], encoding: str = "float32", word_order: str = "big", scale: float = 1.0
+) -> np.ndarray:
+    """
+    :param registers: registers holding values as :func:`to_registers` writes them
+    :param encoding: ``float32`` or ``int16``
+    :param word_order: float32: ``big`` or ``little``
+    :param scale: int16: the gateway's scale factor (the value is ``raw / scale``)
+    :return: the values
+    """
     codec = _codec()
-    return np.atleast_1d(np.asarray(codec.convert_from_registers(list(registers), codec.DATATYPE.FLOAT32), float))
+    if encoding == "int16":
+        raw = codec.convert_from_registers(list(registers), codec.DATATYPE.INT16)
+        return np.atleast_1d(np.asarray(raw, dtype=np.float64)) / scale
+    out = codec.convert_from_registers(list(registers), codec.DATATYPE.FLOAT32, word_order=word_order)
+    return np.atleast_1d(np.asarray(out, float))
 
 
 def uint32(registers: list[int]) -> int:
@@ -91,15 +124,15 @@ def uint32(registers: list[int]) -> int:
 MAX_READ = 124
 
 
-def _runs(addresses: list[int]) -> list[tuple[int, int]]:
-    """``(start, count)`` reads covering the float32 pairs at ``addresses``: contiguous, at most
-    :data:`MAX_READ` registers each, never reaching into a gap between channels."""
+def _runs(addresses: list[int], width: int = 2) -> list[tuple[int, int]]:
+    """``(start, count)`` reads covering the values of ``width`` registers at ``addresses``:
+    contiguous, at most :data:`MAX_READ` registers each, never reaching into a gap between channels."""
     runs: list[list[int]] = []
     for address in addresses:
-        if runs and address <= runs[-1][1] and address + 2 - runs[-1][0] <= MAX_READ:
-            runs[-1][1] = max(runs[-1][1], address + 2)
+        if runs and address <= runs[-1][1] and address + width - runs[-1][0] <= MAX_READ:
+            runs[-1][1] = max(runs[-1][1], address + width)
         else:
-            runs.append([address, address + 2])
+            runs.append([address, address + width])
     return [(start, stop - start) for start, stop in runs]
 
 
@@ -135,8 +168,15 @@ class ModbusInterface(HardwareInterface):
         self.timeout = float(settings.get("timeout_s", 2.0))
         self.step_register = int(settings.get("step_register", STEP_REGISTER))
         self.command_register = int(settings.get("command_register", 0))
-        self.sequence_register = int(settings.get("sequence_register", self.command_register + 2 * commands))
-        self._runs = _runs(self.sources.registers)
+        self.encoding = str(settings.get("encoding", "float32"))
+        self.word_order = str(settings.get("word_order", "big"))
+        self.scale = float(settings.get("scale", 1.0))
+        self.width = 1 if self.encoding == "int16" else 2  # registers per value
+        self.sequence_register = int(settings.get("sequence_register", self.command_register + self.width * commands))
+        health = settings.get("health_register")
+        self.health_register = None if health is None else int(health)
+        self._heartbeat = 0
+        self._runs = _runs(self.sources.registers, self.width)
         self.client: Any = None
         self.sequence = 0
         self._last_step = -1
@@ -182,7 +222,7 @@ class ModbusInterface(HardwareInterface):
                     "fix the register map in the profile"
                 )
         response = self.client.read_holding_registers(
-            self.command_register, count=2 * self.commands, device_id=self.unit
+            self.command_register, count=self.width * self.commands, device_id=self.unit
         )
         sequence = self.client.read_holding_registers(self.sequence_register, count=1, device_id=self.unit)
         if response.isError() or sequence.isError():
@@ -191,6 +231,14 @@ class ModbusInterface(HardwareInterface):
                 f"the Modbus server has no holding registers {self.command_register}..{self.sequence_register} "
                 "(commands and sequence); fix the register map in the profile"
             )
+        if self.health_register is not None:
+            health = self.client.read_holding_registers(self.health_register, count=2, device_id=self.unit)
+            if health.isError():
+                self.client.close()
+                raise SmoothRLError(
+                    f"the Modbus server has no holding registers {self.health_register}..{self.health_register + 1} "
+                    "(the controller's health); fix modbus.health_register in the profile"
+                )
         self.sequence = int(sequence.registers[0])
         return Channels(len(self.sources.channels), self.commands, self.sources.names)
 
@@ -242,15 +290,34 @@ class ModbusInterface(HardwareInterface):
         for start, count in self._runs:
             response = self.client.read_input_registers(start, count=count, device_id=self.unit)
             words.update(enumerate(self._check(response, "read").registers, start))
-        values = {a: float(from_registers([words[a], words[a + 1]])[0]) for a in self.sources.registers}
+        values = {a: float(self._decode([words[a + i] for i in range(self.width)])[0]) for a in self.sources.registers}
         obs = self.sources.observe(values, seconds)
         self._last_step = step
         self._last_obs = obs
         return obs, stamp
 
     def write(self, command: np.ndarray) -> None:
+        self._write_command(command, HEALTH_RUNNING)
+
+    def emergency_stop(self, command: np.ndarray) -> None:
+        self._write_command(command, HEALTH_SAFE)
+
+    def _decode(self, registers: list[int]) -> np.ndarray:
+        return from_registers(registers, self.encoding, self.word_order, self.scale)
+
+    def _write_command(self, command: np.ndarray, health: int) -> None:
+        """The command and the sequence number, then (``health_register``) the heartbeat and state."""
         self.sequence = (self.sequence + 1) % 65536
-        values = to_registers(np.asarray(command, dtype=np.float64).ravel())
+        self._write_registers(command)
+        if self.health_register is not None:
+            self._heartbeat = (self._heartbeat + 1) % 65536
+            self._check(
+                self.client.write_registers(self.health_register, [self._heartbeat, health], device_id=self.unit),
+                "write",
+            )
+
+    def _write_registers(self, command: np.ndarray) -> None:
+        values = to_registers(np.asarray(command, dtype=np.float64).ravel(), self.encoding, self.word_order, self.scale)
         if self.sequence_register == self.command_register + len(values):  # one write: commands, then sequence
             self._check(
                 self.client.write_registers(self.command_register, [*values, self.sequence], device_id=self.unit),
@@ -265,5 +332,10 @@ class ModbusInterface(HardwareInterface):
             if self.plant_kpis is None:
                 with contextlib.suppress(Exception):
                     self._read_kpis()
+            if self.health_register is not None:  # tell the BMS the controller has stopped (best effort)
+                with contextlib.suppress(Exception):
+                    self.client.write_registers(
+                        self.health_register, [self._heartbeat, HEALTH_STOPPED], device_id=self.unit
+                    )
             self.client.close()
             self.client = None
