@@ -76,6 +76,11 @@ STEPS = Range(0, integer=True)
 BUDGET = Range(0, MAX_BUDGET)
 NOISE = Range(0, MAX_BUDGET, low_open=True)
 PROBABILITY = Range(0, 1, low_open=True, high_open=True)
+PORT = Range(1, 65535, integer=True)
+#: a speed-up of simulated time (real-time deployments against a simulated plant)
+SPEEDUP = Range(0, 1e6, low_open=True)
+#: a duration in seconds, up to a century
+DURATION = Range(0, 3.2e9, low_open=True)
 
 #: documented ranges of the algorithms' keywords (SB3's docstrings; smoothrl's own in its classes)
 RANGES: dict[str, Range] = {

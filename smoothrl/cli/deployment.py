@@ -33,8 +33,12 @@ def export(
     certify_states: Annotated[int, typer.Option(help="With --certify: states to certify.")] = 100,
 ) -> None:
     """Export a run to a self-contained policy artefact (policy.onnx + manifest.json) for `smoothrl deploy`."""
+    from smoothrl.checks import COUNT, check_number, check_seed
     from smoothrl.tools.export import export_run
 
+    check_seed("--seed", seed)
+    check_number("--certify-samples", certify_samples, COUNT)
+    check_number("--certify-states", certify_states, COUNT)
     options = {"samples": certify_samples, "n_states": certify_states} if certify else None
     path = export_run(run_dir, out, format_, smoothing_sigma, smoothing_samples, seed, overwrite, options)  # type: ignore[arg-type]
     manifest = json.loads((path / "manifest.json").read_text())
@@ -107,9 +111,14 @@ def bridge_pybullet(
     episodes: Annotated[int | None, typer.Option(help="Stop after this many episodes (default: never).")] = None,
 ) -> None:
     """Run a robot env as the far end of the udp backend (protocol: smoothrl.hardware.backends.udp)."""
+    from smoothrl.checks import COUNT, PORT, check_number, check_seed
     from smoothrl.envs import check_env_id
     from smoothrl.hardware.backends.udp import serve_env
 
+    check_number("--port", port, PORT)
+    check_seed("--seed", seed)
+    if episodes is not None:
+        check_number("--episodes", episodes, COUNT)
     check_env_id(env)
     typer.echo(f"bridge: {env} on udp://{host}:{port} ({'lock-step' if lockstep else 'real time'}); Ctrl-C stops")
     try:
@@ -134,13 +143,17 @@ def bridge_modbus_hvac(
     split: Annotated[str, typer.Option(help="test (evaluation weeks) or train.")] = "test",
 ) -> None:
     """Run the HVAC simulator behind a Modbus TCP server, as the plant of the modbus backend."""
+    from smoothrl.checks import PORT, SPEEDUP, check_number, check_seed
     from smoothrl.hardware.backends.hvac_plant import HVACPlantServer
 
     modulating = ("smoothrl/HVAC-v0", "smoothrl/HVACMultiZone-v0", "smoothrl/EPlus-v0")
     if env not in modulating:
         raise SmoothRLError(f"--env must be a modulating HVAC id ({', '.join(modulating)}), not {env}")
-    if speedup <= 0:
-        raise SmoothRLError(f"--speedup must be positive, got {speedup}")
+    check_number("--port", port, PORT)
+    check_number("--speedup", speedup, SPEEDUP)
+    check_seed("--seed", seed)
+    if split not in ("test", "train"):
+        raise SmoothRLError(f"--split must be test or train, got {split!r}")
     plant = HVACPlantServer(preset, port, host, lockstep, speedup, seed, split, env)
     typer.echo(f"plant: {env} on modbus://{host}:{port} ({'lock-step' if lockstep else f'real time x{speedup:g}'})")
     typer.echo(json.dumps(plant.register_map()))

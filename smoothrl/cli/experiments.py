@@ -70,7 +70,9 @@ def performative(
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("rounds", str(settings.rounds))
-    table.add_row("rounds to a relative change < 1e-3", "not in T rounds" if first is None else str(first))
+    table.add_row(
+        "rounds to a relative change < 1e-3", f"not in {settings.rounds} rounds" if first is None else str(first)
+    )
     table.add_row("final relative change", fmt(results["final_relative_change"]))
     key = "performative_return" if "performative_return" in last else "deployment_return"
     table.add_row(key.replace("_", " "), fmt(last[key]))
@@ -99,14 +101,18 @@ def sweep(
     """Run every (variant, seed) of a sweep as a train + eval trial; summarize with IQM and 95% CIs (rliable)."""
 
     from smoothrl.checks import COUNT, check_number, check_writable
-    from smoothrl.experiments.report import SUMMARY
+    from smoothrl.errors import SmoothRLError
+    from smoothrl.experiments.report import SUMMARY, few_seeds_warning
     from smoothrl.experiments.sweep import load_sweep, make_trials, selected
     from smoothrl.experiments.sweep import sweep as run_sweep
+    from smoothrl.rundir import is_run_dir
 
     check_number("--max-parallel", max_parallel, COUNT)
     spec = load_sweep(sweep_file)
     out = out or Path("runs") / "sweeps" / sweep_file.stem
     check_writable(out, "--out", folder=True)
+    if is_run_dir(out):
+        raise SmoothRLError(f"{out} holds a training run; a sweep writes its own folder of runs: pick a new --out")
     trials = make_trials(spec, out)
     total = len(trials)
     chosen = sum(selected(t, variant or (), seed or ()) for t in trials)
@@ -136,7 +142,9 @@ def sweep(
     failed = [r for r in result.records if r.get("status") != "ok"]
     if report:
         console.print(f"{len(result.records)} of {total} trials finished so far; nothing was run (--report)")
-    table = Table(title=f"sweep: {out}", caption=f"interquartile mean [95% CI] over seeds; {out / SUMMARY}")
+    table = Table(
+        title=f"sweep: {out}", caption=f"interquartile mean [95% CI] over the seeds finished; {out / SUMMARY}"
+    )
     table.add_column("variant")
     metrics = list(result.summary["metrics"])
     for metric in metrics:
@@ -148,6 +156,10 @@ def sweep(
             cells.append("-" if row is None else f"{row['iqm']:.4g} [{row['low']:.4g}, {row['high']:.4g}]")
         table.add_row(variant, *cells)
     console.print(table)
+    seeds = [row["n"] for rows in result.summary["metrics"].values() for row in rows.values()]
+    warning = few_seeds_warning(min(seeds)) if seeds else None
+    if warning:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(
         f"{len(result.records) - len(failed)} of {len(result.records)} trials finished "
         f"({result.skipped} from an earlier run){f', {len(failed)} failed' if failed else ''}"
@@ -179,7 +191,7 @@ def tune(
 ) -> None:
     """Search hyperparameters with Optuna (pruning on intermediate evaluations); write the best as a preset entry."""
     from smoothrl.checks import COUNT, check_number, check_seed, check_writable
-    from smoothrl.experiments.tuning import BEST, TuneSpec, check_spec
+    from smoothrl.experiments.tuning import BEST, TuneSpec, check_out, check_spec
     from smoothrl.experiments.tuning import tune as run_tune
     from smoothrl.rundir import next_free_run_dir
 
@@ -189,10 +201,12 @@ def tune(
     check_spec(spec)  # before the line that announces the search
     out = out or next_free_run_dir(Path("runs") / "tune", f"{algo}_{env.replace('/', '-')}")
     check_writable(out, "--out", folder=True)
+    check_out(out)
     console.print(f"tune {algo} on {env}: {trials} trials of {timesteps} steps, maximizing {objective} -> {out}")
 
     def shown(record: dict[str, Any]) -> None:
-        console.print(f"trial {record['trial']}: {record['state']}, objective {fmt(record['objective'])}")
+        why = f" ({record['error']})" if record.get("error") else ""
+        console.print(f"trial {record['trial']}: {record['state']}, objective {fmt(record['objective'])}{why}")
 
     best, records = run_tune(spec, out, backend=backend, max_parallel=max_parallel, address=address, on_trial=shown)
     pruned = sum(r["state"] == "pruned" for r in records)

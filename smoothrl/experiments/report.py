@@ -29,6 +29,23 @@ BOOTSTRAP_REPS = 2000
 BOOTSTRAP_SEED = 0
 
 
+#: below this many seeds a bootstrap interval is mostly the spread of the few runs it resamples, and
+#: a probability of improvement compares a handful of pairs: the reports say so
+FEW_SEEDS = 5
+
+
+def few_seeds_warning(n: int) -> str | None:
+    """:param n: the fewest finished seeds behind any interval
+    :return: a one-line warning when ``n`` is below :data:`FEW_SEEDS`, else ``None``"""
+    if n >= FEW_SEEDS:
+        return None
+    return (
+        f"only {n} seed{'s' if n != 1 else ''} behind an interval: below {FEW_SEEDS}, a 95% bootstrap interval is "
+        "little more than the range of the runs and the probability of improvement compares a handful of pairs; "
+        "add seeds before drawing conclusions"
+    )
+
+
 def aggregate(records: Sequence[dict[str, Any]], variants: Sequence[str], metrics: Sequence[str]) -> dict:
     """
     Interquartile mean with 95% stratified-bootstrap intervals (rliable), per variant and metric,
@@ -113,9 +130,13 @@ def write_summary(out: Path, spec: SweepSpec, records: Sequence[dict[str, Any]],
         f"{len(records) - len(failed)} of {len(records)} trials finished.",
         "",
         "Interquartile mean over seeds with its 95% stratified-bootstrap interval (rliable, "
-        f"{BOOTSTRAP_REPS} replications).",
+        f"{BOOTSTRAP_REPS} replications); `trials` is the number of seeds behind each interval.",
         "",
     ]
+    fewest = min((row["n"] for rows in agg["metrics"].values() for row in rows.values()), default=0)
+    warning = few_seeds_warning(fewest) if agg["metrics"] else None
+    if warning:
+        lines += [f"**Warning: {warning}.**", ""]
     for metric, rows in agg["metrics"].items():
         lines += [
             f"## {metric}",
@@ -130,7 +151,8 @@ def write_summary(out: Path, spec: SweepSpec, records: Sequence[dict[str, Any]],
         lines.append("")
     if agg["improvement"]:
         first = spec.expanded()[0].name
-        lines += [f"## Probability of improvement over {first} (return)", ""]
+        pairs = min(row["n"] for row in agg["metrics"].get("mean_return", {}).values()) if agg["metrics"] else 0
+        lines += [f"## Probability of improvement over {first} (return, over {pairs} or more seeds each)", ""]
         lines += [f"- {v}: {p:.2f}" for v, p in agg["improvement"].items()] + [""]
     if failed:
         lines += ["## Failed trials", ""]

@@ -49,6 +49,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from smoothrl import rundir
+from smoothrl.checks import MAX_SEED
 from smoothrl.errors import SmoothRLError
 from smoothrl.experiments.executor import INSTALL_HINT, Resources, check_backend, execute, node_name
 from smoothrl.experiments.report import aggregate, plot_sweep, write_results, write_summary
@@ -59,6 +60,8 @@ SWEEP_COPY = "sweep.yaml"
 #: what every evaluation reports (``smoothrl.run.episodes.summarize``); env KPIs come on top
 BASE_METRICS = ("mean_return", "std_return", "mean_length", "continuity_cost", "jerk_rms", "sm")
 ALIASES = {"return": "mean_return"}
+#: the most seeds a sweep runs per variant
+MAX_SEEDS = 1000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")
 
 
@@ -127,10 +130,19 @@ class SweepSpec(_Strict):
         names = [v.name for v in self.expanded()]
         if len(set(names)) != len(names):
             raise ValueError(f"variant names must be unique, got {names}")
-        if isinstance(self.seeds, int) and self.seeds < 1:
-            raise ValueError(f"seeds must be at least 1, got {self.seeds}")
+        if isinstance(self.seeds, int) and not 1 <= self.seeds <= MAX_SEEDS:
+            raise ValueError(f"seeds must be a count in 1..{MAX_SEEDS} (or a list of seeds), got {self.seeds}")
         if isinstance(self.seeds, list) and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise ValueError("seeds must be a non-empty list of distinct seeds (or a count)")
+        if isinstance(self.seeds, list) and any(not 0 <= s <= MAX_SEED for s in self.seeds):
+            bad = next(s for s in self.seeds if not 0 <= s <= MAX_SEED)
+            raise ValueError(f"every seed must be in 0..{MAX_SEED} (what numpy and torch take), got {bad}")
+        for variant in [self.base, *self.expanded()]:
+            fixed = sorted(set(variant.set) & {"seed", "n_timesteps"})
+            if fixed:
+                where = "base.set" if variant is self.base else f"variant {variant.name!r}"
+                hint = "the sweep's seeds" if fixed[0] == "seed" else "base.timesteps"
+                raise ValueError(f"{where} sets {fixed[0]!r}, which {hint} decide for every trial; drop it")
         if not self.metrics:
             raise ValueError("metrics is empty: name at least one (e.g. mean_return)")
         return self
@@ -192,9 +204,40 @@ def load_sweep(path: str | Path) -> SweepSpec:
             raise SmoothRLError(
                 f"{path}: unknown metric {metric!r} for {spec.base.env}; choose from {', '.join(sorted(known))}"
             )
+    tried: set[str] = set()
     for variant in spec.expanded():  # every trial's config must build (keys, values) before anything runs
-        resolve_config(spec.base.algo, spec.base.env, spec.base.preset, overrides(spec, variant), seed=0)
+        config = resolve_config(spec.base.algo, spec.base.env, spec.base.preset, overrides(spec, variant), seed=0)
+        key = json.dumps(config.env_kwargs, sort_keys=True, default=str)
+        if key not in tried:  # and its env must start: a bad env keyword fails here, not in every trial
+            tried.add(key)
+            check_env_starts(config.env, config.env_kwargs, f"{path}: variant {variant.name!r}")
     return spec
+
+
+def check_env_starts(env_id: str, kwargs: dict[str, Any], where: str) -> None:
+    """
+    Make the env with these keywords and reset it once, as a trial would.
+
+    :param env_id: the env
+    :param kwargs: its keywords
+    :param where: for the message
+    :raises SmoothRLError: naming the failure
+    """
+    from smoothrl.envs import make_base_env
+
+    try:
+        env = make_base_env(env_id, **kwargs)
+        try:
+            env.reset(seed=0)
+        finally:
+            env.close()
+    except SmoothRLError as e:
+        raise SmoothRLError(f"{where}: {e}") from None
+    except Exception as e:  # the env's own error: one line
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SmoothRLError(
+            f"{where}: {env_id} with env_kwargs {kwargs} does not start ({reason}); fix the env keywords"
+        ) from None
 
 
 def overrides(spec: SweepSpec, variant: Variant) -> list[str]:
@@ -387,6 +430,27 @@ def sweep(
             f"the sweep has no variant or seed {', '.join(unknown)}; choose from its variants "
             f"({', '.join(v.name for v in spec.expanded())}) and seeds ({', '.join(map(str, spec.seed_list()))})"
         )
+    if rundir.is_run_dir(out):
+        raise SmoothRLError(f"{out} holds a training run; a sweep writes its own folder of runs: pick a new @out")
+    with rundir.locked(out):  # a second sweep into the same folder is refused, not raced trial by trial
+        return _run_locked(spec, out, trials, backend, max_parallel, address, on_done, sweep_text, report_only,
+                           only_variants, only_seeds)  # fmt: skip
+
+
+def _run_locked(
+    spec: SweepSpec,
+    out: Path,
+    trials: list[Trial],
+    backend: str,
+    max_parallel: int,
+    address: str | None,
+    on_done: Callable[[dict[str, Any]], None] | None,
+    sweep_text: str | None,
+    report_only: bool,
+    only_variants: Sequence[str],
+    only_seeds: Sequence[int],
+) -> SweepResult:
+    """The body of :func:`sweep`, holding the sweep folder's lock."""
     copy = out / SWEEP_COPY
     text = sweep_text if sweep_text is not None else yaml.safe_dump(spec.model_dump(), sort_keys=False)
     if copy.exists() and yaml.safe_load(copy.read_text()) != yaml.safe_load(text):

@@ -167,7 +167,28 @@ def compile_objective(text: str, known: set[str]) -> Callable[[dict[str, float]]
             return float(node.value)
         return float(summary[ALIASES.get(node.id, node.id)])
 
-    return lambda summary: evaluate(tree, summary)
+    def value(summary: dict[str, float]) -> float:
+        try:
+            result = evaluate(tree, summary)
+        except ZeroDivisionError:
+            raise SmoothRLError(f"@objective {text!r} divides by zero on these metrics") from None
+        except OverflowError:
+            raise SmoothRLError(f"@objective {text!r} overflows on these metrics") from None
+        if isinstance(result, complex) or not math.isfinite(result):
+            raise SmoothRLError(f"@objective {text!r} is not a finite real number on these metrics ({result!r})")
+        return float(result)
+
+    probes = [dict.fromkeys(known, x) for x in (1.0, -1.0, 0.5, 2.0, 10.0, 1000.0)]  # metric values a trial may see
+    reasons = []
+    for probe in probes:
+        try:
+            value(probe)
+            break
+        except SmoothRLError as e:
+            reasons.append(str(e))
+    else:  # fails whatever the metrics: refuse it before any trial
+        raise SmoothRLError(reasons[0].replace("on these metrics", "whatever the metrics") + "; rewrite it")
+    return value
 
 
 @dataclass(frozen=True)
@@ -226,6 +247,7 @@ def run_trial(
     params: dict[str, Any],
     objective: Callable[[dict[str, float]], float],
     report: Callable[[int, float], bool],
+    metrics: dict[str, float] | None = None,
 ) -> float:
     """
     Train one trial in ``evals`` chunks, evaluating after each.
@@ -234,6 +256,7 @@ def run_trial(
     :param params: this trial's hyperparameters
     :param objective: from :func:`compile_objective`
     :param report: called with (evaluation number, objective); returns ``False`` to stop the trial
+    :param metrics: filled with the last evaluation's metrics (what the objective was computed from)
     :return: the last objective
     """
     import torch
@@ -260,6 +283,9 @@ def run_trial(
             if isinstance(env, VecNormalize):
                 sync_envs_normalization(env, evaluation)
             summary = summarize(run_episodes(model, evaluation, spec.episodes, deterministic=True))
+            if metrics is not None:
+                metrics.clear()
+                metrics.update({k: float(v) for k, v in summary.items() if isinstance(v, int | float)})
             value = float(objective(summary))
             if not report(k, value):
                 break
@@ -295,17 +321,30 @@ def tune_local(spec: TuneSpec, objective: Callable, on_trial: Callable[[dict], N
             trial.report(value, step)
             return not trial.should_prune()
 
-        value = run_trial(spec, params, objective, report)
+        metrics: dict[str, float] = {}
+        record = {"trial": trial.number, "params": params, "metrics": metrics}
+        try:
+            value = run_trial(spec, params, objective, report, metrics)
+        except Exception as e:  # the trial's own failure: recorded, and the search goes on
+            records.append({**record, "state": "failed", "objective": math.nan, "error": _reason(e)})
+            on_trial(records[-1])
+            raise
         if trial.should_prune():
-            records.append({"trial": trial.number, "state": "pruned", "objective": value, "params": params})
+            records.append({**record, "state": "pruned", "objective": value})
             on_trial(records[-1])
             raise optuna.TrialPruned()
-        records.append({"trial": trial.number, "state": "complete", "objective": value, "params": params})
+        records.append({**record, "state": "complete", "objective": value})
         on_trial(records[-1])
         return value
 
     study.optimize(fn, n_trials=spec.trials, catch=(Exception,))
     return records
+
+
+def _reason(error: BaseException) -> str:
+    """One line saying why a trial failed."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text and not isinstance(error, SmoothRLError) else (text or [""])[0]
 
 
 def tune_ray(
@@ -328,11 +367,13 @@ def tune_ray(
         raise SmoothRLError(f"@backend ray needs Ray and Optuna; {INSTALL_HINT}, or use @backend local") from None
 
     def trainable(config: dict[str, Any]) -> None:
+        metrics: dict[str, float] = {}
+
         def report(step: int, value: float) -> bool:
-            tune.report({"objective": value, "evaluation": step})
+            tune.report({"objective": value, "evaluation": step, **{f"metric/{k}": v for k, v in metrics.items()}})
             return True  # Tune stops a pruned trial itself
 
-        run_trial(spec, dict(config), objective, report)
+        run_trial(spec, dict(config), objective, report, metrics)
 
     started = not ray.is_initialized()
     if started:
@@ -373,9 +414,17 @@ def tune_ray(
         done = result.metrics.get("evaluation") == spec.evals
         state = "failed" if result.error else ("complete" if done else "pruned")
         params = {k: v for k, v in (result.config or {}).items()}
-        records.append(
-            {"trial": i, "state": state, "objective": result.metrics.get("objective", math.nan), "params": params}
-        )
+        metrics = {k.removeprefix("metric/"): v for k, v in result.metrics.items() if k.startswith("metric/")}
+        record = {
+            "trial": i,
+            "state": state,
+            "objective": result.metrics.get("objective", math.nan),
+            "params": params,
+            "metrics": metrics,
+        }
+        if result.error:
+            record["error"] = _reason(result.error)
+        records.append(record)
         on_trial(records[-1])
     return records
 
@@ -389,6 +438,12 @@ def best_preset(spec: TuneSpec, records: list[dict[str, Any]]) -> dict[str, dict
     from smoothrl.presets import agent_presets
 
     complete = [r for r in records if r["state"] == "complete" and math.isfinite(r["objective"])]
+    failed = [r for r in records if r["state"] == "failed"]
+    if not complete and failed:
+        raise SmoothRLError(
+            f"every trial that was not pruned failed ({len(failed)} of {len(records)}), the first with: "
+            f"{failed[0].get('error', 'no reason given')}; fix that (see trials.csv), then search again"
+        )
     if not complete:
         raise SmoothRLError("no trial completed; raise @trials or @timesteps, or use @pruner none")
     best = max(complete, key=lambda r: r["objective"])
@@ -421,25 +476,58 @@ def tune(
         import optuna  # noqa: F401
     except ImportError:
         raise SmoothRLError(f"tune needs Optuna; {INSTALL_HINT}") from None
-    if (out / BEST).exists():
-        raise SmoothRLError(f"{out} already holds a search ({BEST}); pick a new @out")
-    out.mkdir(parents=True, exist_ok=True)
-    notify = on_trial or (lambda record: None)
-    if backend == "local":
-        records = tune_local(spec, objective, notify)
-    else:
-        records = tune_ray(spec, objective, out, max_parallel, resources or Resources(), address, notify)
+    check_out(out)
+    with rundir.locked(out):
+        check_out(out)  # again, holding the lock: a second search into it is refused, not merged
+        collected: list[dict[str, Any]] = []
+
+        def notify(record: dict[str, Any]) -> None:  # every finished trial is on disk before it is shown
+            collected.append(record)
+            _write_trials(out, collected)
+            if on_trial is not None:
+                on_trial(record)
+
+        if backend == "local":
+            records = tune_local(spec, objective, notify)
+        else:
+            records = tune_ray(spec, objective, out, max_parallel, resources or Resources(), address, notify)
+        _write_trials(out, records)
+        preset = best_preset(spec, records)
+        _write_best(spec, out, records, preset)
+    return preset, records
+
+
+def check_out(out: Path) -> None:
+    """
+    :param out: a search's folder
+    :raises SmoothRLError: when it holds a search already, or another kind of result (a training run)
+    """
+    if (out / BEST).exists() or (out / TRIALS).exists():
+        raise SmoothRLError(f"{out} already holds a search ({TRIALS}); pick a new @out")
+    if rundir.is_run_dir(out):
+        raise SmoothRLError(f"{out} holds a training run; a search writes its own folder: pick a new @out")
+    if out.is_file():
+        raise SmoothRLError(f"{out} is a file; @out must be a folder")
+
+
+def _write_trials(out: Path, records: list[dict[str, Any]]) -> None:
+    """``trials.csv``: one row per trial with its state, objective, the metrics behind it, its parameters."""
+    names = sorted({k for r in records for k in r.get("metrics", {})})
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["trial", "state", "objective", "params"])
+    writer.writerow(["trial", "state", "objective", *names, "params", "error"])
     for r in records:
-        writer.writerow([r["trial"], r["state"], r["objective"], json.dumps(r["params"], sort_keys=True)])
+        metrics = r.get("metrics", {})
+        row = [r["trial"], r["state"], r["objective"], *(metrics.get(n, "") for n in names)]
+        writer.writerow([*row, json.dumps(r["params"], sort_keys=True), r.get("error", "")])
     rundir.atomic_write_text(out / TRIALS, buffer.getvalue())
-    preset = best_preset(spec, records)
+
+
+def _write_best(spec: TuneSpec, out: Path, records: list[dict[str, Any]], preset: dict[str, Any]) -> None:
+    """``best.yaml``: the best trial's preset entry, headed by the command that found it."""
     header = (
         f"# smoothrl tune --algo {spec.algo} --env {spec.env} --trials {spec.trials} --timesteps {spec.timesteps} "
         f"--objective {spec.objective!r} --sampler {spec.sampler} --pruner {spec.pruner} --seed {spec.seed}\n"
         f"# best of {len(records)} trials; copy the entry into agents/{spec.algo}.yaml (or pass its keys with --set)\n"
     )
     rundir.atomic_write_text(out / BEST, header + yaml.safe_dump(preset, sort_keys=False))
-    return preset, records

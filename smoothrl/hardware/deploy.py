@@ -10,10 +10,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from smoothrl.checks import DURATION, SPEEDUP, check_number
 from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.artefact import Artefact
 from smoothrl.hardware.backends import make_interface
-from smoothrl.hardware.loop import ControlLoop
+from smoothrl.hardware.loop import ControlLoop, check_log
 from smoothrl.hardware.profile import HardwareProfile, load_profile
 
 #: the exit code of a run that ended on a fault (an emergency stop), after writing the safe action
@@ -99,13 +100,14 @@ def deploy(
     :return: the loop's figures, plus the simulated episodes' returns for the sim backend
     :raises SmoothRLError: for an artefact, profile or backend that does not fit
     """
+    if duration_s is not None:
+        check_number("@duration", duration_s, DURATION)
+    check_number("@speedup", speedup, SPEEDUP)
     artefact = Artefact.load(artefact_dir)
     profile = load_profile(profile_path)
     check_profile(artefact, profile)
-    if duration_s is not None and duration_s <= 0:
-        raise SmoothRLError(f"--duration must be positive, got {duration_s}")
-    if log is not None and Path(log).exists():
-        raise SmoothRLError(f"{log} already exists; pass another --log")
+    if log is not None:
+        check_log(log)
     profile = with_bundle(artefact, profile)
     interface = make_interface(profile, lockstep=lockstep, speedup=speedup)
     loop = ControlLoop(artefact.policy(), interface, profile, log=log, speedup=speedup)
@@ -139,8 +141,8 @@ def deploy(
     plant = getattr(interface, "plant_kpis", None)
     if plant is not None:  # what the plant reported: its return and KPIs
         summary["plant"] = plant
-    if log is not None:
-        summary["log"] = str(log)
+    if loop.log_written is not None:
+        summary["log"] = str(loop.log_written)
     return summary
 
 

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from smoothrl.checks import check_writable
+from smoothrl.checks import SPEEDUP, check_number, check_writable
 from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.artefact import ArtefactPolicy
 from smoothrl.hardware.interface import HardwareInterface
@@ -127,7 +127,7 @@ class DeployLog:
         check_writable(self.path, "@log")
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.partial, "w", newline="")  # noqa: SIM115  (closed by close())
+        self._file = _claim(self.partial)
         self._writer = csv.writer(self._file)
         self._writer.writerow(
             [
@@ -153,11 +153,90 @@ class DeployLog:
         self._file.flush()
 
     def close(self) -> Path:
-        """:return: the final path"""
-        if not self._file.closed:
+        """
+        :return: the final path (published without replacing a file another writer put there
+            meanwhile: then the log stays at ``PATH.partial`` and that is returned)
+        """
+        if self._file.closed:
+            return self.path
+        self._file.flush()
+        try:
+            os.link(self.partial, self.path)  # fails if PATH exists: never clobbered
+        except FileExistsError:
             self._file.close()
-            os.replace(self.partial, self.path)
+            return self.partial
+        os.unlink(self.partial)
+        self._file.close()  # the lock goes with the file
         return self.path
+
+
+def check_log(path: str | Path) -> None:
+    """
+    Before a deployment connects: a log path that is free (no log, no other deploy's or killed
+    deploy's ``.partial``).
+
+    :param path: the log
+    :raises SmoothRLError: naming what is there
+    """
+    path = Path(path)
+    if path.exists():
+        raise SmoothRLError(f"{path} already exists; pass another @log")
+    partial = path.with_name(path.name + ".partial")
+    if partial.exists():
+        if _locked_by_other(partial):
+            raise SmoothRLError(f"{partial} is being written by another deploy; pass another @log")
+        raise SmoothRLError(
+            f"{partial} holds the log of a deploy that did not finish (killed?); keep it: pass another @log, "
+            "or move it away first"
+        )
+    check_writable(path, "@log")
+
+
+def _claim(partial: Path) -> Any:
+    """
+    Create a log's ``.partial`` file for this process alone: exclusively, and locked while it is
+    written, so a second deploy with the same log is refused instead of interleaving rows, and the
+    log of a killed run is kept instead of replaced.
+
+    :param partial: ``PATH.partial``
+    :return: the open file
+    :raises SmoothRLError: when another deploy writes it, or a finished-early run left it
+    """
+    try:
+        fd = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        if _locked_by_other(partial):
+            raise SmoothRLError(f"{partial} is being written by another deploy; pass another @log") from None
+        raise SmoothRLError(
+            f"{partial} holds the log of a deploy that did not finish (killed?); keep it: pass another @log, "
+            "or move it away first"
+        ) from None
+    handle = os.fdopen(fd, "w", newline="")
+    try:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # no POSIX locks (Windows): the exclusive create alone guards it
+        pass
+    return handle
+
+
+def _locked_by_other(path: Path) -> bool:
+    """Whether another live process holds ``path``'s lock (POSIX ``flock``)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        with open(path) as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
 
 
 def make_filter(profile: HardwareProfile, low: np.ndarray, high: np.ndarray, discrete: bool, n: int = 0) -> Any:
@@ -248,12 +327,11 @@ class ControlLoop:
         self.policy = policy
         self.interface = interface
         self.profile = profile
-        if speedup <= 0:
-            raise SmoothRLError(f"@speedup must be positive, got {speedup}")
-        self.speedup = speedup
+        self.speedup = check_number("@speedup", speedup, SPEEDUP)
         self.period = profile.control_period_s
         self.clock, self.sleep = clock, sleep
         self.log_path = Path(log) if log is not None else None
+        self.log_written: Path | None = None  # where the log ended up (its path, or its .partial)
         artefact = policy.artefact
         low, high = artefact.action_bounds()
         n = int(artefact.manifest["action_space"].get("n", 0))
@@ -450,7 +528,7 @@ class ControlLoop:
                 self.interface.deactivate()
             finally:
                 if log is not None:
-                    log.close()
+                    self.log_written = log.close()
         return self.stats
 
     # -- the loop: each period is wait -> read -> update -> write -> record ---------------------

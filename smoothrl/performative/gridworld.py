@@ -13,8 +13,8 @@ policy: the best-response Q against that policy on every perturbed grid (value i
 averaged over the grids, then ``softmax(beta Q)``. The learner's first policy is 0.1-greedy on
 the optimum of the unperturbed grid without a follower.
 
-The released experiments construct the env without passing their ``num_followers`` option, so
-they run with the constructor's default of 5 perturbed grids; the paper and this module use 50.
+The released experiments pass their ``--num_followers`` option (default 50) to the env, as the
+paper describes: 50 perturbed grids, as this module uses.
 """
 
 from __future__ import annotations

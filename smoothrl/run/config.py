@@ -265,6 +265,17 @@ class RunConfig(BaseModel):
     def _orders(cls, value: Any) -> dict[int, float]:
         return check_derivative_weights(value, "smoothness_reward")
 
+    @field_validator("env_kwargs")
+    @classmethod
+    def _headless(cls, value: dict[str, Any]) -> dict[str, Any]:
+        mode = value.get("render_mode")
+        if mode not in (None, "rgb_array"):
+            raise ValueError(
+                f"env_kwargs.render_mode {mode!r} opens a window that training and evaluation never draw; "
+                "drop it (smoothrl plot draws runs) or use rgb_array"
+            )
+        return value
+
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -428,13 +429,35 @@ def export_run(
         if spec is not None and hasattr(spec, "weather") and hasattr(spec, "tariff"):
             manifest["exogenous"] = _bundle_exogenous(spec, unwrapped.sim, tmp)
         (tmp / MANIFEST).write_text(json.dumps(seal(manifest), indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        _publish(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
+    """
+    Move a finished artefact into place without losing one another export wrote meanwhile: the
+    rename fails on a folder that is there (and not empty), and with ``overwrite`` the artefact
+    being replaced is set aside first and put back if the new one cannot take its place.
+
+    :param tmp: the finished artefact
+    :param out: where it goes
+    :param overwrite: replace an artefact already at ``out``
+    :raises SmoothRLError: when another export took ``out`` first
+    """
+    aside = out.with_name(f".{out.name}.replaced-{os.getpid()}")
+    if overwrite and (out / MANIFEST).is_file():
+        out.rename(aside)
+    try:
+        tmp.rename(out)
+    except OSError:
+        if aside.exists() and not out.exists():
+            aside.rename(out)
+        raise SmoothRLError(f"{out} was written by another export meanwhile; keep it, and pass another @out") from None
+    if aside.exists():
+        shutil.rmtree(aside)
 
 
 def _versions() -> dict[str, str]:
