@@ -12,6 +12,7 @@ from rich.table import Table
 
 from smoothrl.cli.app import app, console, user_errors
 from smoothrl.cli.tables import fmt
+from smoothrl.errors import SmoothRLError
 
 
 @app.command()
@@ -45,25 +46,38 @@ def performative(
         list[str] | None, typer.Option("--set", help="Override one hyperparameter (deep): key=value.")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a run already in --run-dir.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the unfinished run in --run-dir from its last finished round.")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Repeated retraining against an env that reacts to the deployed policy, to a performatively stable one."""
     from smoothrl.checks import check_writable
-    from smoothrl.experiments.retraining import make_settings
+    from smoothrl.experiments.retraining import SETTINGS, make_settings, resumed_settings
     from smoothrl.experiments.retraining import performative as run_performative
     from smoothrl.rundir import next_free_run_dir
 
-    settings = make_settings(
-        env=env, method=method, lam=lam, beta=beta, eta=eta, samples=samples, rounds=rounds, algo=algo,
-        steps=steps, episodes=episodes, delay=delay, adaptation=adaptation, seed=seed,
-    )  # fmt: skip
+    if resume:  # the run's own settings: only --run-dir (and --progress) matter
+        if run_dir is None:
+            raise SmoothRLError("--resume continues the run in --run-dir; give --run-dir")
+        check_writable(run_dir, "--run-dir", folder=True)
+        if not (run_dir / SETTINGS).is_file():
+            raise SmoothRLError(f"{run_dir} holds no performative run to resume; drop --resume")
+        settings, set_ = resumed_settings(run_dir)
+    else:
+        settings = make_settings(
+            env=env, method=method, lam=lam, beta=beta, eta=eta, samples=samples, rounds=rounds, algo=algo,
+            steps=steps, episodes=episodes, delay=delay, adaptation=adaptation, seed=seed,
+        )  # fmt: skip
     if run_dir is None:
         run_dir = next_free_run_dir(Path("runs") / "performative", settings.method)
     check_writable(run_dir, "--run-dir", folder=True)
-    console.print(f"performative {settings.method} on {settings.env}, {settings.rounds} rounds -> {run_dir}")
+    verb = "resuming" if resume else "performative"
+    console.print(f"{verb} {settings.method} on {settings.env}, {settings.rounds} rounds -> {run_dir}")
     path, results = run_performative(
-        settings, run_dir, overrides=set_ or [], overwrite=overwrite, progress_bar=progress
-    )
+        None if resume else settings, run_dir, overrides=set_ or [], overwrite=overwrite, resume=resume,
+        progress_bar=progress,
+    )  # fmt: skip
     first = results["rounds_to_tolerance"]
     last = results["rounds"][-1]
     table = Table(title=f"performative: {path}", caption=f"{settings.env}, {settings.method}, seed {settings.seed}")
@@ -102,12 +116,14 @@ def sweep(
 
     from smoothrl.checks import COUNT, check_number, check_writable
     from smoothrl.errors import SmoothRLError
+    from smoothrl.experiments.executor import check_backend
     from smoothrl.experiments.report import SUMMARY, few_seeds_warning
     from smoothrl.experiments.sweep import load_sweep, make_trials, selected
     from smoothrl.experiments.sweep import sweep as run_sweep
     from smoothrl.rundir import is_run_dir
 
     check_number("--max-parallel", max_parallel, COUNT)
+    check_backend(backend, address)
     spec = load_sweep(sweep_file)
     out = out or Path("runs") / "sweeps" / sweep_file.stem
     check_writable(out, "--out", folder=True)
@@ -191,6 +207,7 @@ def tune(
 ) -> None:
     """Search hyperparameters with Optuna (pruning on intermediate evaluations); write the best as a preset entry."""
     from smoothrl.checks import COUNT, check_number, check_seed, check_writable
+    from smoothrl.experiments.executor import check_backend
     from smoothrl.experiments.tuning import BEST, TuneSpec, check_out, check_spec
     from smoothrl.experiments.tuning import tune as run_tune
     from smoothrl.rundir import next_free_run_dir
@@ -199,6 +216,7 @@ def tune(
     check_seed("--seed", seed)
     spec = TuneSpec(algo, env, trials, timesteps, evals, episodes, objective, sampler, pruner, seed, preset)
     check_spec(spec)  # before the line that announces the search
+    check_backend(backend, address)
     out = out or next_free_run_dir(Path("runs") / "tune", f"{algo}_{env.replace('/', '-')}")
     check_writable(out, "--out", folder=True)
     check_out(out)

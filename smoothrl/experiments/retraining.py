@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from smoothrl import rundir
-from smoothrl.checks import COUNT, NON_NEGATIVE, POSITIVE, Range, check_number, check_seed, check_writable
+from smoothrl.checks import COUNT, Range, check_number, check_seed, check_writable
 from smoothrl.errors import SmoothRLError
 from smoothrl.performative import SENSITIVITY_KWARG, TABULAR_IDS
 from smoothrl.performative.gridworld import PerformativeGridworld
@@ -46,6 +46,12 @@ TOLERANCE = 1e-3
 #: largest rounds / samples taken
 MAX_ROUNDS = 100_000
 MAX_SAMPLES = 1_000_000
+#: largest regularization, sensitivity or step size taken (beyond it the solvers overflow)
+MAX_COEFFICIENT = 1e6
+#: the in-progress record of a deep run (rounds so far, the env's dynamics, the last occupancy)
+PROGRESS = "progress.json"
+#: the deep run's model after its latest finished round, to resume from
+ROUND_CHECKPOINT = "round"
 
 
 class PerformativeSettings(BaseModel):
@@ -89,9 +95,9 @@ class PerformativeSettings(BaseModel):
 
 #: (option, rule) of each number, for the one-line messages
 _RULES: dict[str, tuple[str, Range]] = {
-    "lam": ("@lam", NON_NEGATIVE),
-    "beta": ("@beta", NON_NEGATIVE),
-    "eta": ("@eta", POSITIVE),
+    "lam": ("@lam", Range(0, MAX_COEFFICIENT)),
+    "beta": ("@beta", Range(0, MAX_COEFFICIENT)),
+    "eta": ("@eta", Range(0, MAX_COEFFICIENT, low_open=True)),
     "samples": ("@samples", Range(1, MAX_SAMPLES, integer=True)),
     "rounds": ("@rounds", Range(1, MAX_ROUNDS, integer=True)),
     "delay": ("@delay", COUNT),
@@ -225,6 +231,11 @@ def deep_config(settings: PerformativeSettings, overrides: list[str]) -> RunConf
     steps = settings.steps
     config = resolve_config(settings.algo, settings.env, None, overrides, seed=settings.seed)
     steps = steps or max(config.n_timesteps // max(settings.rounds, 1), 1)
+    sensitivity = SENSITIVITY_KWARG[settings.env]
+    if sensitivity in config.env_kwargs:  # @set env_kwargs.beta=... obeys the rule @beta does
+        check_number(f"@set env_kwargs.{sensitivity}", config.env_kwargs[sensitivity], _RULES["beta"][1])
+    if "adaptation" in config.env_kwargs:
+        check_number("@set env_kwargs.adaptation", config.env_kwargs["adaptation"], _RULES["adaptation"][1])
     kwargs = {**config.env_kwargs, **env_kwargs(settings)}
     return config.model_copy(update={"env_kwargs": kwargs, "n_timesteps": steps * settings.rounds})
 
@@ -234,34 +245,48 @@ def run_deep(
     config: RunConfig,
     out: Path,
     on_round: Callable[[dict[str, float]], Any] | None = None,
+    resume: bool = False,
 ) -> dict:
     """
-    Deep repeated retraining (warm-started) with the run's algorithm.
+    Deep repeated retraining (warm-started) with the run's algorithm. After every deployment the
+    model, its normalization, the env's dynamics and the rounds so far are saved, so a killed
+    run resumes from its last finished round.
 
     :param settings: the settings (``method="deep"``)
     :param config: from :func:`deep_config`
-    :param out: the (staging) run directory: the model, normalization and TensorBoard go there
+    :param out: the run directory: the model, normalization and TensorBoard go there
     :param on_round: called after each deployment
+    :param resume: continue from the last finished round saved in ``out``
     :return: the results, as :func:`run_tabular`'s
     """
     from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
     from smoothrl.envs.registration import eval_env_kwargs
-    from smoothrl.run.build import EVAL_SEED_OFFSET, make_env, make_model
+    from smoothrl.run.build import EVAL_SEED_OFFSET, load_model, make_env, make_model
     from smoothrl.run.episodes import run_episodes, summarize
 
     steps = config.n_timesteps // settings.rounds
-    env = make_env(config, training=True)
+    saved = _read_progress(out) if resume else None
+    checkpoint = out / ROUND_CHECKPOINT
+    normalization = checkpoint / rundir.VECNORMALIZE
+    env = make_env(
+        config, training=True, vecnormalize_path=normalization if saved and normalization.is_file() else None
+    )
     evaluation = make_env(
         config, n_envs=1, training=False, seed=config.seed + EVAL_SEED_OFFSET, env_overrides=eval_env_kwargs(config.env)
     )
-    model = make_model(config, env, tensorboard_log=out / rundir.TB)
+    if saved:
+        model = load_model(config.entry.cls, checkpoint / rundir.MODEL, env=env, tensorboard_log=str(out / rundir.TB))
+        for copy in (env, evaluation):
+            copy.env_method("set_dynamics", np.asarray(saved["dynamics"]))
+    else:
+        model = make_model(config, env, tensorboard_log=out / rundir.TB)
     normalizer = env if isinstance(env, VecNormalize) else None
     tabular = config.env in TABULAR_IDS
-    rounds: list[dict[str, float]] = []
-    d_last: np.ndarray | None = None
+    rounds: list[dict[str, float]] = list(saved["rounds"]) if saved else []
+    d_last: np.ndarray | None = None if not saved or saved["d_last"] is None else np.asarray(saved["d_last"])
     try:
-        for t in range(settings.rounds + 1):
+        for t in range(len(rounds), settings.rounds + 1):
             if t > 0:  # retrain in the env the last deployment induced
                 model.learn(steps, reset_num_timesteps=False, tb_log_name=rundir.TB_RUN_NAME, progress_bar=False)
             if normalizer is not None:
@@ -291,6 +316,7 @@ def run_deep(
                 record["performative_return"] = value(evaluation.env_method("tabular", indices=[0])[0], table)
             record.update({f"response_{k}": float(v) for k, v in response.items()})
             rounds.append(record)
+            _save_round(out, model, rounds, dynamics, d_last)
             if on_round is not None:
                 on_round(record)
         _save_model(model, out, config)
@@ -305,6 +331,36 @@ def run_deep(
         "final_relative_change": changes[-1]["relative_change"] if changes else None,
         "distance_to_stable": None,
     }
+
+
+def _save_round(out: Path, model: Any, rounds: list[dict[str, float]], dynamics: Any, d_last: np.ndarray) -> None:
+    """What a resumed deep run starts from: the model and normalization, then (last, so it names only
+    complete files) the rounds, the env's dynamics and the last occupancy."""
+    checkpoint = out / ROUND_CHECKPOINT
+    checkpoint.mkdir(exist_ok=True)
+    rundir.atomic_write(checkpoint / rundir.MODEL, model.save)
+    vec_normalize = model.get_vec_normalize_env()
+    if vec_normalize is not None:
+        rundir.atomic_write(checkpoint / rundir.VECNORMALIZE, vec_normalize.save)
+    progress = {"rounds": rounds, "dynamics": np.asarray(dynamics).tolist(), "d_last": np.asarray(d_last).tolist()}
+    rundir.atomic_write_json(out / PROGRESS, progress)
+
+
+def _read_progress(out: Path) -> dict[str, Any]:
+    """:return: the saved progress of a deep run; :raises SmoothRLError: when there is none to resume"""
+    import json
+
+    path = out / PROGRESS
+    try:
+        progress = json.loads(path.read_text())
+        assert isinstance(progress["rounds"], list) and "dynamics" in progress and "d_last" in progress
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        raise SmoothRLError(
+            f"{out} has no finished round to resume from ({PROGRESS}); start it again with @overwrite"
+        ) from None
+    if not (out / ROUND_CHECKPOINT / rundir.MODEL).is_file():
+        raise SmoothRLError(f"{out} lacks the model of its last round; start it again with @overwrite")
+    return progress
 
 
 def _save_model(model: Any, out: Path, config: RunConfig) -> None:
@@ -323,67 +379,140 @@ def _log(writer: Any, record: dict[str, float]) -> None:
 
 
 def performative(
-    settings: PerformativeSettings,
+    settings: PerformativeSettings | None,
     run_dir: str | Path,
     *,
     overrides: list[str] | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     progress_bar: bool = True,
 ) -> tuple[Path, dict]:
     """
-    Run one performative study into a run directory. The run is written beside it first and
-    moved into place when complete, so a failed or interrupted run leaves the folder as it was.
+    Run one performative study into a run directory, holding its lock (a second writer is
+    refused). A deep run saves every finished round there, so ``resume`` continues a killed one;
+    tabular rounds take milliseconds and are computed again. With ``overwrite`` a finished run is
+    set aside and put back if the new one fails.
 
-    :param settings: from :func:`make_settings`
-    :param run_dir: the run directory (new or empty, unless ``overwrite``)
+    :param settings: from :func:`make_settings` (``None`` with ``resume``: the run's own)
+    :param run_dir: the run directory (new or empty, unless ``overwrite`` or ``resume``)
     :param overrides: ``--set`` items for the algorithm of ``deep``
     :param overwrite: replace a run already there
+    :param resume: continue the unfinished run there, with its own settings
     :param progress_bar: show a progress bar
     :return: the run directory and the results
     :raises SmoothRLError: for bad input
     """
+    run_dir = check_writable(run_dir, "@run_dir", folder=True)
+    if overwrite and resume:
+        raise SmoothRLError("@resume continues a run and @overwrite replaces it; pass one of them")
+    if settings is None and not resume:
+        raise SmoothRLError("performative needs its settings, or @resume to continue a run")
+    if settings is not None and overrides and settings.tabular:
+        raise SmoothRLError("@set applies to @method deep only (the algorithm's settings); drop it")
+    config = deep_config(settings, list(overrides or [])) if settings is not None and not settings.tabular else None
+    _check_target(run_dir, overwrite, resume)
+    with rundir.locked(run_dir):
+        _check_target(run_dir, overwrite, resume)  # again, holding the lock: the second writer loses here
+        if resume:
+            settings, overrides = _resumed_settings(run_dir, settings, overrides)
+            config = deep_config(settings, list(overrides or [])) if not settings.tabular else None
+        assert settings is not None
+        replace = overwrite and (run_dir / RESULTS).is_file()
+        with rundir.RunDir(run_dir).replacing(replace):
+            if not resume:
+                _clear(run_dir)
+            return run_dir, _run(settings, config, run_dir, list(overrides or []), resume, progress_bar)
+
+
+def _check_target(run_dir: Path, overwrite: bool, resume: bool) -> None:
+    """What ``run_dir`` holds against what the call asks: new, replace, or continue."""
+    if not run_dir.exists() or rundir.is_empty_dir(run_dir) or set(os.listdir(run_dir)) <= {rundir.LOCK}:
+        if resume:
+            raise SmoothRLError(f"{run_dir} holds no performative run to resume; drop @resume")
+        return
+    if not (run_dir / SETTINGS).is_file():
+        raise SmoothRLError(f"{run_dir} holds files but no performative run ({SETTINGS}); pick a new @run_dir")
+    finished = (run_dir / RESULTS).is_file()
+    if resume and finished:
+        raise SmoothRLError(f"{run_dir} holds a finished run; nothing to resume")
+    if not resume and not overwrite:
+        what = "a performative run" if finished else "an unfinished performative run (killed?)"
+        hint = "pass @overwrite to replace it" if finished else "pass @resume to continue it, or @overwrite"
+        raise SmoothRLError(f"{run_dir} already holds {what}; pick a new @run_dir or {hint}")
+
+
+def _resumed_settings(
+    run_dir: Path, settings: PerformativeSettings | None, overrides: list[str] | None
+) -> tuple[PerformativeSettings, list[str]]:
+    """The unfinished run's own settings and overrides (settings given beside them must not differ)."""
+    try:
+        saved = yaml.safe_load((run_dir / SETTINGS).read_text(encoding="utf-8"))
+        own = PerformativeSettings(**{k: v for k, v in saved.items() if k != "overrides"})
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError, TypeError, AttributeError):
+        raise SmoothRLError(f"{run_dir / SETTINGS} is damaged; start the run again with @overwrite") from None
+    own_overrides = list(saved.get("overrides") or [])
+    if settings is None:
+        return own, own_overrides
+    if settings != own or (overrides and overrides != own_overrides):
+        raise SmoothRLError(
+            f"{run_dir} is a {own.method} run on {own.env}; @resume continues it with its own settings "
+            "(drop the other options, or start a new @run_dir)"
+        )
+    return own, own_overrides
+
+
+def resumed_settings(run_dir: str | Path) -> tuple[PerformativeSettings, list[str]]:
+    """
+    :param run_dir: an unfinished performative run
+    :return: its settings and ``--set`` overrides, as it was started with
+    :raises SmoothRLError: when the folder holds no readable run
+    """
+    return _resumed_settings(Path(run_dir), None, None)
+
+
+def _clear(run_dir: Path) -> None:
+    """An unfinished run being overwritten: its files go (a finished one was set aside already)."""
+    for child in run_dir.iterdir():
+        if child.name != rundir.LOCK:
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def _run(
+    settings: PerformativeSettings,
+    config: RunConfig | None,
+    run_dir: Path,
+    overrides: list[str],
+    resume: bool,
+    progress_bar: bool,
+) -> dict:
+    """The study itself, into ``run_dir`` (held): settings first, the results last."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
     from smoothrl.tools.plotting import plot_performative
 
-    run_dir = check_writable(run_dir, "@run_dir", folder=True)
-    if run_dir.exists() and not rundir.is_empty_dir(run_dir) and not overwrite:
-        raise SmoothRLError(f"{run_dir} already holds files; pick a new @run_dir or pass @overwrite")
-    if overrides and settings.tabular:
-        raise SmoothRLError("@set applies to @method deep only (the algorithm's settings); drop it")
-    config = deep_config(settings, list(overrides or [])) if not settings.tabular else None
-    staging = run_dir.with_name(f".{run_dir.name}.partial{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        rundir.atomic_write_text(staging / SETTINGS, yaml.safe_dump(settings.model_dump(), sort_keys=False))
-        writer = SummaryWriter(str(staging / rundir.TB / TB_TAG))
-        total = settings.rounds if settings.tabular else settings.rounds + 1
-        with tqdm(total=total, desc=f"{settings.method} deployments", disable=not progress_bar) as bar:
+    done = len(_read_progress(run_dir)["rounds"]) if resume and not settings.tabular else 0  # before any write
+    if not resume:
+        text = yaml.safe_dump({**settings.model_dump(), "overrides": overrides}, sort_keys=False)
+        rundir.atomic_write_text(run_dir / SETTINGS, text)
+    writer = SummaryWriter(str(run_dir / rundir.TB / TB_TAG))
+    total = settings.rounds if settings.tabular else settings.rounds + 1
+    with tqdm(total=total, initial=done, desc=f"{settings.method} deployments", disable=not progress_bar) as bar:
 
-            def on_round(record: dict[str, float]) -> None:
-                _log(writer, record)
-                if "relative_change" in record:
-                    bar.set_postfix(change=f"{record['relative_change']:.2e}")
-                bar.update()
+        def on_round(record: dict[str, float]) -> None:
+            _log(writer, record)
+            if "relative_change" in record:
+                bar.set_postfix(change=f"{record['relative_change']:.2e}")
+            bar.update()
 
-            if settings.tabular:
-                results = run_tabular(settings, on_round)
-            else:
-                results = run_deep(settings, config, staging, on_round)
-        writer.close()
-        results = {"settings": settings.model_dump(), **results}
-        rundir.atomic_write_json(staging / RESULTS, results)
-        plot_performative({settings.method: results["rounds"]}, staging / PLOT, TOLERANCE)
-        if run_dir.exists():
-            aside = run_dir.with_name(f".{run_dir.name}.old{os.getpid()}")
-            run_dir.rename(aside)
-            staging.rename(run_dir)
-            shutil.rmtree(aside)
+        if settings.tabular:
+            results = run_tabular(settings, on_round)
         else:
-            staging.rename(run_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return run_dir, results
+            results = run_deep(settings, config, run_dir, on_round, resume=resume)  # type: ignore[arg-type]
+    writer.close()
+    results = {"settings": settings.model_dump(), **results}
+    plot_performative({settings.method: results["rounds"]}, run_dir / PLOT, TOLERANCE)
+    rundir.atomic_write_json(run_dir / RESULTS, results)  # last: its presence says the run finished
+    for leftover in (run_dir / PROGRESS, run_dir / ROUND_CHECKPOINT):
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+    return results

@@ -292,7 +292,7 @@ def build_policy(
         smoothing = Smoothing(float(sigma), int(m), int(seed), "vote" if view.discrete else "median")
     elif smoothing_samples is not None:
         raise SmoothRLError("@smoothing_samples needs @smoothing_sigma (or an S-PPO / S-DQN run); add it")
-    env = make_env(run.config, n_envs=1, training=False, vecnormalize_path=run.vecnormalize_path)
+    env = make_env(run.config, n_envs=1, training=False, vecnormalize_path=run.vecnormalize_path, model=run.model)
     normalization = None
     if isinstance(env, VecNormalize) and env.norm_obs:
         if not isinstance(env.obs_rms.mean, np.ndarray):
