@@ -195,3 +195,23 @@ def test_a_killed_search_keeps_its_finished_trials_and_a_second_search_is_refuse
     assert "mean_return" in finished[0] and float(finished[0]["mean_return"]) < 0  # the metrics behind it
     one_line(runner.invoke(app, args), "already holds a search")
     assert rows() == finished
+
+
+# -- sweep ----------------------------------------------------------------------------------
+
+
+def test_a_second_sweep_into_a_folder_being_written_is_refused_at_once(tmp_path: Path):
+    import yaml
+
+    spec = {"base": {"algo": "ppo", "env": "Pendulum-v1", "preset": "smoke", "timesteps": 64}, "seeds": 1}
+    spec["variants"] = [{"name": "a"}]
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    holder = hold_lock(out)
+    try:
+        args = ["sweep", str(tmp_path / "sweep.yaml"), "--backend", "local", "--out", str(out)]
+        one_line(runner.invoke(app, args), "is being written by process")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # the holder's lock only: nothing started

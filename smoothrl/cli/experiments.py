@@ -120,7 +120,7 @@ def sweep(
     from smoothrl.experiments.report import SUMMARY, few_seeds_warning
     from smoothrl.experiments.sweep import load_sweep, make_trials, selected
     from smoothrl.experiments.sweep import sweep as run_sweep
-    from smoothrl.rundir import is_run_dir
+    from smoothrl.rundir import is_run_dir, lock_owner
 
     check_number("--max-parallel", max_parallel, COUNT)
     check_backend(backend, address)
@@ -129,6 +129,9 @@ def sweep(
     check_writable(out, "--out", folder=True)
     if is_run_dir(out):
         raise SmoothRLError(f"{out} holds a training run; a sweep writes its own folder of runs: pick a new --out")
+    owner = lock_owner(out) if out.is_dir() else None
+    if owner is not None:
+        raise SmoothRLError(f"{out} is being written by process {owner[0]} ({owner[1]}); wait for it or stop it")
     trials = make_trials(spec, out)
     total = len(trials)
     chosen = sum(selected(t, variant or (), seed or ()) for t in trials)
