@@ -5,6 +5,9 @@ reaches the plant within the documented time, and nothing reaches it in a burst.
 from __future__ import annotations
 
 import socket
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,6 +47,23 @@ class Policy:
 
     def sent(self, command: np.ndarray) -> None:
         pass
+
+
+def after(loop: ControlLoop, periods: int, fault: Callable[[], None]) -> list[float]:
+    """Inject ``fault`` (at the far end) once the loop has run ``periods`` periods.
+
+    :return: a list that receives the time (monotonic) the fault began
+    """
+    began: list[float] = []
+
+    def inject() -> None:
+        while loop.stats.periods < periods:
+            time.sleep(0.01)
+        fault()
+        began.append(time.monotonic())
+
+    threading.Thread(target=inject, daemon=True).start()
+    return began
 
 
 def _port() -> int:
@@ -90,19 +110,7 @@ def modbus_loop(port: int, timeout_s: float = 1.0, modbus: dict | None = None, *
 def test_a_frozen_gateway_trips_the_watchdog_within_max_age_periods(gateway):
     plant = gateway(dt=PERIOD)
     loop = modbus_loop(plant.port)
-    import threading
-
-    frozen_at: list[float] = []
-
-    def freeze() -> None:
-        while loop.stats.periods < 20:
-            threading.Event().wait(0.01)
-        plant.frozen = True  # values and step counter stuck; every read still answers
-        import time
-
-        frozen_at.append(time.monotonic())
-
-    threading.Thread(target=freeze, daemon=True).start()
+    frozen_at = after(loop, 20, lambda: setattr(plant, "frozen", True))  # stuck; every read still answers
     stats = loop.run(10.0)
     assert stats.estop is not None and "stale observation" in stats.estop, stats.summary()
     first_safe = next(w for w in plant.writes if w.at > frozen_at[0] and w.command == SAFE)
@@ -116,14 +124,7 @@ def test_a_frozen_gateway_trips_the_watchdog_within_max_age_periods(gateway):
 def test_the_plants_run_ended_flag_ends_the_run_with_the_safe_action_written(gateway):
     plant = gateway(dt=PERIOD)
     loop = modbus_loop(plant.port)
-    import threading
-
-    def end() -> None:
-        while loop.stats.periods < 10:
-            threading.Event().wait(0.01)
-        plant.ended = True
-
-    threading.Thread(target=end, daemon=True).start()
+    after(loop, 10, lambda: setattr(plant, "ended", True))
     stats = loop.run(10.0)
     assert stats.stopped_by == "episode end" and stats.estop is None
     assert plant.writes[-1].command == SAFE and any(abs(w.command - HEAT) < 1e-6 for w in plant.writes)
@@ -136,18 +137,7 @@ def test_a_slow_gateway_cannot_hold_the_loop_or_cause_a_burst(gateway):
     per period."""
     plant = gateway(dt=PERIOD)
     loop = modbus_loop(plant.port, timeout_s=2.0)
-    import threading
-    import time
-
-    slow_at: list[float] = []
-
-    def slow_down() -> None:
-        while loop.stats.periods < 20:
-            threading.Event().wait(0.01)
-        slow_at.append(time.monotonic())
-        plant.delay_s = 4 * PERIOD
-
-    threading.Thread(target=slow_down, daemon=True).start()
+    after(loop, 20, lambda: setattr(plant, "delay_s", 4 * PERIOD))
     started = time.monotonic()
     stats = loop.run(3.0)
     # the late replies are overruns (the last command held), then the e-stop: within max_overruns periods
@@ -192,20 +182,9 @@ def udp_loop(port: int) -> ControlLoop:
 
 @pytest.mark.parametrize("offset", [-1000.0, 0.0, 1000.0], ids=["behind", "same", "ahead"])
 def test_a_robot_with_its_own_clock_runs_and_a_silent_one_estops_within_max_age(robot, offset: float):
-    import threading
-    import time
-
     arm = robot(dt=PERIOD, clock_offset_s=offset)
     loop = udp_loop(arm.port)
-    silent_at: list[float] = []
-
-    def fall_silent() -> None:
-        while loop.stats.periods < 20:
-            threading.Event().wait(0.01)
-        silent_at.append(time.monotonic())
-        arm.silent = True
-
-    threading.Thread(target=fall_silent, daemon=True).start()
+    silent_at = after(loop, 20, lambda: setattr(arm, "silent", True))
     stats = loop.run(10.0)
     assert stats.periods >= 20  # a clock behind or ahead of the controller's is not a fault
     assert stats.estop is not None and "stale observation" in stats.estop, stats.summary()
@@ -215,17 +194,9 @@ def test_a_robot_with_its_own_clock_runs_and_a_silent_one_estops_within_max_age(
 
 
 def test_a_robot_whose_clock_stops_is_stale_although_packets_arrive(robot):
-    import threading
-
     arm = robot(dt=PERIOD)
     loop = udp_loop(arm.port)
-
-    def stop_clock() -> None:
-        while loop.stats.periods < 20:
-            threading.Event().wait(0.01)
-        arm.clock_stopped = True
-
-    threading.Thread(target=stop_clock, daemon=True).start()
+    after(loop, 20, lambda: setattr(arm, "clock_stopped", True))
     stats = loop.run(10.0)
     assert stats.estop is not None and "stale observation" in stats.estop
     assert 20 <= stats.periods <= 20 + 6 and arm.writes[-1].command == SAFE
@@ -235,18 +206,10 @@ def test_a_scaled_int16_gateway_and_the_controllers_health_register(gateway):
     """A gateway publishing scaled int16 values (hundredths) and watching the controller's health
     register: the command arrives as 0.90, the heartbeat rises with every write, the state says
     policy (0), then safe action (1) after the e-stop, then stopped (2)."""
-    import threading
-
     plant = gateway(dt=PERIOD, encoding="int16", scale=100.0)
     settings = {"encoding": "int16", "scale": 100.0, "health_register": 20}
     loop = modbus_loop(plant.port, modbus=settings)
-
-    def freeze() -> None:
-        while loop.stats.periods < 10:
-            threading.Event().wait(0.01)
-        plant.frozen = True
-
-    threading.Thread(target=freeze, daemon=True).start()
+    after(loop, 10, lambda: setattr(plant, "frozen", True))
     stats = loop.run(10.0)
     assert stats.estop is not None and "stale" in stats.estop
     assert any(w.command == pytest.approx(HEAT) for w in plant.writes) and plant.writes[-1].command == SAFE
