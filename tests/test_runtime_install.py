@@ -74,6 +74,7 @@ def test_the_runtime_deploys_against_a_udp_bridge(runtime_venv: Path, tmp_path: 
     summary = json.loads(out.stdout)
     bridge.join(30)
     assert summary["periods"] == 200 and summary["stopped_by"] == "episode end"
+    assert summary["plant"]["return"] == pytest.approx(returns[0]) and summary["plant"]["length"] == 200
     reference, _ = evaluate(sac_run, episodes=1)
     assert returns[0] == pytest.approx(reference["mean_return"], rel=1e-4)
     bad = subprocess.run(
@@ -145,3 +146,48 @@ def test_the_runtime_deploys_every_shipped_building_profile(
     assert summary["stopped_by"] == "duration" and summary["periods"] == 96 and summary["estop"] is None
     # a day, then the safe action (heat pumps off), which a lock-step plant applies for one more step
     assert plant.steps == 97 and np.all(plant.command == 0.0)
+
+
+@pytest.fixture(scope="module")
+def cheetah_artefact(tmp_path_factory) -> Path:
+    """A (barely trained) PyBullet HalfCheetah policy, for the shipped robot profile."""
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import train
+    from smoothrl.tools.export import export_run
+
+    root = tmp_path_factory.mktemp("cheetah")
+    overrides = ["n_timesteps=256", "eval_freq=0", "checkpoint_freq=0", "normalize=true"]
+    config = resolve_config("ppo", "HalfCheetahBulletEnv-v0", "smoke", overrides)
+    return export_run(train(config, root / "run", progress_bar=False), root / "art")
+
+
+def test_the_runtime_deploys_the_shipped_robot_profile(runtime_venv: Path, tmp_path: Path, cheetah_artefact: Path):
+    """The runtime alone drives the PyBullet HalfCheetah bridge with ``udp_halfcheetah`` (a second
+    of simulated time in lock-step), then leaves the robot on the safe action."""
+    from smoothrl.hardware.backends.udp import serve_env
+
+    port = _free_port()
+    profile = yaml.safe_load((REPO / "hardware" / "udp_halfcheetah.yaml").read_text())
+    profile["udp"]["port"] = port
+    (tmp_path / "profile.yaml").write_text(yaml.safe_dump(profile))
+    ready, stop = threading.Event(), threading.Event()
+    bridge = threading.Thread(
+        target=serve_env, args=("HalfCheetahBulletEnv-v0", port), kwargs={"ready": ready, "stop": stop}, daemon=True
+    )
+    bridge.start()
+    assert ready.wait(60)
+    try:
+        out = subprocess.run(
+            [str(runtime_venv / "bin" / "smoothrl-deploy"), str(cheetah_artefact), "--hardware", "profile.yaml"]
+            + ["--duration", "1.0", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
+    finally:
+        stop.set()
+        bridge.join(30)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout)
+    assert summary["stopped_by"] == "duration" and summary["periods"] == 61 and summary["estop"] is None

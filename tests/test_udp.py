@@ -172,11 +172,13 @@ def test_lockstep_over_udp_returns_what_eval_returns(artefact, start_bridge):
     port = free_port()
     thread, returns = start_bridge(port, lockstep=True)
     prof = profile(port, True)
-    stats = ControlLoop(Artefact.load(art).policy(), UdpInterface(prof.udp, 0.05), prof).run()
+    interface = UdpInterface(prof.udp, 0.05)
+    stats = ControlLoop(Artefact.load(art).policy(), interface, prof).run()
     thread.join(10)
     reference, _ = evaluate(run_dir, episodes=1)
     assert stats.stopped_by == "episode end" and stats.periods == 200
     assert returns[0] == pytest.approx(reference["mean_return"], rel=1e-4)
+    assert interface.plant_kpis == {"return": pytest.approx(returns[0]), "length": 200, "episodes": 1}
 
 
 def test_lost_link_latches_the_estop_and_the_robot_gets_the_safe_action(artefact, start_bridge):

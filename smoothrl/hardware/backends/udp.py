@@ -7,7 +7,9 @@ Every datagram is one packet, little-endian::
     4       1     version    2
     5       1     kind       1 observation (bridge -> controller), 2 command (controller -> bridge),
                              3 hello (controller -> bridge: pair, send an observation),
-                             4 refused (bridge -> controller: paired with another controller)
+                             4 refused (bridge -> controller: paired with another controller),
+                             5 report (bridge -> controller, when an episode ends: its return,
+                             its length in steps, the episodes finished so far)
     6       1     flags      bit 0: the episode ended with this observation;
                              bit 1: this observation answers a hello (the receiver restarts its
                              sequence check: a robot or controller that restarted resynchronises)
@@ -57,7 +59,7 @@ from smoothrl.hardware.interface import Channels, HardwareInterface
 
 MAGIC = b"SRL1"
 VERSION = 2
-OBSERVATION, COMMAND, HELLO, REFUSED = 1, 2, 3, 4
+OBSERVATION, COMMAND, HELLO, REFUSED, REPORT = 1, 2, 3, 4, 5
 EPISODE_END, ANSWERS_HELLO = 1, 2
 HEADER = struct.Struct("<4sBBBxQQIdd")
 CRC = struct.Struct("<I")
@@ -111,7 +113,12 @@ def decode(data: bytes) -> Packet | None:
     if zlib.crc32(body) != crc:
         return None
     magic, version, kind, flags, seq, token, n, t_sent, stamp = HEADER.unpack(body[: HEADER.size])
-    if magic != MAGIC or version != VERSION or kind not in (OBSERVATION, COMMAND, HELLO, REFUSED) or n > MAX_VALUES:
+    if (
+        magic != MAGIC
+        or version != VERSION
+        or kind not in (OBSERVATION, COMMAND, HELLO, REFUSED, REPORT)
+        or n > MAX_VALUES
+    ):
         return None
     if len(body) != HEADER.size + 8 * n:
         return None
@@ -146,7 +153,7 @@ class Receiver:
         if packet is None:
             self.dropped["malformed"] += 1
             return None
-        if packet.kind in (HELLO, REFUSED):  # pairing: the caller decides
+        if packet.kind in (HELLO, REFUSED, REPORT):  # pairing and reports: the caller decides
             return packet
         if packet.kind != self.kind:
             self.dropped["kind"] += 1
@@ -195,6 +202,8 @@ class UdpInterface(HardwareInterface):
         self._latest: Packet | None = None
         self._arrivals = 0  # observations accepted so far
         self._refused = False
+        #: what the robot reported of its last finished episode (``return``, ``length``, ``episodes``)
+        self.plant_kpis: dict[str, float] | None = None
         self._hello_at = 0.0  # when the last hello went out
         self._received_at = 0.0  # when the newest observation arrived (our monotonic clock)
         self.clock_offset = 0.0  # the robot's clock minus ours, measured at hello
@@ -227,6 +236,9 @@ class UdpInterface(HardwareInterface):
             packet = self.receiver.accept(data, sender)
             if packet is not None and packet.kind == REFUSED and packet.token == self.token:
                 self._refused = True
+            if packet is not None and packet.kind == REPORT and packet.token == self.token and packet.values.size >= 3:
+                ret, length, episodes = packet.values[:3].tolist()
+                self.plant_kpis = {"return": ret, "length": length, "episodes": episodes}
             if packet is not None and packet.kind == OBSERVATION:
                 self._latest, self._received_at, got = packet, time.monotonic(), True
                 self._arrivals += 1
@@ -353,12 +365,21 @@ def serve_env(
         heard = time.monotonic()
         return True
 
+    length = 0
+
     def step() -> None:
-        nonlocal obs, stamp, ret, ended
+        nonlocal obs, stamp, ret, ended, length
         action = int(command[0]) if discrete else command  # type: ignore[index]
         obs, reward, terminated, truncated, _ = env.step(action)
-        stamp, ret = time.monotonic(), ret + float(reward)
+        stamp, ret, length = time.monotonic(), ret + float(reward), length + 1
         ended = bool(terminated or truncated)
+
+    def report() -> None:
+        """The finished episode's return and length, to the paired controller."""
+        nonlocal length
+        values = np.array([ret, length, len(returns)], dtype=np.float64)
+        sock.sendto(encode(Packet(REPORT, 0, values, time.monotonic(), stamp, 0, token)), controller)  # type: ignore[arg-type]
+        length = 0
 
     next_step = time.monotonic() + dt
     try:
@@ -384,6 +405,7 @@ def serve_env(
                         step()
                         if ended:
                             returns.append(ret)
+                            report()
                             send(EPISODE_END)
                             obs, _ = env.reset()
                             stamp, ret, ended = time.monotonic(), 0.0, False
@@ -399,6 +421,7 @@ def serve_env(
                     flags = EPISODE_END if ended else 0
                     if ended:
                         returns.append(ret)
+                        report()
                     send(flags)
                     if ended:
                         obs, _ = env.reset()
