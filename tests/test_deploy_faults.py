@@ -218,3 +218,16 @@ def test_a_scaled_int16_gateway_and_the_controllers_health_register(gateway):
     states = [state for _, state in plant.health]
     assert states[0] == 0 and 1 in states and states[-1] == 2
     assert states.index(1) > max(i for i, state in enumerate(states) if state == 0)  # safe after the policy
+
+
+def test_a_hung_gateway_latches_the_estop_and_ends_the_run_without_waiting_for_it(gateway):
+    """A gateway that stops answering altogether: the loop is never held (each period goes on),
+    the e-stop latches after ``max_overruns`` late periods, and the run ends within a second of
+    waiting for the queued safe action, instead of the gateway's timeout."""
+    plant = gateway(dt=PERIOD)
+    loop = modbus_loop(plant.port, timeout_s=30.0)
+    began = after(loop, 20, lambda: setattr(plant, "delay_s", 60.0))
+    stats = loop.run(10.0)
+    assert stats.estop is not None and "consecutive overruns" in stats.estop, stats.estop
+    assert stats.stopped_by == "estop" and 20 <= stats.periods <= 20 + 3 + 2
+    assert time.monotonic() - began[0] < 3.0  # not the 30 s request timeout, nor the 60 s the gateway takes
