@@ -252,7 +252,7 @@ def test_lockstep_week_over_modbus_matches_eval(hvac_artefact, plant, tmp_path: 
     assert stats.stopped_by == "episode end" and stats.periods == 672 and stats.estop is None, stats.summary()
     for kpi in ("tdis_tot", "ener_tot", "cost_tot", "switches_per_day"):
         assert server.kpis[kpi] == pytest.approx(reference[kpi], rel=0.01, abs=1e-6), kpi
-    assert set(written) == {0, 1, 2}  # the command's two registers and the sequence register only
+    assert set(written) == {0, 1, 2, 20, 21}  # the command (two registers), the sequence and the health only
 
 
 def test_a_register_map_outside_the_server_is_one_clear_error(plant):

@@ -299,9 +299,11 @@ def plot_deploy_log(path: str | Path, out: str | Path) -> Path:
     observed = [k.removeprefix("obs:") for k in log if k.startswith("obs:")]
     commands = [k.removeprefix("cmd:") for k in log if k.startswith("cmd:")]
     building = any(name.startswith(_TEMPERATURE) for name in observed)
-    fig, (ax_obs, ax_cmd, ax_int, ax_time) = plt.subplots(
-        4, 1, figsize=(10, 12), sharex=False, gridspec_kw={"height_ratios": [3, 2, 1, 1]}
+    joints = len(commands) if not building and len(commands) > 1 else 1  # a robot: one panel per joint
+    fig, axes = plt.subplots(
+        3 + joints, 1, figsize=(10, 10 + 1.2 * joints), gridspec_kw={"height_ratios": [3, *[2] * joints, 1, 1]}
     )
+    ax_obs, ax_joints, ax_int, ax_time = axes[0], list(axes[1 : 1 + joints]), axes[-2], axes[-1]
     shown = [n for n in observed if n.startswith(_TEMPERATURE) and "_in_" not in n] if building else observed[:8]
     for name in shown:
         ax_obs.plot(t, log[f"obs:{name}"], lw=1.2 if name.startswith("t_zone") else 0.8, label=name)
@@ -320,10 +322,14 @@ def plot_deploy_log(path: str | Path, out: str | Path) -> Path:
     )
     if not building and len(observed) > len(shown):
         ax_obs.set_title(f"Observed: the first {len(shown)} of {len(observed)} channels")
-    for name in commands:
-        ax_cmd.plot(t, log[f"raw:{name}"], lw=0.8, alpha=0.6, label=f"policy {name}")
-        ax_cmd.step(t, log[f"cmd:{name}"], where="post", lw=1.2, label=f"written {name}")
-    ax_cmd.set(title="Commands: the policy's and the filtered one written", ylabel="command")
+    for i, name in enumerate(commands):
+        ax = ax_joints[i if joints > 1 else 0]
+        ax.plot(t, log[f"raw:{name}"], lw=0.8, alpha=0.6, label=f"policy {name}")
+        ax.step(t, log[f"cmd:{name}"], where="post", lw=1.2, label=f"written {name}")
+        if joints > 1:
+            ax.set(title=f"Joint {name}: the policy's command and the filtered one written", ylabel="command")
+    if joints == 1:
+        ax_joints[0].set(title="Commands: the policy's and the filtered one written", ylabel="command")
     ax_int.step(t, log["interventions"], where="post", label="interventions (cumulative)")
     estop = np.array([bool(x) for x in log["estop"]])
     if estop.any():
@@ -334,11 +340,11 @@ def plot_deploy_log(path: str | Path, out: str | Path) -> Path:
     ax_time.plot(t, log["period_error_ms"], lw=0.6, label="period error (wake-up minus deadline)")
     ax_time.plot(t, log["inference_ms"], lw=0.6, label="inference")
     ax_time.set(title="Timing", ylabel="ms", xlabel=f"plant time ({unit})")
-    for ax in (ax_obs, ax_cmd, ax_int, ax_time):
+    for ax in axes:
         ax.set_xlim(t.min(), max(t.max(), t.min() + 1e-9))
         if ax is not ax_time:
             ax.set_xlabel(f"plant time ({unit})")
-    return _save(fig, (ax_obs, ax_cmd, ax_int, ax_time), out)
+    return _save(fig, tuple(axes), out)
 
 
 def plot_performative(runs: dict[str, list[dict[str, float]]], out: str | Path, tolerance: float = 1e-3) -> Path:

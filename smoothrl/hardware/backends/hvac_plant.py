@@ -15,6 +15,7 @@ import numpy as np
 from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.backends.modbus import (
     FINISHED_REGISTER,
+    HEALTH_REGISTER,
     KPI_REGISTER,
     PLANT_KPIS,
     STEP_REGISTER,
@@ -87,6 +88,7 @@ class HVACPlantServer:
             "command_register": 0,
             "sequence_register": self.sequence_register,
             "kpi_register": KPI_REGISTER,
+            "health_register": HEALTH_REGISTER,
             "weekday_jan1": int(self.sim.profiles["weekday"][0]),
         }
 
@@ -142,7 +144,12 @@ class HVACPlantServer:
         bits = [SimData(0, count=1, datatype=DataType.BITS)]
         device = SimDevice(
             id=1,
-            simdata=(bits, bits, block(self.sequence_register + 1), block(KPI_REGISTER + 2 * len(PLANT_KPIS))),
+            simdata=(
+                bits,
+                bits,
+                block(max(self.sequence_register + 1, HEALTH_REGISTER + 2)),
+                block(KPI_REGISTER + 2 * len(PLANT_KPIS)),
+            ),
             action=self._action,
         )
         server = ModbusTcpServer(device, address=(self.host, self.port))

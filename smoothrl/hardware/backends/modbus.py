@@ -66,6 +66,8 @@ FINISHED_REGISTER = 104
 #: input registers where smoothrl's plant reports its KPIs so far (float32 each, in this order)
 KPI_REGISTER = 110
 PLANT_KPIS = ("return", "tdis_tot", "ener_tot", "cost_tot", "pele_tot", "atvl_tot", "switches_per_day")
+#: holding registers where smoothrl's plant lets a controller report its health (heartbeat, state)
+HEALTH_REGISTER = 20
 #: the controller's state in its health register's second word, for the BMS
 HEALTH_RUNNING, HEALTH_SAFE, HEALTH_STOPPED = 0, 1, 2
 
