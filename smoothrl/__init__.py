@@ -37,7 +37,7 @@ _MOVED = {
     "smoothrl.training": "smoothrl.run",
     "smoothrl.sweep": "smoothrl.experiments.sweep",
     "smoothrl.tuning": "smoothrl.experiments.tuning",
-    "smoothrl.retraining": "smoothrl.experiments.retraining",
+    "smoothrl.retraining": "smoothrl.experiments.retraining_run",
     "smoothrl.export": "smoothrl.tools.export",
     "smoothrl.plotting": "smoothrl.tools.plotting",
     "smoothrl.robustness": "smoothrl.tools.robustness",

@@ -148,7 +148,8 @@ def test_a_subset_of_variants_and_seeds_runs_alone_then_the_rest(tmp_path):
 def test_failing_variant_is_reported_and_the_rest_complete(tmp_path):
     data = {
         **TINY,
-        "variants": [{"name": "good"}, {"name": "broken", "set": {"env_kwargs": {"no_such_kwarg": 1}}}],
+        # a config that validates and an env that starts, but a model SB3 refuses to build (one transition per update)
+        "variants": [{"name": "good"}, {"name": "broken", "set": {"n_steps": 1, "n_envs": 1}}],
         "seeds": 1,
         "metrics": ["return"],
     }
@@ -158,7 +159,7 @@ def test_failing_variant_is_reported_and_the_rest_complete(tmp_path):
     assert "failed broken seed 0" in result.output.replace("\n", " ")
     rows = read_rows(tmp_path / "out")
     assert rows[("good", "0")]["status"] == "ok" and rows[("broken", "0")]["status"] == "failed"
-    assert "no_such_kwarg" in rows[("broken", "0")]["error"]
+    assert "n_steps" in rows[("broken", "0")]["error"]
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "## Failed trials" in summary and "broken seed 0" in summary and "| good |" in summary
 
@@ -259,7 +260,7 @@ def test_real_cluster_head_and_worker_on_loopback_spread_the_trials(tmp_path):
 def test_tune_pruning_plumbing_prunes_trials_below_the_median(tmp_path, monkeypatch):
     from smoothrl.experiments import tuning
 
-    def fake(spec, params, objective, report):
+    def fake(spec, params, objective, report, metrics=None):
         value = -float(len(calls))  # each trial worse than the last: from the third on, below the median
         calls.append(params)
         for step in range(1, spec.evals + 1):

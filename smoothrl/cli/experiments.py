@@ -53,8 +53,9 @@ def performative(
 ) -> None:
     """Repeated retraining against an env that reacts to the deployed policy, to a performatively stable one."""
     from smoothrl.checks import check_writable
-    from smoothrl.experiments.retraining import SETTINGS, make_settings, resumed_settings
-    from smoothrl.experiments.retraining import performative as run_performative
+    from smoothrl.experiments.retraining import SETTINGS, make_settings
+    from smoothrl.experiments.retraining_run import performative as run_performative
+    from smoothrl.experiments.retraining_run import resumed_settings
     from smoothrl.rundir import next_free_run_dir
 
     if resume:  # the run's own settings: only --run-dir (and --progress) matter

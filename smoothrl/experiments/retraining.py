@@ -8,7 +8,8 @@ let the env respond (one response, handed to every copy), then train the same mo
 deployments. Per deployment: the relative occupancy change (exact for tabular envs, from the
 rollouts' visitation histogram otherwise), the performative return, the response, the KPIs.
 
-Run directory: ``performative.yaml`` (the settings), ``performative.json`` (every round),
+Run directory (written by :mod:`smoothrl.experiments.retraining_run`): ``performative.yaml``
+(the settings), ``performative.json`` (every round),
 ``performative.png`` (convergence, log scale), ``tb/`` (one scalar per deployment under
 ``performative/``), and for ``deep`` the run's ``config.yaml``, ``model.zip`` and
 ``vecnormalize.pkl`` as ``smoothrl train`` writes them (``smoothrl eval RUN_DIR`` works).
@@ -16,18 +17,15 @@ Run directory: ``performative.yaml`` (the settings), ``performative.json`` (ever
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from smoothrl import rundir
-from smoothrl.checks import COUNT, Range, check_number, check_seed, check_writable
+from smoothrl.checks import COUNT, Range, check_number, check_seed
 from smoothrl.errors import SmoothRLError
 from smoothrl.performative import SENSITIVITY_KWARG, TABULAR_IDS
 from smoothrl.performative.gridworld import PerformativeGridworld
@@ -266,7 +264,7 @@ def run_deep(
     from smoothrl.run.episodes import run_episodes, summarize
 
     steps = config.n_timesteps // settings.rounds
-    saved = _read_progress(out) if resume else None
+    saved = read_progress(out) if resume else None
     checkpoint = out / ROUND_CHECKPOINT
     normalization = checkpoint / rundir.VECNORMALIZE
     env = make_env(
@@ -346,7 +344,7 @@ def _save_round(out: Path, model: Any, rounds: list[dict[str, float]], dynamics:
     rundir.atomic_write_json(out / PROGRESS, progress)
 
 
-def _read_progress(out: Path) -> dict[str, Any]:
+def read_progress(out: Path) -> dict[str, Any]:
     """:return: the saved progress of a deep run; :raises SmoothRLError: when there is none to resume"""
     import json
 
@@ -371,148 +369,8 @@ def _save_model(model: Any, out: Path, config: RunConfig) -> None:
     rundir.atomic_write(out / rundir.MODEL, model.save)
 
 
-def _log(writer: Any, record: dict[str, float]) -> None:
+def log_round(writer: Any, record: dict[str, float]) -> None:
     step = int(record["round"])
     for key, val in record.items():
         if key != "round" and isinstance(val, int | float) and np.isfinite(val):
             writer.add_scalar(f"{TB_TAG}/{key}", float(val), step)
-
-
-def performative(
-    settings: PerformativeSettings | None,
-    run_dir: str | Path,
-    *,
-    overrides: list[str] | None = None,
-    overwrite: bool = False,
-    resume: bool = False,
-    progress_bar: bool = True,
-) -> tuple[Path, dict]:
-    """
-    Run one performative study into a run directory, holding its lock (a second writer is
-    refused). A deep run saves every finished round there, so ``resume`` continues a killed one;
-    tabular rounds take milliseconds and are computed again. With ``overwrite`` a finished run is
-    set aside and put back if the new one fails.
-
-    :param settings: from :func:`make_settings` (``None`` with ``resume``: the run's own)
-    :param run_dir: the run directory (new or empty, unless ``overwrite`` or ``resume``)
-    :param overrides: ``--set`` items for the algorithm of ``deep``
-    :param overwrite: replace a run already there
-    :param resume: continue the unfinished run there, with its own settings
-    :param progress_bar: show a progress bar
-    :return: the run directory and the results
-    :raises SmoothRLError: for bad input
-    """
-    run_dir = check_writable(run_dir, "@run_dir", folder=True)
-    if overwrite and resume:
-        raise SmoothRLError("@resume continues a run and @overwrite replaces it; pass one of them")
-    if settings is None and not resume:
-        raise SmoothRLError("performative needs its settings, or @resume to continue a run")
-    if settings is not None and overrides and settings.tabular:
-        raise SmoothRLError("@set applies to @method deep only (the algorithm's settings); drop it")
-    config = deep_config(settings, list(overrides or [])) if settings is not None and not settings.tabular else None
-    _check_target(run_dir, overwrite, resume)
-    with rundir.locked(run_dir):
-        _check_target(run_dir, overwrite, resume)  # again, holding the lock: the second writer loses here
-        if resume:
-            settings, overrides = _resumed_settings(run_dir, settings, overrides)
-            config = deep_config(settings, list(overrides or [])) if not settings.tabular else None
-        assert settings is not None
-        replace = overwrite and (run_dir / RESULTS).is_file()
-        with rundir.RunDir(run_dir).replacing(replace):
-            if not resume:
-                _clear(run_dir)
-            return run_dir, _run(settings, config, run_dir, list(overrides or []), resume, progress_bar)
-
-
-def _check_target(run_dir: Path, overwrite: bool, resume: bool) -> None:
-    """What ``run_dir`` holds against what the call asks: new, replace, or continue."""
-    if not run_dir.exists() or rundir.is_empty_dir(run_dir) or set(os.listdir(run_dir)) <= {rundir.LOCK}:
-        if resume:
-            raise SmoothRLError(f"{run_dir} holds no performative run to resume; drop @resume")
-        return
-    if not (run_dir / SETTINGS).is_file():
-        raise SmoothRLError(f"{run_dir} holds files but no performative run ({SETTINGS}); pick a new @run_dir")
-    finished = (run_dir / RESULTS).is_file()
-    if resume and finished:
-        raise SmoothRLError(f"{run_dir} holds a finished run; nothing to resume")
-    if not resume and not overwrite:
-        what = "a performative run" if finished else "an unfinished performative run (killed?)"
-        hint = "pass @overwrite to replace it" if finished else "pass @resume to continue it, or @overwrite"
-        raise SmoothRLError(f"{run_dir} already holds {what}; pick a new @run_dir or {hint}")
-
-
-def _resumed_settings(
-    run_dir: Path, settings: PerformativeSettings | None, overrides: list[str] | None
-) -> tuple[PerformativeSettings, list[str]]:
-    """The unfinished run's own settings and overrides (settings given beside them must not differ)."""
-    try:
-        saved = yaml.safe_load((run_dir / SETTINGS).read_text(encoding="utf-8"))
-        own = PerformativeSettings(**{k: v for k, v in saved.items() if k != "overrides"})
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError, TypeError, AttributeError):
-        raise SmoothRLError(f"{run_dir / SETTINGS} is damaged; start the run again with @overwrite") from None
-    own_overrides = list(saved.get("overrides") or [])
-    if settings is None:
-        return own, own_overrides
-    if settings != own or (overrides and overrides != own_overrides):
-        raise SmoothRLError(
-            f"{run_dir} is a {own.method} run on {own.env}; @resume continues it with its own settings "
-            "(drop the other options, or start a new @run_dir)"
-        )
-    return own, own_overrides
-
-
-def resumed_settings(run_dir: str | Path) -> tuple[PerformativeSettings, list[str]]:
-    """
-    :param run_dir: an unfinished performative run
-    :return: its settings and ``--set`` overrides, as it was started with
-    :raises SmoothRLError: when the folder holds no readable run
-    """
-    return _resumed_settings(Path(run_dir), None, None)
-
-
-def _clear(run_dir: Path) -> None:
-    """An unfinished run being overwritten: its files go (a finished one was set aside already)."""
-    for child in run_dir.iterdir():
-        if child.name != rundir.LOCK:
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
-
-
-def _run(
-    settings: PerformativeSettings,
-    config: RunConfig | None,
-    run_dir: Path,
-    overrides: list[str],
-    resume: bool,
-    progress_bar: bool,
-) -> dict:
-    """The study itself, into ``run_dir`` (held): settings first, the results last."""
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm.auto import tqdm
-
-    from smoothrl.tools.plotting import plot_performative
-
-    done = len(_read_progress(run_dir)["rounds"]) if resume and not settings.tabular else 0  # before any write
-    if not resume:
-        text = yaml.safe_dump({**settings.model_dump(), "overrides": overrides}, sort_keys=False)
-        rundir.atomic_write_text(run_dir / SETTINGS, text)
-    writer = SummaryWriter(str(run_dir / rundir.TB / TB_TAG))
-    total = settings.rounds if settings.tabular else settings.rounds + 1
-    with tqdm(total=total, initial=done, desc=f"{settings.method} deployments", disable=not progress_bar) as bar:
-
-        def on_round(record: dict[str, float]) -> None:
-            _log(writer, record)
-            if "relative_change" in record:
-                bar.set_postfix(change=f"{record['relative_change']:.2e}")
-            bar.update()
-
-        if settings.tabular:
-            results = run_tabular(settings, on_round)
-        else:
-            results = run_deep(settings, config, run_dir, on_round, resume=resume)  # type: ignore[arg-type]
-    writer.close()
-    results = {"settings": settings.model_dump(), **results}
-    plot_performative({settings.method: results["rounds"]}, run_dir / PLOT, TOLERANCE)
-    rundir.atomic_write_json(run_dir / RESULTS, results)  # last: its presence says the run finished
-    for leftover in (run_dir / PROGRESS, run_dir / ROUND_CHECKPOINT):
-        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
-    return results

@@ -14,8 +14,9 @@ from smoothrl.checks import DURATION, SPEEDUP, check_number
 from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.artefact import Artefact
 from smoothrl.hardware.backends import make_interface
-from smoothrl.hardware.loop import ControlLoop, check_log
+from smoothrl.hardware.loop import ControlLoop
 from smoothrl.hardware.profile import HardwareProfile, load_profile
+from smoothrl.hardware.record import check_log
 
 #: the exit code of a run that ended on a fault (an emergency stop), after writing the safe action
 FAULT_EXIT = 1

@@ -32,11 +32,9 @@ direct and time is the simulation's: period ``k`` is at ``k * period``.
 
 from __future__ import annotations
 
-import csv
-import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -46,197 +44,16 @@ from typing import Any
 
 import numpy as np
 
-from smoothrl.checks import SPEEDUP, check_number, check_writable
+from smoothrl.checks import SPEEDUP, check_number
 from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.artefact import ArtefactPolicy
 from smoothrl.hardware.interface import HardwareInterface
+from smoothrl.hardware.io import DeadlineIO, Late
 from smoothrl.hardware.profile import HardwareProfile
+from smoothrl.hardware.record import DeployLog, LoopStats
 from smoothrl.hardware.safety import DiscreteSafetyFilter, SafetyFilter
 
 PHASES = ("ramp", "hold", "policy", "estop", "stop")
-
-
-class _Late(Exception):
-    """The hardware has not answered within the period (the call goes on in the background)."""
-
-
-@dataclass
-class LoopStats:
-    """Timing and safety figures of a run."""
-
-    periods: int = 0
-    overruns: int = 0
-    missed: int = 0  # periods skipped because the loop fell a whole period behind (never caught up in a burst)
-    period_errors: list[float] = field(default_factory=list)
-    inference_s: list[float] = field(default_factory=list)
-    read_to_write_s: list[float] = field(default_factory=list)
-    obs_age_s: list[float] = field(default_factory=list)
-    estop: str | None = None
-    estops: int = 0
-    recoveries: int = 0
-    stopped_by: str = "duration"
-    interventions: dict[str, int] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, Any]:
-        """:return: JSON-friendly figures (seconds in ms)"""
-
-        def ms(values: list[float], q: float) -> float:
-            return float(np.percentile(values, q) * 1000) if values else float("nan")
-
-        errors = np.abs(self.period_errors) if self.period_errors else np.array([np.nan])
-        return {
-            "periods": self.periods,
-            "overruns": self.overruns,
-            "missed_periods": self.missed,
-            "mean_period_error_ms": float(np.mean(self.period_errors) * 1000) if self.period_errors else float("nan"),
-            "p99_jitter_ms": float(np.percentile(errors, 99) * 1000),
-            "inference_median_ms": ms(self.inference_s, 50),
-            "inference_p99_ms": ms(self.inference_s, 99),
-            "read_to_write_median_ms": ms(self.read_to_write_s, 50),
-            "read_to_write_p99_ms": ms(self.read_to_write_s, 99),
-            "max_obs_age_ms": float(np.max(self.obs_age_s) * 1000) if self.obs_age_s else float("nan"),
-            "estop": self.estop,
-            "estops": self.estops,
-            "recoveries": self.recoveries,
-            "stopped_by": self.stopped_by,
-            "interventions": dict(self.interventions),
-        }
-
-
-class DeployLog:
-    """
-    One CSV row per period, flushed as it is written, to ``PATH.partial``; renamed to ``PATH``
-    when closed (an existing ``PATH`` is never overwritten: the caller chooses a new name).
-
-    Columns: ``period``; ``utc`` (ISO 8601, when the period's row was written); ``wall_s``
-    (seconds since the loop started, on the controller's clock); ``plant_s`` (the profile's
-    seconds: simulated in lock-step, wall seconds times the speedup in real time); ``phase``
-    (``ramp``, ``hold``, ``policy``, ``estop``, and ``stop`` for the safe action written when the
-    run ends); timing in ms; each observation channel by its name; ``raw:`` and ``cmd:`` per
-    command (the policy's action, and what was written); interventions; the e-stop's reason.
-
-    :param path: the log file
-    :param observations: the observation channels' names, in order
-    :param commands: command channels
-    """
-
-    def __init__(self, path: str | Path, observations: Sequence[str], commands: int) -> None:
-        self.path = Path(path)
-        if self.path.exists():
-            raise SmoothRLError(f"{self.path} already exists; pass another @log")
-        check_writable(self.path, "@log")
-        self.partial = self.path.with_name(self.path.name + ".partial")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = _claim(self.partial)
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(
-            [
-                "period",
-                "utc",
-                "wall_s",
-                "plant_s",
-                "phase",
-                "period_error_ms",
-                "inference_ms",
-                "obs_age_ms",
-                *(f"obs:{name}" for name in observations),
-                *(f"raw:{i}" for i in range(commands)),
-                *(f"cmd:{i}" for i in range(commands)),
-                "interventions",
-                "estop",
-            ]
-        )
-
-    def row(self, values: list[Any]) -> None:
-        """:param values: one period's values, in the header's order"""
-        self._writer.writerow(values)
-        self._file.flush()
-
-    def close(self) -> Path:
-        """
-        :return: the final path (published without replacing a file another writer put there
-            meanwhile: then the log stays at ``PATH.partial`` and that is returned)
-        """
-        if self._file.closed:
-            return self.path
-        self._file.flush()
-        try:
-            os.link(self.partial, self.path)  # fails if PATH exists: never clobbered
-        except FileExistsError:
-            self._file.close()
-            return self.partial
-        os.unlink(self.partial)
-        self._file.close()  # the lock goes with the file
-        return self.path
-
-
-def check_log(path: str | Path) -> None:
-    """
-    Before a deployment connects: a log path that is free (no log, no other deploy's or killed
-    deploy's ``.partial``).
-
-    :param path: the log
-    :raises SmoothRLError: naming what is there
-    """
-    path = Path(path)
-    if path.exists():
-        raise SmoothRLError(f"{path} already exists; pass another @log")
-    partial = path.with_name(path.name + ".partial")
-    if partial.exists():
-        if _locked_by_other(partial):
-            raise SmoothRLError(f"{partial} is being written by another deploy; pass another @log")
-        raise SmoothRLError(
-            f"{partial} holds the log of a deploy that did not finish (killed?); keep it: pass another @log, "
-            "or move it away first"
-        )
-    check_writable(path, "@log")
-
-
-def _claim(partial: Path) -> Any:
-    """
-    Create a log's ``.partial`` file for this process alone: exclusively, and locked while it is
-    written, so a second deploy with the same log is refused instead of interleaving rows, and the
-    log of a killed run is kept instead of replaced.
-
-    :param partial: ``PATH.partial``
-    :return: the open file
-    :raises SmoothRLError: when another deploy writes it, or a finished-early run left it
-    """
-    try:
-        fd = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        if _locked_by_other(partial):
-            raise SmoothRLError(f"{partial} is being written by another deploy; pass another @log") from None
-        raise SmoothRLError(
-            f"{partial} holds the log of a deploy that did not finish (killed?); keep it: pass another @log, "
-            "or move it away first"
-        ) from None
-    handle = os.fdopen(fd, "w", newline="")
-    try:
-        import fcntl
-
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # no POSIX locks (Windows): the exclusive create alone guards it
-        pass
-    return handle
-
-
-def _locked_by_other(path: Path) -> bool:
-    """Whether another live process holds ``path``'s lock (POSIX ``flock``)."""
-    try:
-        import fcntl
-    except ImportError:
-        return False
-    try:
-        with open(path) as f:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-    except OSError:
-        return False
-    return False
 
 
 def make_filter(profile: HardwareProfile, low: np.ndarray, high: np.ndarray, discrete: bool, n: int = 0) -> Any:
@@ -340,12 +157,8 @@ class ControlLoop:
         self.stop_event = threading.Event()
         self._rearm = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hardware-io")
-        self._io_pending: Future | None = None
-        self._io_direct = not io_deadlines
-        self._read_future: Future | None = None  # a read still on its way
+        self.io = DeadlineIO(interface, direct=not io_deadlines)
         self._last_read: tuple[np.ndarray, float] | None = None  # the newest observation and its timestamp
-        self._safe_pending: Future | None = None  # a safe write queued behind a call that has not returned
         self._pending: Future | None = None
         self._consecutive_overruns = 0
         self._healthy = 0  # periods in a row, during an e-stop, with a good observation and a safe write
@@ -379,48 +192,6 @@ class ControlLoop:
 
     # -- hardware I/O with a deadline -------------------------------------------------------
 
-    def _io_call(self, fn: Callable[..., Any], *args: Any, budget: float) -> Any:
-        """
-        Call the interface, in real time on the I/O worker with a deadline, so that a slow or hung
-        gateway cannot hold the loop: the period goes on, and the call that did not return is a fault.
-
-        :param fn: ``interface.read`` or ``write``
-        :param budget: seconds the call may take
-        :return: what it returned
-        :raises TimeoutError: when it did not return in time, or an earlier call still has not
-        """
-        if self.interface.lockstep or self._io_direct:  # lock-step: the far end sets the pace, nothing to overtake
-            return fn(*args)
-        if self._io_pending is not None and not self._io_pending.done():
-            raise TimeoutError("the hardware has not answered an earlier call")
-        self._io_pending = self._io.submit(fn, *args)
-        return self._io_result(self._io_pending, budget)
-
-    @staticmethod
-    def _io_result(future: Future, budget: float) -> Any:
-        try:
-            return future.result(timeout=max(0.0, budget))
-        except FutureTimeout:
-            raise TimeoutError(f"no answer within {budget * 1000:.0f} ms") from None
-
-    def _write_safe(self, command: np.ndarray, budget: float) -> None:
-        """
-        Write the safe action. Behind a call that has not returned (a slow gateway) it is queued,
-        not refused: it goes out the moment the gateway takes requests again, once (never a
-        second copy while the first is on its way).
-
-        :param command: the safe command
-        :param budget: seconds to wait for it here
-        :raises Exception: what the write raised, or :class:`TimeoutError` while it is on its way
-        """
-        if self.interface.lockstep or self._io_direct:
-            self.interface.emergency_stop(command)
-            return
-        if self._safe_pending is None or self._safe_pending.done():
-            self._safe_pending = self._io.submit(self.interface.emergency_stop, command)
-            self._io_pending = self._safe_pending
-        self._io_result(self._safe_pending, budget)
-
     def _budget(self, until: float) -> float:
         """Seconds from now to ``until``, and at least a quarter period (a late start still gets its I/O)."""
         return max(0.25 * self.period, until - self.clock())
@@ -433,8 +204,8 @@ class ControlLoop:
             self.stats.estop = reason
             self.stats.estops += 1
         try:
-            self._write_safe(command, budget=0.5 * self.period)
-        except TimeoutError:  # queued behind a slow call: it goes out when the gateway answers
+            self.io.write_safe(command, 0.5 * self.period)
+        except Late:  # queued behind a slow call: it goes out when the gateway answers
             self._healthy = 0
         except Exception as e:  # the hardware cannot even take the safe action: tell it, and stop
             self.interface.on_error(e)
@@ -522,7 +293,7 @@ class ControlLoop:
             raise
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
-            self._io.shutdown(wait=False, cancel_futures=True)
+            self.io.close()
             self.stats.interventions = {**vars(self.filter.counts), "total": self.filter.counts.total()}
             try:
                 self.interface.deactivate()
@@ -545,7 +316,7 @@ class ControlLoop:
             self.stats.estops += 1
         command = self.filter.safe()
         try:
-            self._write_safe(command, budget=max(2 * self.period, 1.0))  # the last chance: wait for it
+            self.io.write_safe(command, max(2 * self.period, 1.0))  # the last chance: wait for it
         except Exception as e:  # the far end is gone: nothing more can be written
             self.interface.on_error(e)
         now = self.clock()
@@ -614,39 +385,14 @@ class ControlLoop:
             self.policy.reset()
         return _Period(k, t_k, simulated, deadline, now, error, raw=np.full(self.filter.dim, np.nan))
 
-    def _fetch(self, budget: float) -> tuple[np.ndarray, float]:
-        """
-        The interface's newest observation. In real time the read runs on the I/O worker: one that
-        has not answered within ``budget`` stays pending (its answer is taken next period) and the
-        period goes on without a new observation.
-
-        :param budget: seconds to wait
-        :return: observation and its timestamp
-        :raises _Late: no answer this period
-        """
-        if self.interface.lockstep or self._io_direct:
-            return self.interface.read()
-        if self._read_future is None:
-            if self._io_pending is not None and not self._io_pending.done():
-                raise _Late("the hardware has not answered an earlier call")
-            self._read_future = self._io_pending = self._io.submit(self.interface.read)
-        try:
-            result = self._read_future.result(timeout=max(0.0, budget))
-        except FutureTimeout:
-            raise _Late(f"no answer within {budget * 1000:.0f} ms") from None
-        finally:
-            if self._read_future.done():
-                self._read_future = None  # answered (or failed): the next period asks again
-        return result
-
     def _read(self, period: _Period) -> None:
         """Read the newest observation and check it (a fault latches the e-stop in :meth:`_update`).
         A read that has not answered in time is no fault by itself: the last observation stands,
         and ages (the staleness check trips after ``max_age_periods``)."""
         try:
-            obs, stamp = self._fetch(self._budget(period.deadline + 0.5 * self.period))
+            obs, stamp = self.io.read(self._budget(period.deadline + 0.5 * self.period))
             self._last_read = (np.asarray(obs, dtype=np.float64).ravel(), stamp)
-        except _Late as e:
+        except Late as e:
             if self._last_read is None:
                 period.obs = np.full(self.policy.artefact.sensors, np.nan)
                 period.stamp, period.fault = period.now, f"read failed ({e})"
@@ -700,8 +446,8 @@ class ControlLoop:
         """Write the command (an e-stop has written its safe action already); a failed write latches the e-stop."""
         if period.write:
             try:
-                self._io_call(self.interface.write, period.command, budget=self._budget(period.deadline + self.period))
-            except TimeoutError:  # not written this period (the hardware is busy or slow): the plant holds the last
+                self.io.write(period.command, self._budget(period.deadline + self.period))
+            except Late:  # not written this period (the hardware is busy or slow): the plant holds the last
                 self.stats.overruns += 1
             except Exception as e:
                 period.phase = "estop"
