@@ -261,9 +261,9 @@ def test_a_register_map_outside_the_server_is_one_clear_error(plant):
     channels = [*prof.obs_channels[:-1], {"name": "hvac_locked[office]", "register": 200}]
     with pytest.raises(SmoothRLError, match=r"no input registers 200\.\.201"):
         ModbusInterface(prof.modbus, channels, 1, 900.0).configure()
-    with pytest.raises(SmoothRLError, match="no holding registers 7..9"):
+    with pytest.raises(SmoothRLError, match="no holding registers 30..32"):
         ModbusInterface(
-            {**prof.modbus, "command_register": 7, "sequence_register": 9}, prof.obs_channels, 1, 900.0
+            {**prof.modbus, "command_register": 30, "sequence_register": 32}, prof.obs_channels, 1, 900.0
         ).configure()
     with pytest.raises(SmoothRLError, match="no Modbus server answers"):
         settings = {**prof.modbus, "port": free_port(), "connect_timeout_s": 0.5}

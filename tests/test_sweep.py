@@ -341,3 +341,21 @@ def test_report_summarizes_what_finished_and_runs_nothing(tmp_path):
     assert empty.exit_code == 0, empty.output
     assert "0 of 2 trials finished so far" in empty.output and not (out / "plain" / "seed_0").exists()
     assert "0 of 0 trials finished" in (out / "summary.md").read_text()
+
+
+def test_on_ray_a_trial_stopped_early_is_told_to_the_sampler_as_pruned():
+    """As Optuna's own pruner tells it (local backend), not as complete with its last intermediate objective."""
+    import optuna
+
+    from smoothrl.experiments.ray_search import PruningOptunaSearch
+    from smoothrl.experiments.tuning import DefineByRun
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=0)
+    search = PruningOptunaSearch(2, space=DefineByRun("ppo"), metric="objective", mode="max", sampler=sampler)
+    for trial, evaluation in (("stopped", 1), ("complete", 2)):
+        assert set(search.suggest(trial)) >= {"learning_rate", "n_steps"}
+        search.on_trial_complete(trial, {"objective": -5.0, "evaluation": evaluation})
+    search.suggest("failed")
+    search.on_trial_complete("failed", None, error=True)
+    assert [t.state.name for t in search._ot_study.trials] == ["PRUNED", "COMPLETE", "FAIL"]

@@ -278,7 +278,8 @@ def tune_ray(
         import ray
         from ray import tune
         from ray.tune.schedulers import MedianStoppingRule
-        from ray.tune.search.optuna import OptunaSearch
+
+        from smoothrl.experiments.ray_search import PruningOptunaSearch
     except ImportError:
         raise SmoothRLError(f"@backend ray needs Ray and Optuna; {INSTALL_HINT}, or use @backend local") from None
 
@@ -312,8 +313,8 @@ def tune_ray(
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": resources.cpu, "gpu": resources.gpu}),
             tune_config=tune.TuneConfig(
-                search_alg=OptunaSearch(
-                    space=DefineByRun(spec.algo), metric="objective", mode="max", sampler=_sampler(spec)
+                search_alg=PruningOptunaSearch(
+                    spec.evals, space=DefineByRun(spec.algo), metric="objective", mode="max", sampler=_sampler(spec)
                 ),
                 scheduler=scheduler,
                 num_samples=spec.trials,
