@@ -224,6 +224,18 @@ CASES: list[tuple[str, list[str], str]] = [
     ("tune-max-parallel", [*TUNE, "--max-parallel", "0"], "--max-parallel"),
     ("tune-baseline-seed", ["tune-baseline", "--env", "smoothrl/HVAC-v0", "--seed", "-1"], "--seed"),
     ("tune-baseline-env", ["tune-baseline", "--env", "Pendulum-v1"], "Pendulum-v1"),
+    ("tune-baseline-trials", ["tune-baseline", "--env", "smoothrl/HVAC-v0", "--trials", "0"], "--trials"),
+    ("tune-baseline-controller", ["tune-baseline", "--env", "smoothrl/HVAC-v0", "--controller", "mpc"], "--controller"),
+    (
+        "tune-baseline-out-under-a-file",
+        ["tune-baseline", "--env", "smoothrl/HVAC-v0", "--out", "{cut_log}/b.yaml"],
+        "--out",
+    ),
+    ("perf-delay-zero", [*PERF, "--method", "mdrr", "--lam", "1", "--samples", "10", "--delay", "0"], "--delay"),
+    ("sweep-seed-unknown", ["sweep", "{sweep_ok}", "--backend", "local", "--seed", "7"], "no variant or seed 7"),
+    ("sweep-variant-unknown", ["sweep", "{sweep_ok}", "--backend", "local", "--variant", "b"], "no variant or seed b"),
+    ("deploy-log-under-a-file", [*DEPLOY, "--log", "{cut_log}/log.csv"], "--log"),
+    ("deploy-hardware-folder", ["deploy", str(SHIPPED), "--hardware", "{tmp}"], "cannot read"),
     # plot
     ("plot-deploy-log-binary", ["plot", "--deploy-log", "{cut_log}", "--out", "{tmp}/d.png"], "deploy log"),
     ("plot-deploy-log-missing", ["plot", "--deploy-log", "{tmp}/none.csv", "--out", "{tmp}/d.png"], "cannot read"),

@@ -103,7 +103,7 @@ def tune_baseline(
 
     The objective is the env's mean return over every training week, each played once; the test
     weeks are never seen. `smoothrl eval --baselines` and `--controller` then run the tuned one."""
-    from smoothrl.checks import check_seed, check_writable
+    from smoothrl.checks import Range, check_number, check_seed, check_writable
     from smoothrl.envs import HVAC_FAMILY
     from smoothrl.envs.eplus import EPLUS_IDS
     from smoothrl.envs.hvac import HVAC_IDS
@@ -113,6 +113,7 @@ def tune_baseline(
     from smoothrl.envs.registration import has_controllers
 
     check_seed("--seed", seed)
+    check_number("--trials", trials, Range(1, 100_000, integer=True))
     if not has_controllers(env):
         raise SmoothRLError(f"--env must be an HVAC env ({', '.join(HVAC_FAMILY)}), got {env}")
     fixed = {**HVAC_IDS, **EPLUS_IDS}.get(env, {"discrete": False})

@@ -101,7 +101,7 @@ def tune(
     :raises SmoothRLError: for an unknown controller, a PI on a staged plant, or missing Optuna
     """
     if name not in RULES:
-        raise SmoothRLError(f"only rule baselines are tuned ({', '.join(RULES)}), got '{name}'")
+        raise SmoothRLError(f"@controller: only rule baselines are tuned ({', '.join(RULES)}), got '{name}'")
     if name == "pi" and discrete:
         raise SmoothRLError("the pi controller needs the modulating plant; tune thermostat on a staged env")
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
