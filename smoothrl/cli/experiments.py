@@ -119,7 +119,7 @@ def sweep(
     from smoothrl.errors import SmoothRLError
     from smoothrl.experiments.executor import check_backend
     from smoothrl.experiments.report import SUMMARY, few_seeds_warning
-    from smoothrl.experiments.sweep import load_sweep, make_trials, selected
+    from smoothrl.experiments.sweep import check_selection, load_sweep, make_trials, selected
     from smoothrl.experiments.sweep import sweep as run_sweep
     from smoothrl.rundir import is_run_dir, lock_owner
 
@@ -133,6 +133,7 @@ def sweep(
     owner = lock_owner(out) if out.is_dir() else None
     if owner is not None:
         raise SmoothRLError(f"{out} is being written by process {owner[0]} ({owner[1]}); wait for it or stop it")
+    check_selection(spec, variant or (), seed or ())
     trials = make_trials(spec, out)
     total = len(trials)
     chosen = sum(selected(t, variant or (), seed or ()) for t in trials)

@@ -287,6 +287,22 @@ def make_trials(spec: SweepSpec, out: Path) -> list[Trial]:
     ]
 
 
+def check_selection(spec: SweepSpec, variants: Sequence[str] = (), seeds: Sequence[int] = ()) -> None:
+    """
+    :param spec: the sweep
+    :param variants: a ``--variant`` selection
+    :param seeds: a ``--seed`` selection
+    :raises SmoothRLError: naming a variant or seed the sweep does not have
+    """
+    names = [v.name for v in spec.expanded()]
+    unknown = sorted(set(variants) - set(names)) + sorted(str(s) for s in set(seeds) - set(spec.seed_list()))
+    if unknown:
+        raise SmoothRLError(
+            f"the sweep has no variant or seed {', '.join(unknown)}; choose from its variants "
+            f"({', '.join(names)}) and seeds ({', '.join(map(str, spec.seed_list()))})"
+        )
+
+
 def selected(trial: Trial, variants: Sequence[str] = (), seeds: Sequence[int] = ()) -> bool:
     """:return: whether a ``--variant``/``--seed`` selection (empty: everything) takes the trial"""
     return (not variants or trial.variant in variants) and (not seeds or trial.seed in seeds)
@@ -423,13 +439,7 @@ def sweep(
     except ImportError:
         raise SmoothRLError(f"a sweep needs rliable; {INSTALL_HINT}") from None
     trials = make_trials(spec, out)
-    unknown = sorted(set(only_variants) - {t.variant for t in trials})
-    unknown += sorted(str(s) for s in set(only_seeds) - {t.seed for t in trials})
-    if unknown:  # before anything is written
-        raise SmoothRLError(
-            f"the sweep has no variant or seed {', '.join(unknown)}; choose from its variants "
-            f"({', '.join(v.name for v in spec.expanded())}) and seeds ({', '.join(map(str, spec.seed_list()))})"
-        )
+    check_selection(spec, only_variants, only_seeds)  # before anything is written
     if rundir.is_run_dir(out):
         raise SmoothRLError(f"{out} holds a training run; a sweep writes its own folder of runs: pick a new @out")
     with rundir.locked(out):  # a second sweep into the same folder is refused, not raced trial by trial
