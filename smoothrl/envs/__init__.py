@@ -206,3 +206,27 @@ def __getattr__(name: str) -> Any:
 
         return make_vec_env
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def check_env_starts(env_id: str, kwargs: dict[str, Any], where: str) -> None:
+    """
+    Make the env with these keywords and reset it once, as a trial would.
+
+    :param env_id: the env
+    :param kwargs: its keywords
+    :param where: for the message
+    :raises SmoothRLError: naming the failure
+    """
+    try:
+        env = make_base_env(env_id, **kwargs)
+        try:
+            env.reset(seed=0)
+        finally:
+            env.close()
+    except SmoothRLError as e:
+        raise SmoothRLError(f"{where}: {e}") from None
+    except Exception as e:  # the env's own error: one line
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SmoothRLError(
+            f"{where}: {env_id} with env_kwargs {kwargs} does not start ({reason}); fix the env keywords"
+        ) from None

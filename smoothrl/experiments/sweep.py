@@ -182,6 +182,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     :return: the validated spec (algorithm, env, keys and metrics checked too)
     :raises SmoothRLError: one line naming the problem
     """
+    from smoothrl.envs import check_env_starts
     from smoothrl.envs.registration import env_kpis
     from smoothrl.run.overrides import resolve_config
 
@@ -212,32 +213,6 @@ def load_sweep(path: str | Path) -> SweepSpec:
             tried.add(key)
             check_env_starts(config.env, config.env_kwargs, f"{path}: variant {variant.name!r}")
     return spec
-
-
-def check_env_starts(env_id: str, kwargs: dict[str, Any], where: str) -> None:
-    """
-    Make the env with these keywords and reset it once, as a trial would.
-
-    :param env_id: the env
-    :param kwargs: its keywords
-    :param where: for the message
-    :raises SmoothRLError: naming the failure
-    """
-    from smoothrl.envs import make_base_env
-
-    try:
-        env = make_base_env(env_id, **kwargs)
-        try:
-            env.reset(seed=0)
-        finally:
-            env.close()
-    except SmoothRLError as e:
-        raise SmoothRLError(f"{where}: {e}") from None
-    except Exception as e:  # the env's own error: one line
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SmoothRLError(
-            f"{where}: {env_id} with env_kwargs {kwargs} does not start ({reason}); fix the env keywords"
-        ) from None
 
 
 def overrides(spec: SweepSpec, variant: Variant) -> list[str]:
