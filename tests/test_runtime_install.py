@@ -87,6 +87,18 @@ def test_the_runtime_deploys_against_a_udp_bridge(runtime_venv: Path, tmp_path: 
     )
 
 
+def runtime_deploy(venv: Path, artefact: Path, folder: Path, *args: str) -> dict:
+    """``smoothrl-deploy ARTEFACT --hardware profile.yaml ARGS --json`` from the runtime alone, in
+    ``folder`` (where the test wrote ``profile.yaml``).
+
+    :return: the summary it printed
+    """
+    command = [str(venv / "bin" / "smoothrl-deploy"), str(artefact), "--hardware", "profile.yaml", *args, "--json"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=folder)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)
+
+
 def _free_port() -> int:
     import socket
 
@@ -130,19 +142,10 @@ def test_the_runtime_deploys_every_shipped_building_profile(
     profile["modbus"]["port"] = port
     (tmp_path / "profile.yaml").write_text(yaml.safe_dump(profile))
     try:
-        out = subprocess.run(
-            [str(runtime_venv / "bin" / "smoothrl-deploy"), str(artefact), "--hardware", "profile.yaml"]
-            + ["--duration", "86400", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=tmp_path,
-        )
+        summary = runtime_deploy(runtime_venv, artefact, tmp_path, "--duration", "86400")
     finally:
         stop.set()
         server.join(10)
-    assert out.returncode == 0, out.stderr[-2000:]
-    summary = json.loads(out.stdout)
     assert summary["stopped_by"] == "duration" and summary["periods"] == 96 and summary["estop"] is None
     # a day, then the safe action (heat pumps off), which a lock-step plant applies for one more step
     assert plant.steps == 97 and np.all(plant.command == 0.0)
@@ -177,17 +180,8 @@ def test_the_runtime_deploys_the_shipped_robot_profile(runtime_venv: Path, tmp_p
     bridge.start()
     assert ready.wait(60)
     try:
-        out = subprocess.run(
-            [str(runtime_venv / "bin" / "smoothrl-deploy"), str(cheetah_artefact), "--hardware", "profile.yaml"]
-            + ["--duration", "1.0", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=tmp_path,
-        )
+        summary = runtime_deploy(runtime_venv, cheetah_artefact, tmp_path, "--duration", "1.0")
     finally:
         stop.set()
         bridge.join(30)
-    assert out.returncode == 0, out.stderr[-2000:]
-    summary = json.loads(out.stdout)
     assert summary["stopped_by"] == "duration" and summary["periods"] == 61 and summary["estop"] is None
