@@ -223,6 +223,18 @@ def lock_owner(run_dir: str | Path) -> tuple[int, str] | None:
     return pid, command.strip()
 
 
+def check_unlocked(run_dir: str | Path) -> None:
+    """
+    :param run_dir: a folder that may be written by another process
+    :raises SmoothRLError: when a live process holds its lock, naming it
+    """
+    owner = lock_owner(run_dir)
+    if owner is not None:
+        raise SmoothRLError(
+            f"{run_dir} is being written by process {owner[0]} ({owner[1]}); wait for it to finish or stop it"
+        ) from None
+
+
 @contextlib.contextmanager
 def locked(run_dir: str | Path) -> Iterator[Path]:
     """
@@ -240,11 +252,7 @@ def locked(run_dir: str | Path) -> Iterator[Path]:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            owner = lock_owner(run_dir)
-            if owner is not None:
-                raise SmoothRLError(
-                    f"{run_dir} is being written by process {owner[0]} ({owner[1]}); wait for it to finish or stop it"
-                ) from None
+            check_unlocked(run_dir)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # stale: its writer is gone
             continue

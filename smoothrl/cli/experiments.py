@@ -121,7 +121,7 @@ def sweep(
     from smoothrl.experiments.report import SUMMARY, few_seeds_warning
     from smoothrl.experiments.sweep import check_selection, load_sweep, make_trials, selected
     from smoothrl.experiments.sweep import sweep as run_sweep
-    from smoothrl.rundir import is_run_dir, lock_owner
+    from smoothrl.rundir import check_unlocked, is_run_dir
 
     check_number("--max-parallel", max_parallel, COUNT)
     check_backend(backend, address)
@@ -130,9 +130,7 @@ def sweep(
     check_writable(out, "--out", folder=True)
     if is_run_dir(out):
         raise SmoothRLError(f"{out} holds a training run; a sweep writes its own folder of runs: pick a new --out")
-    owner = lock_owner(out) if out.is_dir() else None
-    if owner is not None:
-        raise SmoothRLError(f"{out} is being written by process {owner[0]} ({owner[1]}); wait for it or stop it")
+    check_unlocked(out)
     check_selection(spec, variant or (), seed or ())
     trials = make_trials(spec, out)
     total = len(trials)

@@ -419,9 +419,7 @@ def check_out(out: Path) -> None:
     :param out: a search's folder
     :raises SmoothRLError: when it holds a search already, or another kind of result (a training run)
     """
-    owner = rundir.lock_owner(out) if out.is_dir() else None
-    if owner is not None:
-        raise SmoothRLError(f"{out} is being written by process {owner[0]} ({owner[1]}); wait for it or stop it")
+    rundir.check_unlocked(out)
     if (out / BEST).exists() or (out / TRIALS).exists():
         raise SmoothRLError(f"{out} already holds a search ({TRIALS}); pick a new @out")
     if rundir.is_run_dir(out):

@@ -142,12 +142,7 @@ def check_log(path: str | Path) -> None:
         raise SmoothRLError(f"{path} already exists; pass another @log")
     partial = path.with_name(path.name + ".partial")
     if partial.exists():
-        if _locked_by_other(partial):
-            raise SmoothRLError(f"{partial} is being written by another deploy; pass another @log")
-        raise SmoothRLError(
-            f"{partial} holds the log of a deploy that did not finish (killed?); keep it: pass another @log, "
-            "or move it away first"
-        )
+        raise _taken(partial)
     check_writable(path, "@log")
 
 
@@ -164,12 +159,7 @@ def _claim(partial: Path) -> Any:
     try:
         fd = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
-        if _locked_by_other(partial):
-            raise SmoothRLError(f"{partial} is being written by another deploy; pass another @log") from None
-        raise SmoothRLError(
-            f"{partial} holds the log of a deploy that did not finish (killed?); keep it: pass another @log, "
-            "or move it away first"
-        ) from None
+        raise _taken(partial) from None
     handle = os.fdopen(fd, "w", newline="")
     try:
         import fcntl
@@ -178,6 +168,17 @@ def _claim(partial: Path) -> Any:
     except ImportError:  # no POSIX locks (Windows): the exclusive create alone guards it
         pass
     return handle
+
+
+def _taken(partial: Path) -> SmoothRLError:
+    """:return: why a log's existing ``.partial`` file cannot be written: another deploy writes it,
+    or a deploy that did not finish left it (kept as its record)"""
+    if _locked_by_other(partial):
+        return SmoothRLError(f"{partial} is being written by another deploy; pass another @log")
+    return SmoothRLError(
+        f"{partial} holds the log of a deploy that did not finish (killed?); keep it: pass another @log, "
+        "or move it away first"
+    )
 
 
 def _locked_by_other(path: Path) -> bool:
