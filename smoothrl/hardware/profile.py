@@ -41,7 +41,7 @@ from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.sources import check_channels, check_exogenous
 
 ON_ESTOP = ("stop", "hold", "recover")
-BACKENDS = ("sim", "udp", "modbus")
+BACKENDS = ("sim", "udp", "modbus", "bacnet")
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -198,15 +198,113 @@ class ModbusSettings(_Section):
     weekday_jan1: Annotated[int, Field(ge=0, le=6)] | None = None
 
 
+def _bacnet_address(value: str, key: str) -> str:
+    """``HOST:PORT`` or ``HOST/MASK:PORT`` with an IPv4 host, as bacpypes3 parses it."""
+    import ipaddress
+
+    host, _, port = value.rpartition(":")
+    address, _, mask = host.partition("/")
+    try:
+        ipaddress.IPv4Address(address)
+        ok = port.isdigit() and 0 <= int(port) <= 65_535 and (not mask or (mask.isdigit() and 0 <= int(mask) <= 32))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{key} must be an IPv4 address and UDP port, HOST:PORT or HOST/MASK:PORT, got {value!r}")
+    return value
+
+
+def _object(value: Any, types: tuple[str, ...], key: str) -> str:
+    from smoothrl.hardware.sources import check_object_id
+
+    try:
+        kind, instance = check_object_id(value, key, types)
+    except SmoothRLError as e:
+        raise ValueError(str(e)) from None
+    return f"{kind},{instance}"
+
+
+#: object types a bacnet command may be written to: commandable ones, with a priority array
+COMMANDABLE_OBJECTS = ("analog-output", "analog-value")
+#: object types of the plant's step counter, clock and sequence number
+COUNTER_OBJECTS = ("positive-integer-value", "integer-value", "analog-value", "large-analog-value")
+Instance = Annotated[int, Field(ge=0, le=4_194_302)]
+
+
+class BacnetCommand(_Section):
+    """One command channel of the ``bacnet`` backend: the commandable object it is written to."""
+
+    name: str = Field(min_length=1)
+    object: str
+    unit: str | None = None
+
+    @field_validator("object")
+    @classmethod
+    def _commandable(cls, value: str) -> str:
+        return _object(value, COMMANDABLE_OBJECTS, "object")
+
+
+class BacnetSettings(_Section):
+    """``bacnet``: the device, the controller's own BACnet/IP port, the command objects and priority
+    (:mod:`smoothrl.hardware.backends.bacnet`)."""
+
+    device: Instance
+    address: str | None = None
+    local_address: str = "0.0.0.0:47809"
+    local_device: Instance = 4_194_000
+    priority: Annotated[int, Field(ge=1, le=16)] = 8
+    on_stop: Literal["relinquish", "safe_action"] = "relinquish"
+    commands: list[BacnetCommand] = Field(min_length=1, max_length=60)
+    lockstep: bool = False
+    timeout_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 2.0
+    connect_timeout_s: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 10.0
+    step_object: str | None = None
+    clock_object: str | None = None
+    finished_object: str | None = None
+    sequence_object: str | None = None
+    kpi_object: str | None = None
+    weekday_jan1: Annotated[int, Field(ge=0, le=6)] | None = None
+
+    @field_validator("address", "local_address")
+    @classmethod
+    def _address(cls, value: str | None, info: Any) -> str | None:
+        return None if value is None else _bacnet_address(value, info.field_name)
+
+    @field_validator("step_object", "clock_object", "sequence_object")
+    @classmethod
+    def _counter(cls, value: str | None, info: Any) -> str | None:
+        return None if value is None else _object(value, COUNTER_OBJECTS, info.field_name)
+
+    @field_validator("finished_object")
+    @classmethod
+    def _flag(cls, value: str | None) -> str | None:
+        return None if value is None else _object(value, ("binary-value", "binary-input"), "finished_object")
+
+    @field_validator("kpi_object")
+    @classmethod
+    def _kpi(cls, value: str | None) -> str | None:
+        return None if value is None else _object(value, ("analog-value", "analog-input"), "kpi_object")
+
+    @model_validator(mode="after")
+    def _lockstep(self) -> BacnetSettings:
+        if self.lockstep and (self.step_object is None or self.sequence_object is None):
+            raise ValueError("lockstep needs step_object and sequence_object (the plant steps on each sequence number)")
+        names = [c.name for c in self.commands]
+        if len(set(names)) != len(names):
+            raise ValueError(f"commands name a channel twice: {names}")
+        return self
+
+
 class ProfileModel(_Section):
     """A profile file: the backend and its section, the control period and the loop's settings."""
 
     name: str | None = None
-    backend: Literal["sim", "udp", "modbus"]
+    backend: Literal["sim", "udp", "modbus", "bacnet"]
     control_period_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
     sim: SimSettings | None = None
     udp: UdpSettings | None = None
     modbus: ModbusSettings | None = None
+    bacnet: BacnetSettings | None = None
     exogenous: Any = None
     observation: ObservationSection = ObservationSection()
     command: CommandSection = CommandSection()
@@ -217,6 +315,7 @@ class ProfileModel(_Section):
     def _backend_section(self) -> ProfileModel:
         if getattr(self, self.backend) is None:
             example = {"sim": "sim: {env: Pendulum-v1}", "udp": "udp: {port: 9870, observations: 3, commands: 1}"}
+            example["bacnet"] = "bacnet: {device: 599, commands: [{name: signal, object: 'analog-value,1'}]}"
             hint = example.get(self.backend, "modbus: {port: 5020, commands: 1}")
             raise ValueError(f"the {self.backend} backend needs its section; add {hint}")
         return self
@@ -269,7 +368,8 @@ class HardwareProfile:
     :param modbus: the modbus backend's settings (``host``, ``port``, ``unit``, ``commands``,
         ``lockstep``, ``timeout_s``, ``step_register``, ``command_register``,
         ``sequence_register``, ``weekday_jan1``)
-    :param obs_channels: where each observation channel comes from (modbus): ``{name, register}``,
+    :param bacnet: the bacnet backend's settings (:class:`BacnetSettings`, defaults filled)
+    :param obs_channels: where each observation channel comes from (modbus, bacnet): ``{name, register}``,
         ``{name, clock}``, ``{name, weather, ahead_h}``, ``{name, tariff, ahead_h}`` or
         ``{name, constant}`` (:mod:`smoothrl.hardware.sources`)
     :param exogenous: the weather file and tariff that weather and tariff channels are computed from
@@ -297,6 +397,7 @@ class HardwareProfile:
     sim: dict[str, Any] = field(default_factory=dict)
     udp: dict[str, Any] = field(default_factory=dict)
     modbus: dict[str, Any] = field(default_factory=dict)
+    bacnet: dict[str, Any] = field(default_factory=dict)
     obs_channels: list[dict[str, Any]] = field(default_factory=list)
     exogenous: dict[str, Any] = field(default_factory=dict)
     max_age_periods: float = 3.0
@@ -327,8 +428,22 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
         raise SmoothRLError(f"{where}: {_message(e.errors()[0])}") from None
     channels = check_channels(model.observation.channels, where)
     exogenous = check_exogenous(model.exogenous, channels, where)
-    if model.backend == "modbus" and not channels:
-        raise SmoothRLError(f"{where}: the modbus backend needs observation.channels (a source per channel)")
+    if model.backend in ("modbus", "bacnet") and not channels:
+        raise SmoothRLError(f"{where}: the {model.backend} backend needs observation.channels (a source per channel)")
+    wrong = next(
+        (
+            c
+            for c in channels
+            if ("register" in c and model.backend != "modbus") or ("object" in c and model.backend != "bacnet")
+        ),
+        None,
+    )
+    if wrong is not None:
+        kind = "register" if "register" in wrong else "object"
+        raise SmoothRLError(
+            f"{where}: channel {wrong['name']!r} reads a {kind}, which the {model.backend} backend has not; "
+            f"use {'object: TYPE,INSTANCE' if model.backend == 'bacnet' else 'register: ADDRESS'} or another source"
+        )
     obs, cmd, watchdog = model.observation, model.command, model.watchdog
     obs_low, obs_high = obs.low, obs.high
     if any("low" in c or "high" in c for c in channels):
@@ -363,6 +478,7 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
         sim=settings(model.sim),
         udp=settings(model.udp),
         modbus=settings(model.modbus),
+        bacnet={} if model.bacnet is None else model.bacnet.model_dump(),
         obs_channels=channels,
         exogenous=exogenous,
         max_age_periods=float(obs.max_age_periods),

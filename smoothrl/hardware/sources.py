@@ -12,6 +12,7 @@ and forecasts of the outdoor temperature and price. A profile maps every channel
     observation:
       channels:
         - {name: "t_zone[office]", register: 0, unit: degC}   # a float32 input register (two words)
+        - {name: occupied, object: "binary-input,8"}  # a BACnet object's present-value (bacnet backend)
         - {name: tod_sin, clock: tod_sin}            # a time feature of the plant's clock
         - {name: t_out_in_3h, weather: t_out, ahead_h: 3}   # the weather file, 3 hours ahead
         - {name: price, tariff: price}               # the tariff now
@@ -34,11 +35,48 @@ import numpy as np
 from smoothrl.building.calendar import TIME_FEATURES, clock, time_features
 from smoothrl.errors import SmoothRLError
 
-SOURCES = ("register", "clock", "weather", "tariff", "constant")
+SOURCES = ("register", "object", "clock", "weather", "tariff", "constant")
 #: what a ``weather`` channel may name (``ghi_kw``: global horizontal irradiance in kW/m2)
 WEATHER_CHANNELS = ("t_out", "ghi_kw")
 TARIFF_CHANNELS = ("price",)
 SECONDS_PER_DAY = 86_400
+#: the BACnet object types whose present-value an ``object`` channel may read (as bacpypes3 spells them)
+READABLE_OBJECTS = (
+    "analog-input",
+    "analog-value",
+    "analog-output",
+    "binary-input",
+    "binary-value",
+    "binary-output",
+    "multi-state-input",
+    "multi-state-value",
+    "positive-integer-value",
+    "integer-value",
+    "large-analog-value",
+)
+#: the largest BACnet object instance (2^22 - 2; 2^22 - 1 is the wildcard)
+MAX_INSTANCE = 4_194_302
+
+
+def check_object_id(value: Any, where: str, types: tuple[str, ...]) -> tuple[str, int]:
+    """
+    Check a BACnet object identifier as a profile writes it: ``"TYPE,INSTANCE"``.
+
+    :param value: the profile's string, such as ``"analog-input,1"``
+    :param where: the key, for messages
+    :param types: the object types allowed there
+    :return: ``(type, instance)``
+    :raises SmoothRLError: naming the key and the form it needs
+    """
+    parts = value.split(",") if isinstance(value, str) else []
+    kind = parts[0].strip() if parts else ""
+    instance = parts[1].strip() if len(parts) == 2 else ""
+    if kind not in types or not instance.isdigit() or int(instance) > MAX_INSTANCE:
+        raise SmoothRLError(
+            f"{where} must be an object identifier TYPE,INSTANCE with TYPE one of {', '.join(types)} and "
+            f"INSTANCE 0..{MAX_INSTANCE}, got {value!r}"
+        )
+    return kind, int(instance)
 
 
 def check_channels(value: Any, where: str) -> list[dict[str, Any]]:
@@ -72,6 +110,9 @@ def check_channels(value: Any, where: str) -> list[dict[str, Any]]:
         kind, what = sources[0], channel[sources[0]]
         if kind == "register" and (not isinstance(what, int) or isinstance(what, bool) or what < 0):
             raise SmoothRLError(f"{at}.register must be a register address (int >= 0)")
+        if kind == "object":
+            kind_, instance = check_object_id(what, f"{at}.object", READABLE_OBJECTS)
+            channel = {**channel, "object": f"{kind_},{instance}"}
         allowed = {"clock": TIME_FEATURES, "weather": WEATHER_CHANNELS, "tariff": TARIFF_CHANNELS}.get(kind)
         if allowed is not None and what not in allowed:
             raise SmoothRLError(f"{at}.{kind} must be one of {', '.join(allowed)}, got {what!r}")
@@ -162,6 +203,7 @@ class ChannelSources:
     ) -> None:
         self.channels = channels
         self.registers = sorted({int(c["register"]) for c in channels if "register" in c})
+        self.objects = list(dict.fromkeys(str(c["object"]) for c in channels if "object" in c))
         self.year = None
         if exogenous:
             if exogenous.get("weather") is None:
@@ -185,9 +227,10 @@ class ChannelSources:
         """The channels' names, in the policy's order."""
         return tuple(str(c.get("name", "")) for c in self.channels)
 
-    def observe(self, register_value: Mapping[int, float], seconds: float) -> np.ndarray:
+    def observe(self, register_value: Mapping[int | str, float], seconds: float) -> np.ndarray:
         """
-        :param register_value: register address -> the float it holds (every address in :attr:`registers`)
+        :param register_value: register address (or BACnet object identifier) -> the float it holds
+            (every address in :attr:`registers`, every object in :attr:`objects`)
         :param seconds: the plant's clock, seconds since January 1st, 00:00
         :return: the observation
         """
@@ -198,6 +241,8 @@ class ChannelSources:
         for i, c in enumerate(self.channels):
             if "register" in c:
                 obs[i] = register_value[int(c["register"])]
+            elif "object" in c:
+                obs[i] = register_value[str(c["object"])]
             elif "clock" in c:
                 obs[i] = float(features[c["clock"]])
             elif "weather" in c or "tariff" in c:

@@ -2,7 +2,9 @@
 
 - ``sim``: a gymnasium / smoothrl env in its own process (:mod:`smoothrl.hardware.backends.sim`);
 - ``udp``: a robot bridge over a small binary UDP protocol (:mod:`smoothrl.hardware.backends.udp`);
-- ``modbus``: building automation over Modbus TCP (:mod:`smoothrl.hardware.backends.modbus`).
+- ``modbus``: building automation over Modbus TCP (:mod:`smoothrl.hardware.backends.modbus`);
+- ``bacnet``: a supervisory controller on BACnet/IP, writing at a command priority
+  (:mod:`smoothrl.hardware.backends.bacnet`, needs ``bacpypes3``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     from smoothrl.hardware.interface import HardwareInterface
     from smoothrl.hardware.profile import HardwareProfile
 
-BACKENDS = ("sim", "udp", "modbus")
+BACKENDS = ("sim", "udp", "modbus", "bacnet")
 
 
 def make_interface(profile: HardwareProfile, lockstep: bool | None = None, speedup: float = 1.0) -> HardwareInterface:
@@ -43,4 +45,22 @@ def make_interface(profile: HardwareProfile, lockstep: bool | None = None, speed
         return ModbusInterface(
             settings, profile.obs_channels, settings["commands"], profile.control_period_s, lockstep, profile.exogenous
         )
+    if profile.backend == "bacnet":
+        _needs("bacpypes3", "bacnet")
+        from smoothrl.hardware.backends.bacnet import BacnetInterface
+
+        return BacnetInterface(
+            profile.bacnet, profile.obs_channels, profile.control_period_s, lockstep, profile.exogenous
+        )
     raise SmoothRLError(f"unknown backend {profile.backend!r} in {profile.path}; use one of: {', '.join(BACKENDS)}")
+
+
+def _needs(module: str, extra: str) -> None:
+    """Refuse a backend whose protocol stack is not installed, naming the extra that brings it."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise SmoothRLError(
+            f"the {extra} backend needs {module}; install it: pip install 'smoothrl-runtime[{extra}]' "
+            f"(or 'smoothrl[{extra}]')"
+        )

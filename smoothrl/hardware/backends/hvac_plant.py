@@ -24,13 +24,12 @@ from smoothrl.hardware.backends.modbus import (
 )
 
 
-class HVACPlantServer:
+class HVACPlant:
     """
-    The HVAC simulator (one building) behind a pymodbus TCP server (see the module docstring).
+    The HVAC simulator (one building) as a plant a protocol server publishes: its observation,
+    the commands last written, stepping, the episode's return and KPIs.
 
     :param preset: the HVAC preset (``envs/<name>.yaml``)
-    :param port: TCP port
-    :param host: address to bind (loopback by default)
     :param lockstep: step once per command sequence number; else in real time
     :param speedup: real time: simulated seconds per wall-clock second / step length
     :param seed: seed of the episode's initial temperatures (and, on the train split, its start day)
@@ -43,8 +42,6 @@ class HVACPlantServer:
     def __init__(
         self,
         preset: str | None = None,
-        port: int = 5020,
-        host: str = "127.0.0.1",
         lockstep: bool = True,
         speedup: float = 1.0,
         seed: int = 10_000,
@@ -63,17 +60,69 @@ class HVACPlantServer:
         self.obs, _ = self.env.reset(seed=seed)
         self.zones = int(np.prod(self.env.action_space.shape))
         self.names = list(self.sim.obs_names)
-        self.port, self.host, self.lockstep = port, host, lockstep
+        self.lockstep = lockstep
         self.dt = self.sim.dt_h * 3600.0 / speedup
         self.command = np.zeros(self.zones)
-        self.sequence = 0
         self.steps = 0
         self.episode_return = 0.0
         self.kpis: dict[str, float] | None = None
         self.finished = threading.Event()
         self.ready = threading.Event()
-        self._end_read = False  # a controller has seen that the run ended
         self._lock = threading.Lock()
+
+    def _seconds(self) -> int:
+        """The plant's clock: simulated seconds since January 1st, 00:00."""
+        return int(self.sim.k[0]) * int(round(self.sim.dt_h * 3600))
+
+    def _kpi_values(self) -> np.ndarray:
+        """:return: the return so far and (once the run has ended) the KPIs, in :data:`PLANT_KPIS` order"""
+        kpis = {"return": self.episode_return, **(self.kpis or {})}
+        return np.array([kpis.get(name, np.nan) for name in PLANT_KPIS], dtype=np.float64)
+
+    def _step(self) -> None:
+        with self._lock:
+            if self.finished.is_set():
+                return
+            obs, reward, _, truncated, info = self.env.step(self.command.astype(np.float32))
+            self.obs = obs
+            self.steps += 1
+            self.episode_return += reward
+            if truncated:
+                self.kpis = dict(info["kpis"])
+                self.finished.set()
+
+
+class HVACPlantServer(HVACPlant):
+    """
+    The HVAC simulator (one building) behind a pymodbus TCP server (see the module docstring).
+
+    :param preset: the HVAC preset (``envs/<name>.yaml``)
+    :param port: TCP port
+    :param host: address to bind (loopback by default)
+    :param lockstep: step once per command sequence number; else in real time
+    :param speedup: real time: simulated seconds per wall-clock second / step length
+    :param seed: seed of the episode's initial temperatures (and, on the train split, its start day)
+    :param split: ``"test"`` or ``"train"`` (see :class:`HVACPlant`)
+    :param env_id: the HVAC id (``smoothrl/HVAC-v0`` modulating, ``smoothrl/HVACMultiZone-v0``)
+    :param env_kwargs: more keyword arguments of the env
+    """
+
+    def __init__(
+        self,
+        preset: str | None = None,
+        port: int = 5020,
+        host: str = "127.0.0.1",
+        lockstep: bool = True,
+        speedup: float = 1.0,
+        seed: int = 10_000,
+        split: str = "test",
+        env_id: str = "smoothrl/HVAC-v0",
+        env_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(preset, lockstep, speedup, seed, split, env_id, env_kwargs)
+        self.port, self.host = port, host
+        self.sequence = 0
+        self._end_read = False  # a controller has seen that the run ended
 
     @property
     def sequence_register(self) -> int:
@@ -92,21 +141,6 @@ class HVACPlantServer:
             "weekday_jan1": int(self.sim.profiles["weekday"][0]),
         }
 
-    def _seconds(self) -> int:
-        return int(self.sim.k[0]) * int(round(self.sim.dt_h * 3600))
-
-    def _step(self) -> None:
-        with self._lock:
-            if self.finished.is_set():
-                return
-            obs, reward, _, truncated, info = self.env.step(self.command.astype(np.float32))
-            self.obs = obs
-            self.steps += 1
-            self.episode_return += reward
-            if truncated:
-                self.kpis = dict(info["kpis"])
-                self.finished.set()
-
     async def _action(self, fc: int, start: int, address: int, count: int, registers: list, values: Any) -> None:
         if fc == 4:  # input registers: publish the current state
             with self._lock:
@@ -115,8 +149,7 @@ class HVACPlantServer:
                 status = [self.steps >> 16, self.steps & 0xFFFF, seconds >> 16, seconds & 0xFFFF, int(ended)]
                 if ended and address <= FINISHED_REGISTER < address + count:
                     self._end_read = True
-                kpis = {"return": self.episode_return, **(self.kpis or {})}  # the KPIs once the run has ended
-                report = to_registers(np.array([kpis.get(name, np.nan) for name in PLANT_KPIS], dtype=np.float64))
+                report = to_registers(self._kpi_values())
             registers[0 - start : len(words) - start] = words
             registers[STEP_REGISTER - start : FINISHED_REGISTER + 1 - start] = status
             registers[KPI_REGISTER - start : KPI_REGISTER + len(report) - start] = report
