@@ -21,9 +21,10 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	touch $@
 
 # dev: the test tools, the sweep extra (Ray, Optuna, rliable): the tests start a Ray cluster themselves,
-# and the docs extra (mkdocs-material, mkdocstrings): the site is built strictly as part of the tests
+# the docs extra (mkdocs-material, mkdocstrings): the site is built strictly as part of the tests, and the
+# protocol extras (bacpypes3, cyclonedds): the tests deploy over BACnet/IP and ROS 2 against the bridges
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
-	$(PIP) install -e ".[dev,ray,docs]"
+	$(PIP) install -e ".[dev,ray,docs,bacnet,ros2]"
 	touch $@ $(VENV)/.installed
 
 venv: $(PY)

@@ -44,14 +44,18 @@ class Range:
     def describe(self) -> str:
         """:return: the range in words, e.g. ``a whole number >= 1`` or ``a number in [0, 1]``"""
         kind = "a whole number" if self.integer else "a finite number"
-        extra = f" (or {', '.join(f'{a:g}' for a in self.also)})" if self.also else ""
+
+        def num(a: float) -> str:  # whole-number bounds in full (65535, not 6.5535e+04)
+            return f"{int(a)}" if self.integer and float(a).is_integer() and abs(a) < 2**63 else f"{a:g}"
+
+        extra = f" (or {', '.join(num(a) for a in self.also)})" if self.also else ""
         if self.low is not None and self.high is not None:
             left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"{kind} in {left}{self.low:g}, {self.high:g}{right}{extra}"
+            return f"{kind} in {left}{num(self.low)}, {num(self.high)}{right}{extra}"
         if self.low is not None:
-            return f"{kind} {'>' if self.low_open else '>='} {self.low:g}{extra}"
+            return f"{kind} {'>' if self.low_open else '>='} {num(self.low)}{extra}"
         if self.high is not None:
-            return f"{kind} {'<' if self.high_open else '<='} {self.high:g}{extra}"
+            return f"{kind} {'<' if self.high_open else '<='} {num(self.high)}{extra}"
         return kind + extra
 
     def holds(self, value: float) -> bool:
@@ -77,6 +81,8 @@ BUDGET = Range(0, MAX_BUDGET)
 NOISE = Range(0, MAX_BUDGET, low_open=True)
 PROBABILITY = Range(0, 1, low_open=True, high_open=True)
 PORT = Range(1, 65535, integer=True)
+#: a BACnet object or device instance (2^22 - 1 is the wildcard)
+INSTANCE = Range(0, 4_194_302, integer=True)
 #: a speed-up of simulated time (real-time deployments against a simulated plant)
 SPEEDUP = Range(0, 1e6, low_open=True)
 #: a duration in seconds, up to a century

@@ -143,8 +143,23 @@ def bridge_modbus_hvac(
     split: Annotated[str, typer.Option(help="test (evaluation weeks) or train.")] = "test",
 ) -> None:
     """Run the HVAC simulator behind a Modbus TCP server, as the plant of the modbus backend."""
-    from smoothrl.checks import PORT, SPEEDUP, check_number, check_seed
     from smoothrl.hardware.backends.hvac_plant import HVACPlantServer
+
+    _check_plant_options(env, port, speedup, seed, split)
+    plant = HVACPlantServer(preset, port, host, lockstep, speedup, seed, split, env)
+    typer.echo(f"plant: {env} on modbus://{host}:{port} ({'lock-step' if lockstep else f'real time x{speedup:g}'})")
+    typer.echo(json.dumps(plant.register_map()))
+    stop = __import__("threading").Event()
+    try:
+        result = plant.serve(stop)
+    except KeyboardInterrupt:
+        result = {"steps": plant.steps, "episode_return": plant.episode_return, "kpis": plant.kpis}
+    typer.echo(json.dumps(result))
+
+
+def _check_plant_options(env: str, port: int, speedup: float, seed: int, split: str) -> None:
+    """The options every HVAC bridge shares, checked before the simulator starts."""
+    from smoothrl.checks import PORT, SPEEDUP, check_number, check_seed
 
     modulating = ("smoothrl/HVAC-v0", "smoothrl/HVACMultiZone-v0", "smoothrl/EPlus-v0")
     if env not in modulating:
@@ -154,12 +169,54 @@ def bridge_modbus_hvac(
     check_seed("--seed", seed)
     if split not in ("test", "train"):
         raise SmoothRLError(f"--split must be test or train, got {split!r}")
-    plant = HVACPlantServer(preset, port, host, lockstep, speedup, seed, split, env)
-    typer.echo(f"plant: {env} on modbus://{host}:{port} ({'lock-step' if lockstep else f'real time x{speedup:g}'})")
-    typer.echo(json.dumps(plant.register_map()))
-    stop = __import__("threading").Event()
+
+
+@bridge_app.command("bacnet-hvac")
+@user_errors
+def bridge_bacnet_hvac(
+    preset: Annotated[str | None, typer.Option(help="HVAC preset (envs/NAME.yaml; default: the env's).")] = None,
+    env: Annotated[
+        str, typer.Option(help="HVAC id: smoothrl/HVAC-v0, smoothrl/HVACMultiZone-v0 or smoothrl/EPlus-v0.")
+    ] = "smoothrl/HVAC-v0",
+    port: Annotated[int, typer.Option(help="BACnet/IP UDP port (the standard one is 47808).")] = 47808,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean it).")] = "127.0.0.1",
+    device: Annotated[int, typer.Option(help="The device instance.")] = 599,
+    fallback: Annotated[
+        str, typer.Option(help="The building's own sequence at priority 16: pi, thermostat (tuned) or none.")
+    ] = "pi",
+    lockstep: Annotated[bool, typer.Option("--lockstep/--realtime", help="Step per command, or in real time.")] = True,
+    speedup: Annotated[float, typer.Option(help="Real time: simulated time runs this many times faster.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the episode's start day.")] = 10_000,
+    split: Annotated[str, typer.Option(help="test (evaluation weeks) or train.")] = "test",
+) -> None:
+    """Run the HVAC simulator as a BACnet/IP device, as the plant of the bacnet backend."""
+    from smoothrl.checks import INSTANCE, check_number
+    from smoothrl.hardware.backends import needs
+
+    _check_plant_options(env, port, speedup, seed, split)
+    check_number("--device", device, INSTANCE)
+    if fallback not in ("pi", "thermostat", "none"):
+        raise SmoothRLError(f"--fallback must be pi, thermostat or none, got {fallback!r}")
+    needs("bacpypes3", "bacnet")
+    from smoothrl.hardware.backends.bacnet_plant import HVACBacnetServer
+
+    plant = HVACBacnetServer(
+        preset,
+        port,
+        host,
+        device,
+        lockstep,
+        speedup,
+        seed,
+        split,
+        env,
+        fallback=None if fallback == "none" else fallback,
+    )
+    mode = "lock-step" if lockstep else f"real time x{speedup:g}"
+    typer.echo(f"plant: {env} as BACnet device {device} on {host}:{port} ({mode}); its own sequence: {fallback}")
+    typer.echo(json.dumps(plant.object_map()))
     try:
-        result = plant.serve(stop)
+        result = plant.serve(__import__("threading").Event())
     except KeyboardInterrupt:
         result = {"steps": plant.steps, "episode_return": plant.episode_return, "kpis": plant.kpis}
     typer.echo(json.dumps(result))

@@ -46,7 +46,7 @@ def make_interface(profile: HardwareProfile, lockstep: bool | None = None, speed
             settings, profile.obs_channels, settings["commands"], profile.control_period_s, lockstep, profile.exogenous
         )
     if profile.backend == "bacnet":
-        _needs("bacpypes3", "bacnet")
+        needs("bacpypes3", "bacnet")
         from smoothrl.hardware.backends.bacnet import BacnetInterface
 
         return BacnetInterface(
@@ -55,7 +55,7 @@ def make_interface(profile: HardwareProfile, lockstep: bool | None = None, speed
     raise SmoothRLError(f"unknown backend {profile.backend!r} in {profile.path}; use one of: {', '.join(BACKENDS)}")
 
 
-def _needs(module: str, extra: str) -> None:
+def needs(module: str, extra: str) -> None:
     """Refuse a backend whose protocol stack is not installed, naming the extra that brings it."""
     import importlib.util
 
