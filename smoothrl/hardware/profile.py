@@ -41,7 +41,7 @@ from smoothrl.errors import SmoothRLError
 from smoothrl.hardware.sources import check_channels, check_exogenous
 
 ON_ESTOP = ("stop", "hold", "recover")
-BACKENDS = ("sim", "udp", "modbus", "bacnet")
+BACKENDS = ("sim", "udp", "modbus", "bacnet", "ros2")
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -295,16 +295,72 @@ class BacnetSettings(_Section):
         return self
 
 
+def _topic(value: str, key: str) -> str:
+    from smoothrl.hardware.sources import TOPIC
+
+    if not TOPIC.fullmatch(value):
+        raise ValueError(f"{key} must be a ROS 2 topic name such as /joint_states, got {value!r}")
+    return value
+
+
+class Ros2Command(_Section):
+    """One command channel of the ``ros2`` backend: the joint it drives."""
+
+    name: str = Field(min_length=1)
+    joint: str = Field(min_length=1)
+
+
+class Ros2Settings(_Section):
+    """``ros2``: the domain, the topics and the joints (:mod:`smoothrl.hardware.backends.ros2`)."""
+
+    domain_id: Annotated[int, Field(ge=0, le=232)] = 0
+    localhost_only: bool = True
+    joint_states: str = "/joint_states"
+    state_qos: Literal["best_effort", "reliable"] = "best_effort"
+    command_topic: str = "/forward_command_controller/commands"
+    controller_joints: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1, max_length=4096)
+    commands: list[Ros2Command] = Field(min_length=1, max_length=4096)
+    status_topic: str | None = None
+    lockstep: bool = False
+    timeout_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 2.0
+    connect_timeout_s: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 10.0
+
+    @field_validator("joint_states", "command_topic", "status_topic")
+    @classmethod
+    def _topics(cls, value: str | None, info: Any) -> str | None:
+        return None if value is None else _topic(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _joints(self) -> Ros2Settings:
+        joints = [c.joint for c in self.commands]
+        if len(set(joints)) != len(joints):
+            raise ValueError(f"commands drive a joint twice: {joints}")
+        if len(set(self.controller_joints)) != len(self.controller_joints):
+            raise ValueError(f"controller_joints names a joint twice: {self.controller_joints}")
+        if set(joints) != set(self.controller_joints):
+            missing = sorted(set(self.controller_joints) - set(joints)) or sorted(
+                set(joints) - set(self.controller_joints)
+            )
+            raise ValueError(
+                f"commands and controller_joints must name the same joints (the forward controller takes every one); "
+                f"{missing[0]!r} is in one only"
+            )
+        if self.lockstep and self.status_topic is None:
+            raise ValueError("lockstep needs status_topic (smoothrl's bridge reports its step there)")
+        return self
+
+
 class ProfileModel(_Section):
     """A profile file: the backend and its section, the control period and the loop's settings."""
 
     name: str | None = None
-    backend: Literal["sim", "udp", "modbus", "bacnet"]
+    backend: Literal["sim", "udp", "modbus", "bacnet", "ros2"]
     control_period_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
     sim: SimSettings | None = None
     udp: UdpSettings | None = None
     modbus: ModbusSettings | None = None
     bacnet: BacnetSettings | None = None
+    ros2: Ros2Settings | None = None
     exogenous: Any = None
     observation: ObservationSection = ObservationSection()
     command: CommandSection = CommandSection()
@@ -316,6 +372,7 @@ class ProfileModel(_Section):
         if getattr(self, self.backend) is None:
             example = {"sim": "sim: {env: Pendulum-v1}", "udp": "udp: {port: 9870, observations: 3, commands: 1}"}
             example["bacnet"] = "bacnet: {device: 599, commands: [{name: signal, object: 'analog-value,1'}]}"
+            example["ros2"] = "ros2: {controller_joints: [j], commands: [{name: u, joint: j}]}"
             hint = example.get(self.backend, "modbus: {port: 5020, commands: 1}")
             raise ValueError(f"the {self.backend} backend needs its section; add {hint}")
         return self
@@ -369,7 +426,8 @@ class HardwareProfile:
         ``lockstep``, ``timeout_s``, ``step_register``, ``command_register``,
         ``sequence_register``, ``weekday_jan1``)
     :param bacnet: the bacnet backend's settings (:class:`BacnetSettings`, defaults filled)
-    :param obs_channels: where each observation channel comes from (modbus, bacnet): ``{name, register}``,
+    :param ros2: the ros2 backend's settings (:class:`Ros2Settings`, defaults filled)
+    :param obs_channels: where each observation channel comes from (modbus, bacnet, ros2): ``{name, register}``,
         ``{name, clock}``, ``{name, weather, ahead_h}``, ``{name, tariff, ahead_h}`` or
         ``{name, constant}`` (:mod:`smoothrl.hardware.sources`)
     :param exogenous: the weather file and tariff that weather and tariff channels are computed from
@@ -398,6 +456,7 @@ class HardwareProfile:
     udp: dict[str, Any] = field(default_factory=dict)
     modbus: dict[str, Any] = field(default_factory=dict)
     bacnet: dict[str, Any] = field(default_factory=dict)
+    ros2: dict[str, Any] = field(default_factory=dict)
     obs_channels: list[dict[str, Any]] = field(default_factory=list)
     exogenous: dict[str, Any] = field(default_factory=dict)
     max_age_periods: float = 3.0
@@ -428,22 +487,18 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
         raise SmoothRLError(f"{where}: {_message(e.errors()[0])}") from None
     channels = check_channels(model.observation.channels, where)
     exogenous = check_exogenous(model.exogenous, channels, where)
-    if model.backend in ("modbus", "bacnet") and not channels:
+    if model.backend in ("modbus", "bacnet", "ros2") and not channels:
         raise SmoothRLError(f"{where}: the {model.backend} backend needs observation.channels (a source per channel)")
-    wrong = next(
-        (
-            c
-            for c in channels
-            if ("register" in c and model.backend != "modbus") or ("object" in c and model.backend != "bacnet")
-        ),
-        None,
-    )
-    if wrong is not None:
-        kind = "register" if "register" in wrong else "object"
-        raise SmoothRLError(
-            f"{where}: channel {wrong['name']!r} reads a {kind}, which the {model.backend} backend has not; "
-            f"use {'object: TYPE,INSTANCE' if model.backend == 'bacnet' else 'register: ADDRESS'} or another source"
-        )
+    own = {"register": "modbus", "object": "bacnet", "joint": "ros2", "topic": "ros2"}
+    for c in channels:
+        kind = next(k for k in own if k in c) if any(k in c for k in own) else None
+        if kind is not None and own[kind] != model.backend:
+            raise SmoothRLError(
+                f"{where}: channel {c['name']!r} reads a {kind}, which the {model.backend} backend has not; "
+                f"map it to a source of the {model.backend} backend"
+            )
+        if model.backend == "ros2" and kind is None:
+            raise SmoothRLError(f"{where}: channel {c['name']!r} must read a joint or a topic (the ros2 backend)")
     obs, cmd, watchdog = model.observation, model.command, model.watchdog
     obs_low, obs_high = obs.low, obs.high
     if any("low" in c or "high" in c for c in channels):
@@ -479,6 +534,7 @@ def parse_profile(data: Any, where: str = "<profile>") -> HardwareProfile:
         udp=settings(model.udp),
         modbus=settings(model.modbus),
         bacnet={} if model.bacnet is None else model.bacnet.model_dump(),
+        ros2={} if model.ros2 is None else model.ros2.model_dump(),
         obs_channels=channels,
         exogenous=exogenous,
         max_age_periods=float(obs.max_age_periods),

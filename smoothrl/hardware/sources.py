@@ -18,6 +18,8 @@ and forecasts of the outdoor temperature and price. A profile maps every channel
         - {name: price, tariff: price}               # the tariff now
         - {name: price_in_1h, tariff: price, ahead_h: 1}
         - {name: spare, constant: 0.0}
+        - {name: obs_2, joint: pendulum, field: velocity}   # a ROS 2 robot's joint (ros2 backend)
+        - {name: obs_7, topic: /smoothrl/observation, index: 7}   # an element of a Float64MultiArray topic
 
 Weather and tariff channels are computed with the simulator's own code
 (:class:`smoothrl.building.exogenous.ExogenousYear`), so they equal what the policy saw in
@@ -26,6 +28,7 @@ training at the same step of the year.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,7 @@ import numpy as np
 from smoothrl.building.calendar import TIME_FEATURES, clock, time_features
 from smoothrl.errors import SmoothRLError
 
-SOURCES = ("register", "object", "clock", "weather", "tariff", "constant")
+SOURCES = ("register", "object", "joint", "topic", "clock", "weather", "tariff", "constant")
 #: what a ``weather`` channel may name (``ghi_kw``: global horizontal irradiance in kW/m2)
 WEATHER_CHANNELS = ("t_out", "ghi_kw")
 TARIFF_CHANNELS = ("price",)
@@ -54,6 +57,10 @@ READABLE_OBJECTS = (
     "integer-value",
     "large-analog-value",
 )
+#: what a ``joint`` channel may read of a sensor_msgs/JointState
+JOINT_FIELDS = ("position", "velocity", "effort")
+#: a ROS 2 topic name (absolute)
+TOPIC = re.compile(r"/[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
 #: the largest BACnet object instance (2^22 - 2; 2^22 - 1 is the wildcard)
 MAX_INSTANCE = 4_194_302
 
@@ -96,7 +103,12 @@ def check_channels(value: Any, where: str) -> list[dict[str, Any]]:
     for i, channel in enumerate(value):
         at = f"{where}: observation.channels[{i}]"
         sources = [k for k in SOURCES if isinstance(channel, Mapping) and k in channel]
-        extra = {"ahead_h"} if sources and sources[0] in ("weather", "tariff") else set()
+        extra = {
+            "weather": {"ahead_h"},
+            "tariff": {"ahead_h"},
+            "joint": {"field", "encode"},
+            "topic": {"index"},
+        }.get(sources[0] if sources else "", set())
         if (
             not isinstance(channel, Mapping)
             or len(sources) != 1
@@ -110,6 +122,18 @@ def check_channels(value: Any, where: str) -> list[dict[str, Any]]:
         kind, what = sources[0], channel[sources[0]]
         if kind == "register" and (not isinstance(what, int) or isinstance(what, bool) or what < 0):
             raise SmoothRLError(f"{at}.register must be a register address (int >= 0)")
+        if kind == "joint" and (not isinstance(what, str) or not what):
+            raise SmoothRLError(f"{at}.joint must be a joint's name, as the robot's joint_states lists it")
+        if kind == "joint" and channel.get("field") not in JOINT_FIELDS:
+            raise SmoothRLError(f"{at}.field must be one of {', '.join(JOINT_FIELDS)}, got {channel.get('field')!r}")
+        if kind == "joint" and channel.get("encode", "cos") not in ("cos", "sin"):
+            raise SmoothRLError(f"{at}.encode must be cos or sin (a revolute joint's angle), got {channel['encode']!r}")
+        if kind == "topic" and (not isinstance(what, str) or not TOPIC.fullmatch(what)):
+            raise SmoothRLError(f"{at}.topic must be a ROS 2 topic name such as /robot/state, got {what!r}")
+        if kind == "topic" and (
+            not isinstance(channel.get("index"), int) or isinstance(channel.get("index"), bool) or channel["index"] < 0
+        ):
+            raise SmoothRLError(f"{at}.index must be the value's index in the topic's array (int >= 0)")
         if kind == "object":
             kind_, instance = check_object_id(what, f"{at}.object", READABLE_OBJECTS)
             channel = {**channel, "object": f"{kind_},{instance}"}

@@ -4,7 +4,9 @@
 - ``udp``: a robot bridge over a small binary UDP protocol (:mod:`smoothrl.hardware.backends.udp`);
 - ``modbus``: building automation over Modbus TCP (:mod:`smoothrl.hardware.backends.modbus`);
 - ``bacnet``: a supervisory controller on BACnet/IP, writing at a command priority
-  (:mod:`smoothrl.hardware.backends.bacnet`, needs ``bacpypes3``).
+  (:mod:`smoothrl.hardware.backends.bacnet`, needs ``bacpypes3``);
+- ``ros2``: a ros2_control robot over ROS 2 topics, without ROS (:mod:`smoothrl.hardware.backends.ros2`,
+  needs ``cyclonedds``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from smoothrl.hardware.interface import HardwareInterface
     from smoothrl.hardware.profile import HardwareProfile
 
-BACKENDS = ("sim", "udp", "modbus", "bacnet")
+BACKENDS = ("sim", "udp", "modbus", "bacnet", "ros2")
 
 
 def make_interface(profile: HardwareProfile, lockstep: bool | None = None, speedup: float = 1.0) -> HardwareInterface:
@@ -52,6 +54,11 @@ def make_interface(profile: HardwareProfile, lockstep: bool | None = None, speed
         return BacnetInterface(
             profile.bacnet, profile.obs_channels, profile.control_period_s, lockstep, profile.exogenous
         )
+    if profile.backend == "ros2":
+        needs("cyclonedds", "ros2")
+        from smoothrl.hardware.backends.ros2 import Ros2Interface
+
+        return Ros2Interface(profile.ros2, profile.obs_channels, lockstep)
     raise SmoothRLError(f"unknown backend {profile.backend!r} in {profile.path}; use one of: {', '.join(BACKENDS)}")
 
 
