@@ -220,3 +220,37 @@ def bridge_bacnet_hvac(
     except KeyboardInterrupt:
         result = {"steps": plant.steps, "episode_return": plant.episode_return, "kpis": plant.kpis}
     typer.echo(json.dumps(result))
+
+
+@bridge_app.command("ros2")
+@user_errors
+def bridge_ros2(
+    env: Annotated[str, typer.Option(help="The robot: a PyBullet id, Pendulum-v1, or any gymnasium / smoothrl id.")],
+    domain_id: Annotated[int, typer.Option(help="The ROS domain id (ROS_DOMAIN_ID).")] = 0,
+    localhost_only: Annotated[
+        bool, typer.Option("--localhost-only/--network", help="Discovery and data on 127.0.0.1 only, or the network.")
+    ] = True,
+    lockstep: Annotated[bool, typer.Option("--lockstep/--realtime", help="Step per command, or in real time.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the first episode.")] = 10_000,
+    episodes: Annotated[int | None, typer.Option(help="Stop after this many episodes (default: never).")] = None,
+) -> None:
+    """Run an env as a ros2_control-shaped robot on ROS 2 (joint states, forward command controller)."""
+    from smoothrl.checks import COUNT, Range, check_number, check_seed
+    from smoothrl.envs import check_env_id
+    from smoothrl.hardware.backends import needs
+
+    check_number("--domain-id", domain_id, Range(0, 232, integer=True))
+    check_seed("--seed", seed)
+    if episodes is not None:
+        check_number("--episodes", episodes, COUNT)
+    check_env_id(env)
+    needs("cyclonedds", "ros2")
+    from smoothrl.hardware.backends.ros2_bridge import JOINT_STATES, serve_ros2
+
+    where = "127.0.0.1 only" if localhost_only else "the network"
+    typer.echo(
+        f"robot: {env} on ROS domain {domain_id} ({where}; {'lock-step' if lockstep else 'real time'}): "
+        f"{JOINT_STATES}, /smoothrl/observation, /smoothrl/status; Ctrl-C stops"
+    )
+    returns = serve_ros2(env, domain_id, lockstep, seed, episodes, localhost_only)
+    typer.echo(json.dumps({"episode_returns": returns}))
