@@ -185,3 +185,72 @@ def test_the_runtime_deploys_the_shipped_robot_profile(runtime_venv: Path, tmp_p
         stop.set()
         bridge.join(30)
     assert summary["stopped_by"] == "duration" and summary["periods"] == 61 and summary["estop"] is None
+
+
+def test_the_protocol_extras_deploy_over_bacnet_and_ros2(runtime_venv: Path, tmp_path: Path, sac_run: Path):
+    """Without its extras the runtime names the one to install; with ``smoothrl-runtime[bacnet,ros2]``
+    it runs a day of ``bacnet_hvac_office`` against the BACnet plant (handing it back to the
+    plant's PI at the end) and an episode of ``ros2_pendulum`` against the ROS 2 robot, whose
+    return is `smoothrl eval`'s. (Last in this file: it adds the extras to the module's runtime.)"""
+    import itertools
+    import socket
+
+    from smoothrl.hardware.backends.bacnet_plant import HVACBacnetServer
+    from smoothrl.hardware.backends.ros2_bridge import serve_ros2
+    from smoothrl.run.evaluation import evaluate
+    from smoothrl.tools.export import export_run
+
+    def udp_port() -> int:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    hvac = REPO / "models" / "hvac-v0-ppo-mpc" / "artefact"
+    bacnet = yaml.safe_load((REPO / "hardware" / "bacnet_hvac_office.yaml").read_text())
+    plant = HVACBacnetServer(port=udp_port())
+    bacnet["bacnet"].update(address=f"127.0.0.1:{plant.port}", local_address=f"127.0.0.1:{udp_port()}")
+    (tmp_path / "profile.yaml").write_text(yaml.safe_dump(bacnet))
+    command = [str(runtime_venv / "bin" / "smoothrl-deploy"), str(hvac), "--hardware", "profile.yaml"]
+    missing = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
+        "error: the bacnet backend needs bacpypes3; install it: pip install 'smoothrl-runtime[bacnet]' "
+        "(or 'smoothrl[bacnet]')"
+    ], missing.stderr
+    out = subprocess.run(
+        [str(runtime_venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{REPO / 'runtime'}[bacnet,ros2]"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    stop = threading.Event()
+    server = threading.Thread(target=plant.serve, args=(stop,), daemon=True)
+    server.start()
+    assert plant.ready.wait(30)
+    try:
+        summary = runtime_deploy(runtime_venv, hvac, tmp_path, "--duration", "86400")
+    finally:
+        stop.set()
+        server.join(10)
+    assert summary["stopped_by"] == "duration" and summary["periods"] == 96 and summary["estop"] is None
+    assert plant.priorities[:96] == [8] * 96 and plant.priorities[96:] == [16]  # handed back to the plant's PI
+
+    artefact = export_run(sac_run, tmp_path / "pendulum")
+    domain = next(itertools.count(220))
+    ros2 = yaml.safe_load((REPO / "hardware" / "ros2_pendulum.yaml").read_text())
+    ros2["ros2"]["domain_id"] = domain
+    (tmp_path / "profile.yaml").write_text(yaml.safe_dump(ros2))
+    returns: list[float] = []
+    ready = threading.Event()
+    robot = threading.Thread(
+        target=lambda: returns.extend(serve_ros2("Pendulum-v1", domain, seed=10_000, episodes=1, ready=ready)),
+        daemon=True,
+    )
+    robot.start()
+    assert ready.wait(30)
+    summary = runtime_deploy(runtime_venv, artefact, tmp_path)
+    robot.join(30)
+    assert summary["periods"] == 200 and summary["stopped_by"] == "episode end"
+    reference, _ = evaluate(sac_run, episodes=1)
+    assert returns[0] == pytest.approx(reference["mean_return"], rel=1e-4)
+    assert summary["plant"]["return"] == pytest.approx(returns[0])

@@ -28,7 +28,8 @@ in ``controller_joints`` order whatever the policy's order is.
 
 **Freshness** is by receive time: an observation is as old as the oldest sample it is built from
 (a robot that stops publishing is stale after ``max_age_periods``). **Lock-step** (smoothrl's
-bridge only) waits for the bridge's status (step counter) to move past the last command.
+bridge only) waits for the bridge's status (step counter) to move past the last command and
+for every topic it reads to have published since.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class Ros2Interface(HardwareInterface):
         self.subscriptions: dict[str, Subscription] = {}
         self.writer: Any = None
         self._seen_step = -1.0
+        self._counts: dict[str, int] = {}  # samples per topic when the last command was written
         self._episodes = 0.0
         self._finished = False
         self._last_obs: np.ndarray | None = None
@@ -181,6 +183,16 @@ class Ros2Interface(HardwareInterface):
                         f"nothing arrives on {', '.join(missing)} (ROS domain {s.get('domain_id', 0)}); start the "
                         "robot (smoothrl bridge ros2) or fix the topics and ros2.domain_id"
                     )
+        while not self.writer.get_matched_subscriptions():  # a command written before the robot hears it is lost
+            if time.monotonic() >= deadline:
+                self.deactivate()
+                raise SmoothRLError(
+                    f"nobody subscribes to {s.get('command_topic', '/forward_command_controller/commands')} "
+                    "(ROS domain {0}); start the robot's forward_command_controller or fix ros2.command_topic".format(
+                        s.get("domain_id", 0)
+                    )
+                )
+            time.sleep(0.01)
         self._check_joints()
         return Channels(len(self.channels), len(self.commands), tuple(c["name"] for c in self.channels))
 
@@ -224,7 +236,9 @@ class Ros2Interface(HardwareInterface):
         with self.changed:
             if self.lockstep:  # wait for the robot to have taken the last command
                 deadline = time.monotonic() + self.timeout
-                while self._status()[0] <= self._seen_step:  # type: ignore[index]
+                while self._status()[0] <= self._seen_step or any(  # type: ignore[index]
+                    sub.count <= self._counts.get(name, -1) for name, sub in self.subscriptions.items()
+                ):  # the step has moved on, and every topic has published since the command
                     if not self.changed.wait(max(0.0, deadline - time.monotonic())):
                         raise TimeoutError("the robot did not step")
             samples = {name: (sub.sample, sub.received) for name, sub in self.subscriptions.items()}
@@ -259,6 +273,8 @@ class Ros2Interface(HardwareInterface):
         from smoothrl.hardware.backends.ros2_messages import array
 
         values = np.asarray(command, dtype=np.float64).ravel()
+        with self.changed:
+            self._counts = {name: sub.count for name, sub in self.subscriptions.items()}
         self.writer.write(array([float(values[i]) for i in self.order], "joints"))
 
     def deactivate(self) -> None:

@@ -158,11 +158,11 @@ def serve_ros2(
         stamp = Time(int(sim), int(round((sim - int(sim)) * 1e9)) % 1_000_000_000)
         efforts = [float(v) for v in command[: len(positions)]]
         writers[OBSERVATION_TOPIC].write(array(np.asarray(obs, dtype=np.float64).tolist(), "observation"))
-        last = [returns[-1], float(last_length)] if returns else [0.0, 0.0]
-        writers[STATUS_TOPIC].write(array([float(steps), float(len(returns)), *last, float(ended)], "status"))
         writers[JOINT_STATES].write(
             JointState(Header(stamp, "world"), list(joints.names), positions, velocities, efforts)
         )
+        last = [returns[-1], float(last_length)] if returns else [0.0, 0.0]  # the status last: the step is out
+        writers[STATUS_TOPIC].write(array([float(steps), float(len(returns)), *last, float(ended)], "status"))
 
     def step() -> None:
         nonlocal obs, ret, length, steps, ended, last_length
