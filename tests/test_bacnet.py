@@ -65,6 +65,7 @@ def profile_file(tmp_path: Path, server: HVACBacnetServer, name: str = "p.yaml",
     ``observation``/``watchdog``/``command`` given as whole sections)."""
     data = yaml.safe_load(PROFILE.read_text())
     data["bacnet"].update(address=f"127.0.0.1:{server.port}", local_address=f"127.0.0.1:{free_udp_port()}")
+    data["watchdog"] = {"on_estop": "stop"}  # a fault fails the test instead of riding through it
     for section in ("observation", "watchdog", "command", "bringup"):
         if section in changes:
             data[section] = changes.pop(section)

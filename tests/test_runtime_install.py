@@ -209,6 +209,7 @@ def test_the_protocol_extras_deploy_over_bacnet_and_ros2(runtime_venv: Path, tmp
     bacnet = yaml.safe_load((REPO / "hardware" / "bacnet_hvac_office.yaml").read_text())
     plant = HVACBacnetServer(port=udp_port())
     bacnet["bacnet"].update(address=f"127.0.0.1:{plant.port}", local_address=f"127.0.0.1:{udp_port()}")
+    bacnet["watchdog"] = {"on_estop": "stop"}  # a fault fails the test instead of riding through it
     (tmp_path / "profile.yaml").write_text(yaml.safe_dump(bacnet))
     command = [str(runtime_venv / "bin" / "smoothrl-deploy"), str(hvac), "--hardware", "profile.yaml"]
     missing = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
