@@ -136,6 +136,8 @@ SETUPS: dict[str, Callable[[Path], str]] = {
 
 BRIDGE = ["bridge", "pybullet", "--env", "Pendulum-v1"]
 PLANT = ["bridge", "modbus-hvac"]
+BACNET = ["bridge", "bacnet-hvac"]
+ROS2 = ["bridge", "ros2", "--env", "Pendulum-v1"]
 DEPLOY = ["deploy", str(SHIPPED), "--hardware", "modbus_hvac_office"]
 PERF = ["performative", "--run-dir", "{tmp}/p", "--no-progress"]
 TUNE = ["tune", "--algo", "ppo", "--env", "Pendulum-v1", "--backend", "local", "--out", "{tmp}/t"]
@@ -174,6 +176,17 @@ CASES: list[tuple[str, list[str], str]] = [
     ("plant-seed-negative", [*PLANT, "--seed", "-1"], "--seed"),
     ("plant-split", [*PLANT, "--split", "validation"], "--split"),
     ("plant-env", [*PLANT, "--env", "smoothrl/HVACDiscrete-v0"], "--env"),
+    ("bacnet-port-huge", [*BACNET, "--port", "70000"], "--port"),
+    ("bacnet-device-negative", [*BACNET, "--device", "-1"], "--device"),
+    ("bacnet-device-wildcard", [*BACNET, "--device", "4194303"], "--device"),
+    ("bacnet-speedup-inf", [*BACNET, "--speedup", "inf"], "--speedup"),
+    ("bacnet-fallback", [*BACNET, "--fallback", "mpc-oracle"], "--fallback"),
+    ("bacnet-env", [*BACNET, "--env", "smoothrl/HVACDiscrete-v0"], "--env"),
+    ("ros2-domain-huge", [*ROS2, "--domain-id", "233"], "--domain-id"),
+    ("ros2-domain-negative", [*ROS2, "--domain-id", "-1"], "--domain-id"),
+    ("ros2-episodes-zero", [*ROS2, "--episodes", "0"], "--episodes"),
+    ("ros2-seed-huge", [*ROS2, "--seed", "4294967296"], "--seed"),
+    ("ros2-env-unknown", ["bridge", "ros2", "--env", "Pendulm-v1"], "Pendulum-v1"),
     # performative
     ("perf-lam-huge", [*PERF, "--lam", "1e308"], "--lam"),
     ("perf-beta-huge", [*PERF, "--lam", "1", "--beta", "1e308"], "--beta"),

@@ -188,7 +188,7 @@ PROFILE_CASES = [
     (_office(**{"watchdog.on_estop": "retry"}), "watchdog.on_estop: Input should be 'stop', 'hold' or 'recover'"),
     (_office(**{"control_period_s": INF}), "control_period_s: Input should be a finite number"),
     (_office(**{"control_period_s": "900"}), "control_period_s: Input should be a valid number"),
-    (_office(**{"backend": "bacnet"}), "backend: Input should be 'sim', 'udp' or 'modbus'"),
+    (_office(**{"backend": "knx"}), "backend: Input should be 'sim', 'udp', 'modbus', 'bacnet' or 'ros2'"),
     (_office(**{"observation.channels.0.low": NAN}), "channels[0].low must be a finite number"),
     (_office(**{"observation.channels.0.low": 50}), "channels[0]: low 50 must be below high 40"),
     (_office(**{"observation.channels.0.unit": 3}), "channels[0].unit must be a unit"),

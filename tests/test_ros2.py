@@ -189,8 +189,11 @@ class FakeRobot:
             self.events.append(f"state:{self.mode}")
 
     def close(self) -> None:
+        from smoothrl.hardware.backends.ros2 import close
+
         self.stop.set()
         self.thread.join(5)
+        close(self.dp)
 
 
 @pytest.fixture

@@ -100,13 +100,24 @@ bridge_app = typer.Typer(
 app.add_typer(bridge_app, name="bridge")
 
 
+#: options the bridges share
+PresetOption = Annotated[str | None, typer.Option(help="HVAC preset (envs/NAME.yaml; default: the env's).")]
+HvacEnvOption = Annotated[
+    str, typer.Option(help="HVAC id: smoothrl/HVAC-v0, smoothrl/HVACMultiZone-v0 or smoothrl/EPlus-v0.")
+]
+HostOption = Annotated[str, typer.Option(help="Address to bind (loopback unless you mean it).")]
+LockstepOption = Annotated[bool, typer.Option("--lockstep/--realtime", help="Step per command, or in real time.")]
+SpeedupOption = Annotated[float, typer.Option(help="Real time: simulated time runs this many times faster.")]
+SplitOption = Annotated[str, typer.Option(help="test (evaluation weeks) or train.")]
+
+
 @bridge_app.command("pybullet")
 @user_errors
 def bridge_pybullet(
     env: Annotated[str, typer.Option(help="The robot: a PyBullet id (any gymnasium / smoothrl id works).")],
     port: Annotated[int, typer.Option(help="UDP port to listen on.")] = 5555,
-    host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean it).")] = "127.0.0.1",
-    lockstep: Annotated[bool, typer.Option("--lockstep/--realtime", help="Step per command, or in real time.")] = True,
+    host: HostOption = "127.0.0.1",
+    lockstep: LockstepOption = True,
     seed: Annotated[int, typer.Option(help="Seed of the first episode.")] = 10_000,
     episodes: Annotated[int | None, typer.Option(help="Stop after this many episodes (default: never).")] = None,
 ) -> None:
@@ -131,16 +142,14 @@ def bridge_pybullet(
 @bridge_app.command("modbus-hvac")
 @user_errors
 def bridge_modbus_hvac(
-    preset: Annotated[str | None, typer.Option(help="HVAC preset (envs/NAME.yaml; default: the env's).")] = None,
-    env: Annotated[
-        str, typer.Option(help="HVAC id: smoothrl/HVAC-v0, smoothrl/HVACMultiZone-v0 or smoothrl/EPlus-v0.")
-    ] = "smoothrl/HVAC-v0",
+    preset: PresetOption = None,
+    env: HvacEnvOption = "smoothrl/HVAC-v0",
     port: Annotated[int, typer.Option(help="Modbus TCP port.")] = 5020,
-    host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean it).")] = "127.0.0.1",
-    lockstep: Annotated[bool, typer.Option("--lockstep/--realtime", help="Step per command, or in real time.")] = True,
-    speedup: Annotated[float, typer.Option(help="Real time: simulated time runs this many times faster.")] = 1.0,
+    host: HostOption = "127.0.0.1",
+    lockstep: LockstepOption = True,
+    speedup: SpeedupOption = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the episode's start day.")] = 10_000,
-    split: Annotated[str, typer.Option(help="test (evaluation weeks) or train.")] = "test",
+    split: SplitOption = "test",
 ) -> None:
     """Run the HVAC simulator behind a Modbus TCP server, as the plant of the modbus backend."""
     from smoothrl.hardware.backends.hvac_plant import HVACPlantServer
@@ -174,20 +183,18 @@ def _check_plant_options(env: str, port: int, speedup: float, seed: int, split: 
 @bridge_app.command("bacnet-hvac")
 @user_errors
 def bridge_bacnet_hvac(
-    preset: Annotated[str | None, typer.Option(help="HVAC preset (envs/NAME.yaml; default: the env's).")] = None,
-    env: Annotated[
-        str, typer.Option(help="HVAC id: smoothrl/HVAC-v0, smoothrl/HVACMultiZone-v0 or smoothrl/EPlus-v0.")
-    ] = "smoothrl/HVAC-v0",
+    preset: PresetOption = None,
+    env: HvacEnvOption = "smoothrl/HVAC-v0",
     port: Annotated[int, typer.Option(help="BACnet/IP UDP port (the standard one is 47808).")] = 47808,
-    host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean it).")] = "127.0.0.1",
+    host: HostOption = "127.0.0.1",
     device: Annotated[int, typer.Option(help="The device instance.")] = 599,
     fallback: Annotated[
         str, typer.Option(help="The building's own sequence at priority 16: pi, thermostat (tuned) or none.")
     ] = "pi",
-    lockstep: Annotated[bool, typer.Option("--lockstep/--realtime", help="Step per command, or in real time.")] = True,
-    speedup: Annotated[float, typer.Option(help="Real time: simulated time runs this many times faster.")] = 1.0,
+    lockstep: LockstepOption = True,
+    speedup: SpeedupOption = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the episode's start day.")] = 10_000,
-    split: Annotated[str, typer.Option(help="test (evaluation weeks) or train.")] = "test",
+    split: SplitOption = "test",
 ) -> None:
     """Run the HVAC simulator as a BACnet/IP device, as the plant of the bacnet backend."""
     from smoothrl.checks import INSTANCE, check_number
@@ -230,7 +237,7 @@ def bridge_ros2(
     localhost_only: Annotated[
         bool, typer.Option("--localhost-only/--network", help="Discovery and data on 127.0.0.1 only, or the network.")
     ] = True,
-    lockstep: Annotated[bool, typer.Option("--lockstep/--realtime", help="Step per command, or in real time.")] = True,
+    lockstep: LockstepOption = True,
     seed: Annotated[int, typer.Option(help="Seed of the first episode.")] = 10_000,
     episodes: Annotated[int | None, typer.Option(help="Stop after this many episodes (default: never).")] = None,
 ) -> None:

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from smoothrl.errors import SmoothRLError
+from smoothrl.hardware.backends.counter import StepCounter
 from smoothrl.hardware.backends.modbus import PLANT_KPIS
 from smoothrl.hardware.interface import Channels, HardwareInterface
 from smoothrl.hardware.sources import ChannelSources
@@ -206,8 +207,7 @@ class BacnetInterface(HardwareInterface):
         self.device_address: Any = None
         self._convert: dict[str, tuple[float, float]] = {}
         self.sequence = 0
-        self._last_step = -1
-        self._step_seen_at: float | None = None
+        self.counter = StepCounter(self.lockstep, self.timeout, poll_s=0.001)
         self._last_obs: np.ndarray | None = None
         self._finished = False
         #: whether the controller's priority slot is empty (it has relinquished the plant)
@@ -356,7 +356,7 @@ class BacnetInterface(HardwareInterface):
         values = self._read_many([*self._status_objects, *self.sources.objects])
         step_obj, clock_obj = self.settings.get("step_object"), self.settings.get("clock_object")
         finished_obj = self.settings.get("finished_object")
-        step = int(_number(values[step_obj])) if step_obj else self._last_step + 1
+        step = int(_number(values[step_obj])) if step_obj else self.counter.last + 1  # no counter: always new
         if clock_obj:
             seconds = _number(values[clock_obj])
         else:  # this machine's local clock
@@ -386,26 +386,13 @@ class BacnetInterface(HardwareInterface):
     def read(self) -> tuple[np.ndarray, float]:
         if self._finished and self._last_obs is not None:  # the plant's run is over: nothing new to read
             return self._last_obs.copy(), time.monotonic()
-        step, seconds, values = self._status()
-        if step < self._last_step:  # a restarted plant: its counter began again
-            self._last_step = -1
-        if self.lockstep:  # wait for the plant to have taken the last command
-            deadline = time.monotonic() + self.timeout
-            while step <= self._last_step and not self._finished:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the plant did not step")
-                time.sleep(0.001)
-                step, seconds, values = self._status()
-        now = time.monotonic()
-        if step != self._last_step or self._step_seen_at is None:
-            self._step_seen_at = now
-        stamp = now if self.lockstep else self._step_seen_at
+        step, seconds, values = self.counter.wait(self._status, lambda: self._finished)
+        stamp = self.counter.stamp(step)
         observed = {}
         for obj in self.sources.objects:
             scale, offset = self._convert.get(obj, (1.0, 0.0))
             observed[obj] = _number(values[obj]) * scale + offset
         obs = self.sources.observe(observed, seconds)
-        self._last_step = step
         self._last_obs = obs
         return obs, stamp
 

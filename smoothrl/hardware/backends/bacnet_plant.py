@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any
 
 import numpy as np
@@ -112,7 +111,6 @@ class HVACBacnetServer(HVACPlant):
         self.sequence = 0
         #: per step: the priority that commanded the plant (1..16), or ``None`` for the relinquish default
         self.priorities: list[int | None] = []
-        self._end_read = False
         self._units = list(getattr(self.sim, "obs_units", ["1"] * len(self.names)))
         self.commands: list[Any] = []
         self.inputs: list[Any] = []
@@ -255,17 +253,7 @@ class HVACBacnetServer(HVACPlant):
         app = make_application(f"{self.host}:{self.port}", self.device, self._build(), name="smoothrl-plant")
         try:
             self.ready.set()
-            next_step = time.monotonic() + self.dt
-            ended_at: float | None = None
-            while not stop.is_set():
-                if self._end_read:  # a controller saw the end: let it finish its last requests, then stop
-                    ended_at = ended_at or time.monotonic()
-                    if time.monotonic() - ended_at > 1.0:
-                        break
-                await asyncio.sleep(0.005 if self.lockstep else max(0.0, min(0.05, next_step - time.monotonic())))
-                if not self.lockstep and time.monotonic() >= next_step:
-                    next_step += self.dt
-                    self._advance()
+            await self._run(stop)
         finally:
             app.close()
 

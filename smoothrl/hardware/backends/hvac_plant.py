@@ -68,6 +68,7 @@ class HVACPlant:
         self.kpis: dict[str, float] | None = None
         self.finished = threading.Event()
         self.ready = threading.Event()
+        self._end_read = False  # a controller has seen that the run ended
         self._lock = threading.Lock()
 
     def _seconds(self) -> int:
@@ -78,6 +79,27 @@ class HVACPlant:
         """:return: the return so far and (once the run has ended) the KPIs, in :data:`PLANT_KPIS` order"""
         kpis = {"return": self.episode_return, **(self.kpis or {})}
         return np.array([kpis.get(name, np.nan) for name in PLANT_KPIS], dtype=np.float64)
+
+    def _advance(self) -> None:
+        """One step of the plant with the commands last written (a protocol server may add to it)."""
+        self._step()
+
+    async def _run(self, stop: threading.Event, serving: Any = lambda: True) -> None:
+        """
+        Step in real time (lock-step: the protocol's handlers step) until ``stop`` is set, the
+        server stops ``serving()``, or a second after a controller has read that the run ended.
+        """
+        next_step = time.monotonic() + self.dt
+        ended_at: float | None = None
+        while not stop.is_set() and serving():
+            if self._end_read:  # a controller saw the end: let it finish its last requests, then stop
+                ended_at = ended_at or time.monotonic()
+                if time.monotonic() - ended_at > 1.0:
+                    break
+            await asyncio.sleep(0.005 if self.lockstep else max(0.0, min(0.05, next_step - time.monotonic())))
+            if not self.lockstep and time.monotonic() >= next_step:
+                next_step += self.dt
+                self._advance()
 
     def _step(self) -> None:
         with self._lock:
@@ -122,7 +144,6 @@ class HVACPlantServer(HVACPlant):
         super().__init__(preset, lockstep, speedup, seed, split, env_id, env_kwargs)
         self.port, self.host = port, host
         self.sequence = 0
-        self._end_read = False  # a controller has seen that the run ended
 
     @property
     def sequence_register(self) -> int:
@@ -189,17 +210,7 @@ class HVACPlantServer(HVACPlant):
         task = asyncio.create_task(server.serve_forever())
         await asyncio.sleep(0.05)
         self.ready.set()
-        next_step = time.monotonic() + self.dt
-        ended_at: float | None = None
-        while not stop.is_set() and not task.done():
-            if self._end_read:  # a controller saw the end: let it finish its last requests, then stop
-                ended_at = ended_at or time.monotonic()
-                if time.monotonic() - ended_at > 1.0:
-                    break
-            await asyncio.sleep(0.005 if self.lockstep else max(0.0, min(0.05, next_step - time.monotonic())))
-            if not self.lockstep and time.monotonic() >= next_step:
-                next_step += self.dt
-                self._step()
+        await self._run(stop, lambda: not task.done())
         await server.shutdown()
         if task.done() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from smoothrl.errors import SmoothRLError
+from smoothrl.hardware.backends.counter import StepCounter
 from smoothrl.hardware.interface import Channels, HardwareInterface
 from smoothrl.hardware.sources import ChannelSources
 
@@ -181,8 +182,7 @@ class ModbusInterface(HardwareInterface):
         self._runs = _runs(self.sources.registers, self.width)
         self.client: Any = None
         self.sequence = 0
-        self._last_step = -1
-        self._step_seen_at: float | None = None
+        self.counter = StepCounter(self.lockstep, self.timeout)
         self._last_obs: np.ndarray | None = None
         self._finished = False
         kpi = settings.get("kpi_register")
@@ -272,29 +272,14 @@ class ModbusInterface(HardwareInterface):
     def read(self) -> tuple[np.ndarray, float]:
         if self._finished and self._last_obs is not None:  # the plant's run is over: nothing new to read
             return self._last_obs.copy(), time.monotonic()
-        step, seconds = self._status()
-        if step < self._last_step:  # a restarted plant: its step counter began again
-            self._last_step = -1
-        if self.lockstep:  # wait for the plant to have taken the last command
-            deadline = time.monotonic() + self.timeout
-            while step <= self._last_step and not self._finished:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the plant did not step")
-                time.sleep(0.0005)
-                step, seconds = self._status()
-        now = time.monotonic()
-        if step != self._last_step or self._step_seen_at is None:
-            self._step_seen_at = now  # the plant has moved on (or this is the first read)
-        # freshness comes from the plant: the observation is as old as the step counter's last change, so a
-        # frozen gateway (values and counter stuck) ages past max_age_periods although every read succeeds
-        stamp = now if self.lockstep else self._step_seen_at
+        step, seconds = self.counter.wait(self._status, lambda: self._finished)
+        stamp = self.counter.stamp(step)
         words: dict[int, int] = {}
         for start, count in self._runs:
             response = self.client.read_input_registers(start, count=count, device_id=self.unit)
             words.update(enumerate(self._check(response, "read").registers, start))
         values = {a: float(self._decode([words[a + i] for i in range(self.width)])[0]) for a in self.sources.registers}
         obs = self.sources.observe(values, seconds)
-        self._last_step = step
         self._last_obs = obs
         return obs, stamp
 

@@ -34,6 +34,7 @@ for every topic it reads to have published since.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from typing import Any
@@ -56,9 +57,13 @@ LOCALHOST = (
 )
 
 
+_PARTICIPANTS: list[Any] = []
+
+
 def participant(domain_id: int, localhost_only: bool) -> Any:
     """
     A DDS participant on a domain (configured once per process: loopback only when asked).
+    Close it with :func:`close`: cyclonedds keeps every entity until it is deleted explicitly.
 
     :param domain_id: the ROS domain id
     :param localhost_only: discovery and data on 127.0.0.1 only (``ROS_LOCALHOST_ONLY=1``)
@@ -67,9 +72,37 @@ def participant(domain_id: int, localhost_only: bool) -> Any:
     from cyclonedds.domain import Domain, DomainParticipant
 
     with _DOMAIN_LOCK:
+        if not _DOMAINS and not _PARTICIPANTS:
+            atexit.register(_close_all)
         if localhost_only and domain_id not in _DOMAINS:
             _DOMAINS[domain_id] = Domain(domain_id, LOCALHOST)
-        return DomainParticipant(domain_id)
+        dp = DomainParticipant(domain_id)
+        _PARTICIPANTS.append(dp)
+        return dp
+
+
+def close(dp: Any) -> None:
+    """
+    Delete a participant and everything it holds (readers and their listeners, writers, topics):
+    no callback runs after this returns.
+
+    :param dp: a participant from :func:`participant` (``None``: nothing)
+    """
+    with _DOMAIN_LOCK:
+        if dp is None or dp not in _PARTICIPANTS:
+            return
+        _PARTICIPANTS.remove(dp)
+    dp.__del__()  # cyclonedds' way to delete an entity now (its registry holds it otherwise)
+
+
+def _close_all() -> None:
+    """At exit, before the interpreter goes: no DDS thread may call into Python after it."""
+    for dp in list(_PARTICIPANTS):
+        close(dp)
+    with _DOMAIN_LOCK:
+        for domain in _DOMAINS.values():
+            domain.__del__()
+        _DOMAINS.clear()
 
 
 def qos(reliable: bool, depth: int = 1) -> Any:
@@ -278,5 +311,6 @@ class Ros2Interface(HardwareInterface):
         self.writer.write(array([float(values[i]) for i in self.order], "joints"))
 
     def deactivate(self) -> None:
+        close(self.dp)
         self.subscriptions.clear()
-        self.writer, self.dp = None, None  # cyclonedds deletes the entities with their last reference
+        self.writer, self.dp = None, None

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from smoothrl.hardware.backends.ros2 import participant, qos
+from smoothrl.hardware.backends.ros2 import close, participant, qos
 
 OBSERVATION_TOPIC = "/smoothrl/observation"
 STATUS_TOPIC = "/smoothrl/status"
@@ -206,7 +206,7 @@ def serve_ros2(
     except KeyboardInterrupt:
         pass
     finally:
-        writers.clear()  # cyclonedds deletes the entities with their last reference
+        close(dp)  # its readers, writers and topics with it
         del reader
         env.close()
     return returns
