@@ -320,7 +320,10 @@ def test_deploy_cli_and_bad_input(pendulum_artefact, tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     cases = [
         ({"backend": "sim", "control_period_s": 0.02, "sim": {"env": "Pendulum-v1"}}, "set control_period_s: 0.05"),
-        ({"backend": "can", "control_period_s": 0.05}, "backend: Input should be 'sim', 'udp', 'modbus', 'bacnet' or 'ros2'"),
+        (
+            {"backend": "can", "control_period_s": 0.05},
+            "backend: Input should be 'sim', 'udp', 'modbus', 'bacnet' or 'ros2'",
+        ),
         (
             {"backend": "sim", "control_period_s": 0.05, "sim": {"env": "Pendulum-v1"}, "comand": {}},
             "unknown key 'comand'",
