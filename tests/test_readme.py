@@ -24,7 +24,7 @@ def blocks(language: str) -> list[str]:
 def commands() -> list[list[str]]:
     """Every ``smoothrl COMMAND [SUBCOMMAND]`` the README names, without its arguments."""
     found = set()
-    for match in re.finditer(r"`smoothrl ([a-z-]+)(?: ([a-z-]+))?", README):
+    for match in re.finditer(r"`smoothrl ([a-z-]+)(?: ([a-z0-9-]+))?", README):
         command, sub = match.groups()
         found.add((command,) if command != "bridge" or sub is None else (command, sub))
     return [list(c) for c in sorted(found)]

@@ -340,3 +340,35 @@ def test_a_malformed_ros2_channel_is_refused(channel: dict, message: str):
     }
     with pytest.raises(SmoothRLError, match=message):
         parse_profile(data, "p.yaml")
+
+
+def test_the_shipped_halfcheetah_profile_drives_the_pybullet_robot(tmp_path: Path):
+    """``ros2_halfcheetah``: a (barely trained) PyBullet HalfCheetah policy reads the body's state
+    from the observation topic and drives the six joints by name, for a second in lock-step."""
+    import yaml
+
+    from smoothrl.hardware.deploy import deploy
+    from smoothrl.run.overrides import resolve_config
+    from smoothrl.run.training import train
+    from smoothrl.tools.export import export_run
+
+    overrides = ["n_timesteps=256", "eval_freq=0", "checkpoint_freq=0", "normalize=true"]
+    config = resolve_config("ppo", "HalfCheetahBulletEnv-v0", "smoke", overrides)
+    artefact = export_run(train(config, tmp_path / "run", progress_bar=False), tmp_path / "art")
+    domain = next(DOMAINS)
+    profile = yaml.safe_load(Path("hardware/ros2_halfcheetah.yaml").read_text())
+    profile["ros2"]["domain_id"] = domain
+    (tmp_path / "profile.yaml").write_text(yaml.safe_dump(profile))
+    ready, stop = threading.Event(), threading.Event()
+    robot = threading.Thread(
+        target=lambda: serve_ros2("HalfCheetahBulletEnv-v0", domain, seed=10_000, ready=ready, stop=stop), daemon=True
+    )
+    robot.start()
+    assert ready.wait(60)
+    try:
+        summary = deploy(artefact, tmp_path / "profile.yaml", duration_s=1.0, log=tmp_path / "log.csv")
+    finally:
+        stop.set()
+        robot.join(30)
+    assert summary["stopped_by"] == "duration" and summary["estop"] is None, summary
+    assert summary["periods"] == 61  # a second at 0.0165 s per period

@@ -122,8 +122,8 @@ def serve_ros2(
     )
 
     env = make_base_env(env_id, **(env_kwargs or {}))
-    joints = robot_joints(env)
     obs, _ = env.reset(seed=seed)
+    joints = robot_joints(env)  # a PyBullet robot has its joints once reset
     dt = period or control_period(env) or 0.02
     dp = participant(domain_id, localhost_only)
     writers = {
