@@ -273,8 +273,8 @@ BASE = {
         ),
         ({"device": 1, "on_stop": "drop", "commands": [{"name": "u", "object": "analog-value,1"}]}, r"on_stop"),
         (
-            {"device": 1, "commands": [{"name": "u", "object": "analog-value,1"}], "cov": True},
-            r"unknown key 'bacnet.cov'",
+            {"device": 1, "commands": [{"name": "u", "object": "analog-value,1"}], "poll": True},
+            r"unknown key 'bacnet.poll'",
         ),
     ],
 )
@@ -297,3 +297,49 @@ def test_channels_name_the_source_their_backend_has():
     )
     assert parsed.obs_channels[0]["object"] == "analog-input,7"
     assert np.isclose(parsed.control_period_s, 900.0)
+
+
+def test_with_cov_the_controller_reads_what_the_device_notifies(bridge, tmp_path: Path):
+    """``cov: true`` (real time): the controller subscribes to change-of-value notifications
+    instead of reading each period; every zone temperature it acted on is one the plant
+    published, and it follows the plant step after step."""
+    import csv
+
+    server = bridge(seed=10_000, lockstep=False, speedup=9000.0, fallback=None)
+    published: list[float] = []
+    publish = server._publish
+
+    def recording() -> None:
+        publish()
+        published.append(float(server.obs[0]))
+
+    server._publish = recording
+    path = profile_file(tmp_path, server, lockstep=False, cov=True, bringup={"ramp_s": 0, "hold_s": 0})
+    summary = deploy(
+        SHIPPED / "artefact", path, duration_s=20 * 900.0, lockstep=False, speedup=9000.0, log=tmp_path / "log.csv"
+    )
+    assert summary["estop"] is None and summary["periods"] == 20, summary
+    with open(tmp_path / "log.csv", newline="") as f:
+        seen = [float(r["obs:t_zone[office]"]) for r in csv.DictReader(f) if r["phase"] == "policy"]
+    assert all(min(abs(v - p) for p in published) < 1e-4 for v in seen)  # float32 objects
+    assert len(set(seen)) >= 15  # it followed the plant (a period may see the same step twice)
+    assert server.priorities.count(8) >= 15
+
+
+def test_cov_needs_real_time_and_a_step_counter():
+    bacnet = {"device": 1, "commands": [{"name": "u", "object": "analog-value,1"}], "cov": True}
+    with pytest.raises(SmoothRLError, match=r"cov needs step_object and real time"):
+        parse_profile({**BASE, "bacnet": bacnet}, "p.yaml")
+    with pytest.raises(SmoothRLError, match=r"cov needs step_object and real time"):
+        parse_profile(
+            {
+                **BASE,
+                "bacnet": {
+                    **bacnet,
+                    "lockstep": True,
+                    "step_object": "positive-integer-value,1",
+                    "sequence_object": "positive-integer-value,3",
+                },
+            },
+            "p.yaml",
+        )

@@ -132,6 +132,8 @@ class BacnetSettings(Section):
     finished_object: str | None = None
     sequence_object: str | None = None
     kpi_object: str | None = None
+    cov: bool = False
+    cov_lifetime_s: Annotated[int, Field(ge=10, le=86_400)] = 300
     weekday_jan1: Annotated[int, Field(ge=0, le=6)] | None = None
 
     @field_validator("address", "local_address")
@@ -156,6 +158,11 @@ class BacnetSettings(Section):
 
     @model_validator(mode="after")
     def _lockstep(self) -> BacnetSettings:
+        if self.cov and (self.lockstep or self.step_object is None):
+            raise ValueError(
+                "cov needs step_object and real time (a value that does not change sends nothing: its age comes "
+                "from the step counter's notifications); drop lockstep or cov"
+            )
         if self.lockstep and (self.step_object is None or self.sequence_object is None):
             raise ValueError("lockstep needs step_object and sequence_object (the plant steps on each sequence number)")
         names = [c.name for c in self.commands]

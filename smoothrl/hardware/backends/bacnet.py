@@ -20,6 +20,7 @@ commandable object **at a command priority** of its priority array::
       finished_object: binary-value,1           # optional: 1 once the plant's run has ended
       sequence_object: positive-integer-value,3 # optional: the controller bumps it after each command
       kpi_object: analog-value,101              # optional: the first of 7 KPI objects (return, tdis_tot, ...)
+      cov: false                                # true: COV subscriptions instead of a read per period
     observation:
       channels:
         - {name: "t_zone[office]", object: "analog-input,1", unit: degC, low: 5, high: 40}
@@ -39,7 +40,10 @@ anything else is refused at ``configure``. Binary objects read 0 (inactive) or 1
 **Freshness.** Each period reads every object in one ReadPropertyMultiple. With a
 ``step_object`` the observation is as old as that counter's last change (a frozen device ages
 past ``max_age_periods`` although every read succeeds); without one it is as old as the read.
-Values are polled each period; COV subscriptions are not used.
+With ``cov: true`` (real time, with a ``step_object``) the controller subscribes to
+change-of-value notifications of every object it reads instead (renewed every
+``cov_lifetime_s``) and each period takes the newest values it was sent: no request per period;
+the observation is as old as the step counter's last notified change.
 
 The plant side for tests and trials is ``smoothrl bridge bacnet-hvac``
 (:mod:`smoothrl.hardware.backends.bacnet_plant`).
@@ -210,6 +214,8 @@ class BacnetInterface(HardwareInterface):
         self.counter = StepCounter(self.lockstep, self.timeout, poll_s=0.001)
         self._last_obs: np.ndarray | None = None
         self._finished = False
+        self._cov_tasks: list[Any] = []
+        self._cov_values: dict[str, Any] = {}
         #: whether the controller's priority slot is empty (it has relinquished the plant)
         self.relinquished = True
         #: the KPIs the plant reported (``kpi_object``), read when its run ends or the deployment does
@@ -302,6 +308,8 @@ class BacnetInterface(HardwareInterface):
         try:
             self.device_address = self._discover()
             self._check_objects()
+            if self.settings.get("cov"):
+                self._subscribe()
         except BaseException:
             self._close()
             raise
@@ -351,9 +359,40 @@ class BacnetInterface(HardwareInterface):
     def activate(self) -> None:
         """The plant is already running (real time) or waiting for the first command (lock-step)."""
 
+    def _subscribe(self) -> None:
+        """``cov``: a task per object keeps its newest notified value (the first from a read)."""
+        from bacpypes3.primitivedata import ObjectIdentifier
+
+        objects = list(dict.fromkeys([*self._status_objects, *self.sources.objects]))
+        self._cov_values = self._read_many(objects)
+        lifetime = int(self.settings.get("cov_lifetime_s", 300))
+
+        async def watch(obj: str) -> None:
+            async with self.app.change_of_value(
+                self.device_address, ObjectIdentifier(obj), None, False, lifetime
+            ) as scm:
+                while True:
+                    prop, value = await scm.get_value()
+                    if str(prop) == "present-value":
+                        self._cov_values[obj] = value
+
+        async def start() -> None:
+            self._cov_tasks = [asyncio.ensure_future(watch(obj)) for obj in objects]
+
+        self._call(start)
+
     def _status(self) -> tuple[int, float, dict[str, Any]]:
-        """The step counter, the plant's clock and every observed object's value, in one request."""
-        values = self._read_many([*self._status_objects, *self.sources.objects])
+        """The step counter, the plant's clock and every observed object's value, in one request
+        (``cov``: the newest values notified)."""
+        if self._cov_tasks:
+            failed = next((t for t in self._cov_tasks if t.done()), None)
+            if failed is not None:  # a subscription refused or lost: the values would age unseen
+                raise ConnectionError(
+                    f"a COV subscription ended ({failed.exception() if not failed.cancelled() else 'cancelled'})"
+                )
+            values = dict(self._cov_values)
+        else:
+            values = self._read_many([*self._status_objects, *self.sources.objects])
         step_obj, clock_obj = self.settings.get("step_object"), self.settings.get("clock_object")
         finished_obj = self.settings.get("finished_object")
         step = int(_number(values[step_obj])) if step_obj else self.counter.last + 1  # no counter: always new
@@ -427,15 +466,17 @@ class BacnetInterface(HardwareInterface):
     def _close(self) -> None:
         if self._io is not None:
             if self.app is not None:
-                app = self.app
+                app, tasks = self.app, self._cov_tasks
 
                 async def close() -> None:
+                    for task in tasks:
+                        task.cancel()
                     app.close()
 
                 with contextlib.suppress(Exception):
                     self._io.run(close, 2.0)
             self._io.close()
-        self.app, self._io = None, None
+        self.app, self._io, self._cov_tasks = None, None, []
 
     def deactivate(self) -> None:
         if self.app is not None and self.device_address is not None:

@@ -7,6 +7,7 @@ Its objects, as a building's automation server would publish them:
 - every observation channel ``i`` of the env (the shipped profiles' channel names) at instance
   ``i + 1``: an ``analog-input`` in its engineering units (the solar irradiance in W/m2, as a
   pyranometer reports it), or a ``binary-input`` for the flags (``occupied``, ``hvac_locked[...]``);
+- (analog inputs notify every change to COV subscribers: ``covIncrement`` 1e-6)
 - ``positive-integer-value,1`` the step counter, ``,2`` the plant's clock (seconds since
   January 1st), ``,3`` the command sequence number (written by the controller), and
   ``binary-value,1`` set once the run has ended;
@@ -46,17 +47,22 @@ PUBLISHED_UNITS = {
     "kW/m2": ("wattsPerSquareMeter", 1000.0),
 }
 FLAGS = ("occupied", "hvac_locked")
+#: the analog inputs' COV increment: every change is notified (a building's points would say 0.1 K)
+COV_INCREMENT = 1e-6
 
 
 def _objects() -> dict[str, type]:
     """bacpypes3's local object classes (made on first use: bacpypes3 is an optional dependency)."""
     from bacpypes3.local.analog import AnalogInputObject, AnalogValueObject, AnalogValueObjectCmd
     from bacpypes3.local.binary import BinaryInputObject, BinaryValueObject
+    from bacpypes3.local.cov import COVIncrementCriteria
     from bacpypes3.local.object import Object
     from bacpypes3.object import PositiveIntegerValueObject
 
     class PositiveIntegerValue(Object, PositiveIntegerValueObject):  # type: ignore[misc]
-        """A local positive-integer-value object (bacpypes3 ships none)."""
+        """A local positive-integer-value object (bacpypes3 ships none), notifying COV subscribers."""
+
+        _cov_criteria = COVIncrementCriteria
 
     return {
         "ai": AnalogInputObject,
@@ -144,6 +150,7 @@ class HVACBacnetServer(HVACPlant):
                     objectName=name,
                     presentValue=0.0,
                     units=units,
+                    covIncrement=COV_INCREMENT,
                     statusFlags=flags,
                 )
             self.inputs.append(obj)
@@ -167,11 +174,16 @@ class HVACBacnetServer(HVACPlant):
 
         self.status = {
             "step": cls["piv"](
-                objectIdentifier=("positive-integer-value", 1), objectName="step", presentValue=0, statusFlags=flags
+                objectIdentifier=("positive-integer-value", 1),
+                objectName="step",
+                presentValue=0,
+                covIncrement=1,
+                statusFlags=flags,
             ),
             "clock": cls["piv"](
                 objectIdentifier=("positive-integer-value", 2),
                 objectName="clock_s",
+                covIncrement=1,
                 presentValue=self._seconds(),
                 statusFlags=flags,
             ),
