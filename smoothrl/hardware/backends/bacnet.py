@@ -196,7 +196,6 @@ class BacnetInterface(HardwareInterface):
         self.settings = settings
         weekday = settings.get("weekday_jan1")
         self.sources = ChannelSources(channels, exogenous or {}, period, None if weekday is None else int(weekday))
-        self.channels = channels
         self.commands = [dict(c) for c in settings["commands"]]
         self.period = period
         self.lockstep = bool(settings.get("lockstep", False) if lockstep is None else lockstep)
@@ -331,7 +330,7 @@ class BacnetInterface(HardwareInterface):
             return None  # no units property: nothing to check
 
     def _check_objects(self) -> None:
-        for channel in self.channels:
+        for channel in self.sources.channels:
             if "object" in channel:
                 what = f"channel {channel['name']!r} ({channel['object']})"
                 units = self._object_units(channel["object"], what)

@@ -164,6 +164,10 @@ class Ros2Interface(HardwareInterface):
     def __init__(self, settings: dict[str, Any], channels: list[dict[str, Any]], lockstep: bool | None = None) -> None:
         self.settings = settings
         self.channels = channels
+        # the topics an observation is built from (its age is the oldest of their samples)
+        joint_states = settings.get("joint_states", "/joint_states")
+        used = [joint_states] if any("joint" in c for c in channels) else []
+        self._used = list(dict.fromkeys(used + [c["topic"] for c in channels if "topic" in c]))
         self.commands = [dict(c) for c in settings["commands"]]
         self.controller_joints = list(settings["controller_joints"])
         # the message's element j carries the policy's action dimension order[j]
@@ -296,9 +300,7 @@ class Ros2Interface(HardwareInterface):
             else:
                 data = samples[c["topic"]][0].data
                 obs[i] = float(data[c["index"]]) if c["index"] < len(data) else float("nan")
-        used = [joint_states] if any("joint" in c for c in self.channels) else []
-        used += [c["topic"] for c in self.channels if "topic" in c]
-        stamp = time.monotonic() if self.lockstep else min(samples[name][1] for name in used)
+        stamp = time.monotonic() if self.lockstep else min(samples[name][1] for name in self._used)
         self._last_obs = obs
         return obs, stamp
 
