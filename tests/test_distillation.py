@@ -17,7 +17,15 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from smoothrl import rundir
 from smoothrl.errors import SmoothRLError
 from smoothrl.run.build import load_run, make_model
-from smoothrl.run.distillation import Student, discounted_returns, gather, reward_scale, running, teacher_env
+from smoothrl.run.distillation import (
+    PerBuilding,
+    Student,
+    discounted_returns,
+    gather,
+    reward_scale,
+    running,
+    teacher_env,
+)
 from smoothrl.run.overrides import resolve_config
 from smoothrl.run.training import train
 from tests.test_cli import assert_user_error, run_cli
@@ -124,6 +132,54 @@ def test_gather_rejects_teachers_the_env_has_not(tmp_path: Path):
         config("smoothness_reward={1: 0.1}")
     with pytest.raises(SmoothRLError, match="goes only with pretrain"):
         resolve_config("ppo", HVAC, None, [], n_timesteps=0)
+
+
+class _Echo:
+    """A one-building teacher that answers its observation's first element (and counts starts)."""
+
+    def __init__(self) -> None:
+        self.starts = 0
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        assert obs.shape[0] == 1, "a one-building teacher is asked about its own building only"
+        self.starts += int(np.asarray(episode_start).sum())
+        return obs[:, :2] * 10, None
+
+
+def test_per_building_teachers_each_see_their_own_building():
+    teachers = [_Echo(), _Echo(), _Echo()]
+    per = PerBuilding(teachers)
+    obs = np.arange(12, dtype=np.float32).reshape(3, 4)
+    actions, state = per.predict(obs, episode_start=np.array([True, False, True]))
+    assert state is None
+    np.testing.assert_array_equal(actions, obs[:, :2] * 10)
+    assert [t.starts for t in teachers] == [1, 0, 1]
+    actions, _ = per.predict(obs[::-1].copy())  # no episode_start: nobody starts
+    np.testing.assert_array_equal(actions, obs[::-1, :2] * 10)
+    assert [t.starts for t in teachers] == [1, 0, 1]
+
+
+def test_energyplus_buildings_get_a_teacher_each():
+    """EnergyPlus runs one simulator per building: each is taught by a controller of its own, which
+    decides what the same controller alone decides on that building."""
+    from smoothrl.envs.hvac.control import make_controller
+
+    cfg = resolve_config(
+        "ppo", "smoothrl/EPlus-v0", None, ["pretrain.teacher=pi", "pretrain.buildings=2"], n_timesteps=0
+    )
+    env, teacher = teacher_env(cfg, cfg.pretrain)
+    try:
+        assert isinstance(teacher, PerBuilding) and len(teacher.teachers) == 2
+        decisions = gather(teacher, env, 12)
+        assert decisions.obs.shape == (12, 2, env.observation_space.shape[0])
+        assert decisions.actions.shape == (12, 2, 5)
+        alone = make_controller("pi", env.get_attr("sim")[1], {}, seed=cfg.seed)
+        starts = np.r_[True, np.zeros(11, dtype=bool)]
+        for step in range(12):
+            label, _ = alone.predict(decisions.obs[step, 1:2], episode_start=starts[step : step + 1])
+            np.testing.assert_allclose(decisions.actions[step, 1], label[0], atol=1e-6)
+    finally:
+        env.close()
 
 
 def _held_out(student: Student, teacher_cfg) -> tuple[np.ndarray, np.ndarray]:

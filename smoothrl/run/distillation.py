@@ -293,16 +293,47 @@ def teacher_env(config: RunConfig, settings: Pretrain) -> tuple[VecEnv, Any]:
     env = make_vec_env(
         config.env, settings.buildings, config.seed, {**config.env_kwargs, "split": "train"}, config.smoothness_reward
     )
-    sim = env.get_attr("sim")[0]
+    sims = env.get_attr("sim")
     params = dict(settings.teacher_params)
     if config.env in EPLUS_IDS and settings.teacher == "mpc-realistic" and "model_preset" not in params:
-        params["model_preset"] = believed_model(sim)
+        params["model_preset"] = believed_model(sims[0])
     try:
-        teacher = make_controller(settings.teacher, sim, params, seed=config.seed)
+        if sims[0].batch == env.num_envs:  # one simulator runs every building (the RC envs)
+            return env, make_controller(settings.teacher, sims[0], params, seed=config.seed)
+        # one simulator per building (EnergyPlus): one teacher each
+        return env, PerBuilding([make_controller(settings.teacher, sim, params, seed=config.seed) for sim in sims])
     except SmoothRLError:
         env.close()
         raise
-    return env, teacher
+
+
+class PerBuilding:
+    """
+    Teachers of one building each, asked as one: where every building of a vectorized env has a
+    simulator of its own (EnergyPlus), each controller sees its own building's observations.
+
+    :param teachers: one controller per building, in the env's order
+    """
+
+    def __init__(self, teachers: list[Any]) -> None:
+        self.teachers = teachers
+
+    def predict(
+        self, obs: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None, deterministic: bool = True
+    ) -> tuple[np.ndarray, None]:
+        """
+        :param obs: ``(buildings, obs_dim)`` unnormalized observations
+        :param state: unused (SB3's signature)
+        :param episode_start: which buildings start an episode
+        :param deterministic: passed on
+        :return: the teachers' actions, stacked, and ``None``
+        """
+        starts = np.zeros(len(obs), dtype=bool) if episode_start is None else np.asarray(episode_start, dtype=bool)
+        actions = [
+            teacher.predict(obs[i : i + 1], episode_start=starts[i : i + 1], deterministic=deterministic)[0]
+            for i, teacher in enumerate(self.teachers)
+        ]
+        return np.concatenate([np.asarray(a) for a in actions]), None
 
 
 def distill(
