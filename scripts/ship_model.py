@@ -26,6 +26,7 @@ from smoothrl.tools.export import export_run
 
 FILES = (rundir.CONFIG, rundir.MODEL, rundir.VECNORMALIZE, rundir.PRETRAIN)
 BENCH = Path("results/bench_hvac_control.json")
+TEACHERS = {"mpc-oracle": "oracle economic MPC", "mpc-realistic": "realistic economic MPC", "pi": "tuned PI"}
 KPIS = ("mean_return", "tdis_tot", "ener_tot", "cost_tot", "switches_per_day", "jerk_rms")
 
 
@@ -51,12 +52,24 @@ def decision_ms(artefact_dir: Path, run_dir: Path, n: int = 1000) -> float:
     return 1000.0 * statistics.median(times)
 
 
-def card(name: str, command: str, summary: dict, ms: float, env_short: str) -> str:
-    """The model's README: what it is, how it was trained, how it compares."""
+def card(name: str, command: str, summary: dict, ms: float, env_short: str, teacher: str | None) -> str:
+    """The model's README: what it is, how it was trained, how it compares.
+
+    :param teacher: the controller distilled into the policy before RL (``None``: RL alone)
+    """
+    bench = json.loads(BENCH.read_text())["results"].get(env_short, {}) if BENCH.is_file() else {}
+    bound = next((c for c in ("mpc-oracle", "mpc-realistic") if c in bench), None)
+    reference = next((c for c in ("pi", "thermostat") if c in bench), None)
+    what = f"PPO on `{summary['env']}`"
+    what += (
+        f", the {TEACHERS.get(teacher, teacher)} distilled into it (DAgger), then fine-tuned with PPO."
+        if teacher
+        else "."
+    )
     lines = [
         f"# {name}",
         "",
-        f"PPO on `{summary['env']}`, the oracle economic MPC distilled into it (DAgger), then fine-tuned with PPO.",
+        what,
         "",
         "Trained with:",
         "",
@@ -70,13 +83,12 @@ def card(name: str, command: str, summary: dict, ms: float, env_short: str) -> s
         f"Its {summary['episodes']} distinct test weeks (evaluation seed {summary['seed']}), beside the controllers "
         "evaluated on the same weeks (`results/bench_hvac_control.json`):",
         "",
-        "| controller | return | gap to oracle | weeks beating PI | tdis_tot (K h) | ener_tot (kWh/m2) "
-        "| cost_tot ($/m2) | switches/day | jerk RMS | ms/decision |",
+        f"| controller | return | gap to {bound or 'the MPC'} | weeks beating {reference or 'the rule baseline'} "
+        "| tdis_tot (K h) | ener_tot (kWh/m2) | cost_tot ($/m2) | switches/day | jerk RMS | ms/decision |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    bench = json.loads(BENCH.read_text())["results"].get(env_short, {}) if BENCH.is_file() else {}
-    oracle = bench.get("mpc-oracle", {}).get("mean_return")
-    pi = bench.get("pi")
+    oracle = bench[bound]["mean_return"] if bound else None
+    pi = bench.get(reference) if reference else None
 
     def row(label: str, s: dict, ms_value: float | None) -> str:
         gap = f"{(oracle - s['mean_return']) / abs(oracle):.1%}" if oracle else "-"
@@ -126,7 +138,8 @@ def main() -> None:
         export_run(staged, staged / "artefact")
         ms = decision_ms(staged / "artefact", staged)
         env_short = run.config.env.removeprefix("smoothrl/")
-        (staged / "README.md").write_text(card(args.out.name, args.command, summary, ms, env_short))
+        teacher = run.config.pretrain.teacher if run.config.pretrain is not None else None
+        (staged / "README.md").write_text(card(args.out.name, args.command, summary, ms, env_short, teacher))
         if args.out.exists():
             shutil.rmtree(args.out)
         staged.rename(args.out)
