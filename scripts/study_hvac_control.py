@@ -361,6 +361,13 @@ def main() -> None:
             p.add_argument("--runs", type=Path, default=None, help="run directories (default runs/study_hvac_control)"),
             p.add_argument("--report-only", action="store_true", help="read the kept trials, train nothing"),
             p.add_argument(
+                "--seed-list",
+                type=int,
+                nargs="+",
+                default=None,
+                help="train only these seeds (default: 0 to --seeds - 1), e.g. beside another machine's",
+            ),
+            p.add_argument(
                 "--plant",
                 choices=list(PLANTS),
                 default="modulating",
@@ -392,7 +399,7 @@ def main() -> None:
             todo += [
                 Trial((v, s), args.plant, v, s, args.episodes, str(runs), args.quick, str(kept_dir))
                 for v in group
-                for s in range(args.seeds)
+                for s in (args.seed_list if args.seed_list is not None else range(args.seeds))
                 if not trial_path(v, s).is_file()
             ]
             run_jobs(todo, args.workers, console, fn=run_trial, backend=args.backend, address=args.address)
