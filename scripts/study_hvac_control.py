@@ -16,7 +16,9 @@ Variants (PPO, the env's preset unless a variant changes it):
 - ``dagger_ppo_forecast``: the recipe observing solar forecasts and forecasts up to 24 h ahead.
 - ``dagger_ppo_2m``: the recipe's distilled policy (``pretrain.from_run``) fine-tuned twice as
   long (2M steps);
-- ``pi_dagger_ppo``: the recipe with the tuned PI as the teacher instead of the MPC.
+- ``pi_dagger_ppo``: the recipe with the tuned PI as the teacher instead of the MPC;
+- ``dagger_ppo_kl``: the recipe's distilled policy fine-tuned with PPO's early stop at a KL
+  divergence of 0.01 per update (``target_kl``): fine-tuning moves a distilled policy less.
 
 Every controller plays the same 13 distinct test weeks from the same initial temperatures
 (evaluation seed 10000), beside the thermostat and PI tuned on the training weeks and the oracle
@@ -139,6 +141,7 @@ VARIANTS: dict[str, tuple[tuple[str, ...], int, tuple[str, int] | None]] = {
     "dagger_ppo_forecast": ((*TEACHER, "pretrain.rounds=3", FINE_TUNED, *FORECAST), 1_000_000, None),
     "dagger_ppo_2m": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED), 2_000_000, None),
     "pi_dagger_ppo": ((*PI_TEACHER, "pretrain.rounds=3", FINE_TUNED), 1_000_000, None),
+    "dagger_ppo_kl": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, "target_kl=0.01"), 1_000_000, None),
 }
 QUICK = ("pretrain.steps=1024", "pretrain.rounds=2", "pretrain.buildings=8")
 KEYS = ("mean_return", "tdis_tot", "ener_tot", "switches_per_day", "jerk_rms")
