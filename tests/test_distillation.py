@@ -283,6 +283,32 @@ def test_from_run_starts_from_another_run_s_distilled_policy(tmp_path: Path):
         train(config(f"pretrain.from_run={tmp_path / 'nowhere'}"), tmp_path / "c", progress_bar=False)
 
 
+def _stats(path: Path) -> VecNormalize:
+    return VecNormalize.load(str(path), DummyVecEnv([lambda: gym.make(HVAC)]))
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_keep_normalization_fine_tunes_on_the_distilled_statistics(tmp_path: Path, keep: bool):
+    """With ``keep_normalization`` RL steps leave the observation statistics the policy was distilled
+    on as they were (through a resume too) while the reward scale goes on updating; without it both
+    move."""
+    from smoothrl.run.distillation import FrozenStats
+    from smoothrl.run.training import resume
+
+    items = ("checkpoint_freq=512", f"pretrain.keep_normalization={keep}")
+    run = train(config(*items, n_timesteps=1024), tmp_path / "run", progress_bar=False)
+    distilled = _stats(rundir.checkpoint_paths(run, 0).vecnormalize)
+    (run / rundir.MODEL).unlink()  # an interrupted run: resume it from its last checkpoint
+    run = resume(run, progress_bar=False, n_timesteps=2048)
+    tuned = _stats(run / rundir.VECNORMALIZE)
+    assert isinstance(tuned.obs_rms, FrozenStats) is keep
+    same = np.array_equal(tuned.obs_rms.mean, distilled.obs_rms.mean) and np.array_equal(
+        tuned.obs_rms.var, distilled.obs_rms.var
+    )
+    assert same is keep
+    assert tuned.ret_rms.count > distilled.ret_rms.count, "the reward scale updates either way"
+
+
 def test_pretrain_in_a_sweep_variant(tmp_path: Path):
     """A sweep variant distils too (its keys validated when the sweep is loaded)."""
     import yaml

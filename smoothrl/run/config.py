@@ -140,6 +140,10 @@ class Pretrain(BaseModel):
     :param from_run: start from the policy another run distilled from the same teacher on the same
         env and network (that run's checkpoint 0) instead of distilling again: one distillation,
         many fine-tunings (the new run keeps its own exploration std)
+    :param keep_normalization: RL fine-tuning keeps the observation normalization the policy was
+        distilled with (the gathered decisions' statistics) instead of updating it at every step
+        (the reward scale still updates): where RL visits states the teacher did not, updated
+        statistics change what the distilled policy sees before it has learned anything
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -154,6 +158,7 @@ class Pretrain(BaseModel):
     batch_size: int = Field(256, ge=1)
     learning_rate: float = Field(1e-3, gt=0, le=1)
     from_run: str | None = None
+    keep_normalization: bool = False
 
     @field_validator("teacher")
     @classmethod

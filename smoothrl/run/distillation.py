@@ -57,6 +57,24 @@ DEAD_BAND_WIDTH = 0.05
 RETURN_TAIL = 0.05
 
 
+class FrozenStats(RunningMeanStd):
+    """
+    Observation statistics that training does not update (``pretrain.keep_normalization``):
+    ``VecNormalize`` normalizes with them and calls :meth:`update` on every step, which keeps them
+    as they are. They pickle with the run's ``vecnormalize.pkl``, so a resumed run keeps them too.
+    """
+
+    @classmethod
+    def of(cls, stats: RunningMeanStd) -> FrozenStats:
+        """:return: frozen statistics equal to ``stats``"""
+        frozen = cls(shape=stats.mean.shape)
+        frozen.mean, frozen.var, frozen.count = stats.mean.copy(), stats.var.copy(), stats.count
+        return frozen
+
+    def update(self, arr: np.ndarray) -> None:
+        """Keep the statistics as they are."""
+
+
 @dataclass
 class Decisions:
     """

@@ -84,15 +84,22 @@ def _pretrain(model: BaseAlgorithm, env: VecEnv, config: RunConfig, progress_bar
     """Distil the config's teacher into the new model (``config.pretrain``), with a progress bar."""
     if config.pretrain is None:
         return None
+    from smoothrl.run.distillation import FrozenStats, distill
+
     if config.pretrain.from_run is not None:
-        return _distilled_in(Path(config.pretrain.from_run), model, env, config)
-    from rich.progress import Progress
+        rounds = _distilled_in(Path(config.pretrain.from_run), model, env, config)
+    else:
+        from rich.progress import Progress
 
-    from smoothrl.run.distillation import distill
-
-    with Progress(transient=True, disable=not progress_bar) as bar:
-        task = bar.add_task(f"distilling {config.pretrain.teacher}", total=None)
-        return distill(model, env, config, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        with Progress(transient=True, disable=not progress_bar) as bar:
+            task = bar.add_task(f"distilling {config.pretrain.teacher}", total=None)
+            rounds = distill(
+                model, env, config, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    normalize = model.get_vec_normalize_env()
+    if config.pretrain.keep_normalization and normalize is not None:
+        normalize.obs_rms = FrozenStats.of(normalize.obs_rms)
+    return rounds
 
 
 def _distilled_in(source: Path, model: BaseAlgorithm, env: VecEnv, config: RunConfig) -> list[dict[str, Any]]:
