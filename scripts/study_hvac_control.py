@@ -20,7 +20,10 @@ Variants (PPO, the env's preset unless a variant changes it):
 - ``dagger_ppo_kl``: the recipe's distilled policy fine-tuned with PPO's early stop at a KL
   divergence of 0.01 per update (``target_kl``): fine-tuning moves a distilled policy less;
 - ``dagger_ppo_keep``: the recipe's distilled policy fine-tuned on the observation normalization
-  it was distilled with (``pretrain.keep_normalization``) instead of statistics that RL updates.
+  it was distilled with (``pretrain.keep_normalization``) instead of statistics that RL updates;
+- ``dagger_ppo_lin``: the recipe's distilled policy fine-tuned with a learning rate decaying
+  linearly from 1e-4 to 0 (``lin_1e-4``), so that the policy settles instead of ending wherever
+  the last updates took it.
 
 Every controller plays the same 13 distinct test weeks from the same initial temperatures
 (evaluation seed 10000), beside the thermostat and PI tuned on the training weeks and the oracle
@@ -132,6 +135,7 @@ PLANTS = {
 #: when it has them instead of being run again (the 5-zone MPC takes about 30 minutes a controller)
 BENCH = Path("results/bench_hvac_control.json")
 KEEP = "pretrain.keep_normalization=true"
+LINEAR = "learning_rate=lin_1e-4"
 FORECAST = ("env_kwargs.forecast=[t_out, price, ghi_kw]", "env_kwargs.forecast_hours=[1, 3, 6, 12, 24]")
 #: variant -> (overrides, RL steps, the run it is read from: None, or (variant, checkpoint step))
 VARIANTS: dict[str, tuple[tuple[str, ...], int, tuple[str, int] | None]] = {
@@ -146,6 +150,7 @@ VARIANTS: dict[str, tuple[tuple[str, ...], int, tuple[str, int] | None]] = {
     "pi_dagger_ppo": ((*PI_TEACHER, "pretrain.rounds=3", FINE_TUNED), 1_000_000, None),
     "dagger_ppo_kl": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, "target_kl=0.01"), 1_000_000, None),
     "dagger_ppo_keep": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KEEP), 1_000_000, None),
+    "dagger_ppo_lin": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, LINEAR), 1_000_000, None),
 }
 QUICK = ("pretrain.steps=1024", "pretrain.rounds=2", "pretrain.buildings=8")
 KEYS = ("mean_return", "tdis_tot", "ener_tot", "switches_per_day", "jerk_rms")
