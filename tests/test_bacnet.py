@@ -159,7 +159,8 @@ def test_a_frozen_device_is_stale_and_relinquished_within_max_age(bridge, tmp_pa
     """The device answers but its step counter stops (a frozen controller): the observation ages
     past max_age_periods (2) and the controller relinquishes; in between it commands at most
     max_age_periods + 2 more periods (counted at the device, not timed)."""
-    server = bridge(seed=10_000, lockstep=False, speedup=9000.0, fallback=None)
+    # 1 s periods: the I/O deadline inside a period leaves room for the first read in a busy process
+    server = bridge(seed=10_000, lockstep=False, speedup=900.0, fallback=None)
     advance = server._advance
     frozen: dict[str, bool] = {}
 
@@ -183,7 +184,7 @@ def test_a_frozen_device_is_stale_and_relinquished_within_max_age(bridge, tmp_pa
     path = profile_file(
         tmp_path, server, lockstep=False, bringup={"ramp_s": 0, "hold_s": 0}, watchdog={"on_estop": "stop"}
     )
-    summary = deploy(SHIPPED / "artefact", path, duration_s=200 * 900.0, lockstep=False, speedup=9000.0)
+    summary = deploy(SHIPPED / "artefact", path, duration_s=200 * 900.0, lockstep=False, speedup=900.0)
     assert "stale" in summary["estop"], summary
     assert "relinquish" in writes and writes.index("relinquish") <= 2 + 2, writes
     assert slot(server, 8) is None

@@ -307,6 +307,15 @@ def test_keep_normalization_fine_tunes_on_the_distilled_statistics(tmp_path: Pat
     )
     assert same is keep
     assert tuned.ret_rms.count > distilled.ret_rms.count, "the reward scale updates either way"
+    if keep:  # a run fine-tuned from this one's distillation decides for itself whether to keep it
+        from smoothrl.run.training import _pretrain, _training_env
+
+        cfg = config(f"pretrain.from_run={run}")
+        env = _training_env(cfg)
+        _pretrain(make_model(cfg, env), env, cfg, progress_bar=False)
+        assert not isinstance(env.obs_rms, FrozenStats)
+        np.testing.assert_array_equal(env.obs_rms.mean, distilled.obs_rms.mean)
+        env.close()
 
 
 def test_pretrain_in_a_sweep_variant(tmp_path: Path):

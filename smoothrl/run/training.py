@@ -130,7 +130,8 @@ def _distilled_in(source: Path, model: BaseAlgorithm, env: VecEnv, config: RunCo
             stats = VecNormalize.load(str(ckpt.vecnormalize), normalize.venv)
         except Exception as e:
             raise SmoothRLError(f"{where}: cannot read {ckpt.vecnormalize} ({type(e).__name__}); restore it") from None
-        normalize.obs_rms, normalize.ret_rms = stats.obs_rms, stats.ret_rms
+        # plain statistics: whether fine-tuning keeps them is this run's keep_normalization, not theirs
+        normalize.obs_rms, normalize.ret_rms = stats.obs_rms.copy(), stats.ret_rms
     record = source / rundir.PRETRAIN
     rounds = json.loads(record.read_text())["rounds"] if record.is_file() else []
     return [{**r, "from_run": str(source)} for r in rounds]
