@@ -187,6 +187,29 @@ def keep_trials(
     return out
 
 
+#: the non-learned HVAC controllers (baselines tuned on training weeks, MPCs) on every plant's test weeks
+HVAC_CONTROL_BENCH = Path("results/bench_hvac_control.json")
+
+
+def bench_controllers(env: str, seed: int, episodes: int, path: Path = HVAC_CONTROL_BENCH) -> dict[str, dict[str, Any]]:
+    """
+    The non-learned controllers' records on ``env`` from ``scripts/bench_hvac_control.py``'s
+    results, when that benchmark played the same weeks (``episodes`` from evaluation ``seed``).
+
+    :param env: the env id (``smoothrl/HVAC-v0`` or ``HVAC-v0``)
+    :param seed: the evaluation seed the weeks were drawn from
+    :param episodes: the number of test weeks
+    :param path: the benchmark's results
+    :return: ``{controller: record}``; empty when the file is missing, played other weeks or has no ``env``
+    """
+    if not path.is_file():
+        return {}
+    bench = json.loads(path.read_text())
+    if bench["settings"]["seed"] != seed or bench["settings"]["episodes"] != episodes:
+        return {}
+    return dict(bench["results"].get(env.removeprefix("smoothrl/"), {}))
+
+
 def pool_seeds(
     earlier: Mapping[str, Any] | None, trials: Mapping[int, Mapping[str, float]], keys: Sequence[str], spread: str
 ) -> dict[str, Any]:

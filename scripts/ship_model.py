@@ -11,21 +11,21 @@ command that trained it and its evaluation beside the tuned baselines and the MP
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from benchlib import bench_controllers
+
 from smoothrl import rundir
 from smoothrl.hardware.artefact import Artefact
 from smoothrl.run.build import EVAL_SEED_OFFSET, load_run, make_env
-from smoothrl.run.evaluation import evaluate
+from smoothrl.run.evaluation import evaluate, paired_wins
 from smoothrl.tools.export import export_run
 
 FILES = (rundir.CONFIG, rundir.MODEL, rundir.VECNORMALIZE, rundir.PRETRAIN)
-BENCH = Path("results/bench_hvac_control.json")
 TEACHERS = {"mpc-oracle": "oracle economic MPC", "mpc-realistic": "realistic economic MPC", "pi": "tuned PI"}
 KPIS = ("mean_return", "tdis_tot", "ener_tot", "cost_tot", "switches_per_day", "jerk_rms")
 
@@ -57,7 +57,7 @@ def card(name: str, command: str, summary: dict, ms: float, env_short: str, teac
 
     :param teacher: the controller distilled into the policy before RL (``None``: RL alone)
     """
-    bench = json.loads(BENCH.read_text())["results"].get(env_short, {}) if BENCH.is_file() else {}
+    bench = bench_controllers(env_short, summary["seed"], summary["episodes"])
     bound = next((c for c in ("mpc-oracle", "mpc-realistic") if c in bench), None)
     reference = next((c for c in ("pi", "thermostat") if c in bench), None)
     what = f"PPO on `{summary['env']}`"
@@ -94,9 +94,7 @@ def card(name: str, command: str, summary: dict, ms: float, env_short: str, teac
         gap = f"{(oracle - s['mean_return']) / abs(oracle):.1%}" if oracle else "-"
         won = "-"
         if pi is not None and s is not pi:
-            ref = dict(zip(pi["episode_start_days"], pi["episode_returns"], strict=True))
-            days = zip(s["episode_start_days"], s["episode_returns"], strict=True)
-            won = f"{sum(r > ref[d] for d, r in days)}/{len(s['episode_returns'])}"
+            won = "{}/{}".format(*paired_wins(s, pi, name, reference))
         cells = [f"{s['mean_return']:.2f}", gap, won] + [f"{s[k]:.3g}" for k in KPIS[1:]]
         return f"| {label} | " + " | ".join(cells) + f" | {'-' if ms_value is None else f'{ms_value:.3g}'} |"
 

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from benchlib import KEPT_TRIALS, run_jobs, save_results, study_args, t_interval, table
+from benchlib import KEPT_TRIALS, bench_controllers, run_jobs, save_results, study_args, t_interval, table
 from rich.console import Console
 
 EVAL_SEED = 10_000
@@ -131,9 +131,6 @@ PLANTS = {
         ("pretrain.steps=4096", "pretrain.rounds=2", "pretrain.buildings=8"),
     ),
 }
-#: the non-learned controllers' evaluations (same env, evaluation seed and weeks) are read from here
-#: when it has them instead of being run again (the 5-zone MPC takes about 30 minutes a controller)
-BENCH = Path("results/bench_hvac_control.json")
 KEEP = "pretrain.keep_normalization=true"
 LINEAR = "learning_rate=lin_1e-4"
 FORECAST = ("env_kwargs.forecast=[t_out, price, ghi_kw]", "env_kwargs.forecast_hours=[1, 3, 6, 12, 24]")
@@ -151,6 +148,12 @@ VARIANTS: dict[str, tuple[tuple[str, ...], int, tuple[str, int] | None]] = {
     "dagger_ppo_kl": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, "target_kl=0.01"), 1_000_000, None),
     "dagger_ppo_keep": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KEEP), 1_000_000, None),
     "dagger_ppo_lin": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, LINEAR), 1_000_000, None),
+    "dagger_ppo_settle": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KEEP, LINEAR), 1_000_000, None),
+    "dagger_ppo_settle_smooth": (
+        (*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KEEP, LINEAR, SMOOTH),
+        1_000_000,
+        None,
+    ),
 }
 QUICK = ("pretrain.steps=1024", "pretrain.rounds=2", "pretrain.buildings=8")
 KEYS = ("mean_return", "tdis_tot", "ener_tot", "switches_per_day", "jerk_rms")
@@ -253,14 +256,10 @@ def _trial(trial: Trial) -> dict[str, Any]:
 
 
 def _bench_record(env: str, controller: str, episodes: int) -> dict[str, Any] | None:
-    """``controller``'s record on ``env`` from :data:`BENCH` when that benchmark played the same
-    weeks from the same evaluation seed, else ``None``."""
-    if not BENCH.is_file():
-        return None
-    bench = json.loads(BENCH.read_text())
-    if bench["settings"]["seed"] != EVAL_SEED or bench["settings"]["episodes"] != episodes:
-        return None
-    row = bench["results"].get(env.removeprefix("smoothrl/"), {}).get(controller)
+    """``controller``'s record on ``env`` from the HVAC control benchmark when it played the same
+    weeks from the same evaluation seed, else ``None`` (the 5-zone MPC takes about 30 minutes a
+    controller: read, not run again)."""
+    row = bench_controllers(env, EVAL_SEED, episodes).get(controller)
     if row is None:
         return None
     return _record(row, 0) | {"ms_per_decision": float(row["ms_per_decision"])}
@@ -271,12 +270,6 @@ def _sources(variant: str) -> list[str]:
     return [v for v in VARIANTS if any(f"{{{v}}}" in o for o in VARIANTS[variant][0])]
 
 
-def wins(record: dict[str, Any], reference: dict[str, Any]) -> int:
-    """Weeks (paired by start day) where ``record`` returned more than ``reference``."""
-    ref = dict(zip(reference["episode_start_days"], reference["episode_returns"], strict=True))
-    return sum(r > ref[d] for d, r in zip(record["episode_start_days"], record["episode_returns"], strict=True))
-
-
 def summarize(
     kept: dict[str, dict[int, dict[str, Any]]],
     controllers: dict[str, dict[str, Any]],
@@ -285,6 +278,8 @@ def summarize(
 ) -> dict[str, Any]:
     """Per variant over its seeds: means, the return's 95% interval, the gap to the MPC ``bound``
     (``oracle_gap``), weeks beating the tuned rule baseline ``reference``."""
+    from smoothrl.run.evaluation import paired_wins
+
     oracle = controllers.get(bound)
     pi = controllers.get(reference)
     out: dict[str, Any] = {}
@@ -296,7 +291,7 @@ def summarize(
         if oracle is not None:
             row["oracle_gap"] = (oracle["mean_return"] - mean) / abs(oracle["mean_return"])
         if pi is not None:
-            row["weeks_beating_reference"] = [wins(r, pi) for r in records]
+            row["weeks_beating_reference"] = [paired_wins(r, pi, variant, reference)[0] for r in records]
             row["weeks"] = len(records[0]["episode_returns"])
         out[variant] = row
     return out
