@@ -149,6 +149,11 @@ VARIANTS: dict[str, tuple[tuple[str, ...], int, tuple[str, int] | None]] = {
     "dagger_ppo_keep": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KEEP), 1_000_000, None),
     "dagger_ppo_lin": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, LINEAR), 1_000_000, None),
     "dagger_ppo_settle": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KEEP, LINEAR), 1_000_000, None),
+    "dagger_ppo_settle_kl": (
+        (*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KEEP, LINEAR, "target_kl=0.01"),
+        1_000_000,
+        None,
+    ),
     "dagger_ppo_settle_smooth": (
         (*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KEEP, LINEAR, SMOOTH),
         1_000_000,

@@ -1,4 +1,5 @@
-"""The study skeleton's bookkeeping: trials kept in the repository, seeds pooled with an earlier aggregate."""
+"""The study skeleton's bookkeeping: trials kept in the repository, seeds pooled with an earlier aggregate,
+the HVAC control benchmark read only where it played the same weeks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scripts.benchlib import keep_trials, pool_seeds
+from scripts.benchlib import bench_controllers, keep_trials, pool_seeds
 
 KEYS = ("a", "b")
 
@@ -82,3 +83,16 @@ def test_pooling_an_earlier_aggregate_with_the_other_seeds_equals_the_direct_sta
 def test_pooling_nothing_is_refused():
     with pytest.raises(ValueError, match="at least one trial"):
         pool_seeds(None, {}, KEYS, "b")
+
+
+def test_bench_controllers_only_where_the_benchmark_played_the_same_weeks(tmp_path):
+    path = tmp_path / "bench_hvac_control.json"
+    assert bench_controllers("smoothrl/HVAC-v0", 10_000, 13, path) == {}  # no benchmark yet
+    pi = {"mean_return": -7.5, "episode_returns": [-7.0, -8.0], "episode_start_days": [21, 49]}
+    bench = {"settings": {"seed": 10_000, "episodes": 13}, "results": {"HVAC-v0": {"pi": pi}}}
+    path.write_text(json.dumps(bench))
+    assert bench_controllers("smoothrl/HVAC-v0", 10_000, 13, path) == {"pi": pi}
+    assert bench_controllers("HVAC-v0", 10_000, 13, path) == {"pi": pi}
+    assert bench_controllers("smoothrl/HVAC-v0", 10_001, 13, path) == {}  # other weeks
+    assert bench_controllers("smoothrl/HVAC-v0", 10_000, 2, path) == {}  # a quick benchmark
+    assert bench_controllers("smoothrl/EPlus-v0", 10_000, 13, path) == {}  # another plant
