@@ -309,6 +309,7 @@ def plot(report: dict[str, Any], kept: dict[str, dict[int, dict[str, Any]]], pat
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     controllers, variants = report["controllers"], report["variants"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
@@ -350,6 +351,7 @@ def plot(report: dict[str, Any], kept: dict[str, dict[int, dict[str, Any]]], pat
         line = controllers[bound]["mean_return"]
         best = max([0.8 * line, *(float(np.max(lin.get_ydata())) for lin in right.get_lines())])
         right.set_ylim(2.0 * line, best + 0.05 * abs(line))  # a learned controller may pass the MPC
+    right.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))  # 200k, 1M: labels that fit
     right.set_xlabel("RL steps")
     right.set_ylabel("return on the test weeks (mean over seeds)")
     right.legend(fontsize=8)
