@@ -23,7 +23,10 @@ Variants (PPO, the env's preset unless a variant changes it):
   it was distilled with (``pretrain.keep_normalization``) instead of statistics that RL updates;
 - ``dagger_ppo_lin``: the recipe's distilled policy fine-tuned with a learning rate decaying
   linearly from 1e-4 to 0 (``lin_1e-4``), so that the policy settles instead of ending wherever
-  the last updates took it.
+  the last updates took it;
+- ``dagger_ppo_settle``: both, the distilled normalization kept and the learning rate decaying to
+  0; ``dagger_ppo_settle_kl`` with PPO's early stop at a KL divergence of 0.01 too;
+  ``dagger_ppo_settle_smooth`` with the action-smoothness term too.
 
 Every controller plays the same 13 distinct test weeks from the same initial temperatures
 (evaluation seed 10000), beside the thermostat and PI tuned on the training weeks and the oracle
@@ -133,6 +136,9 @@ PLANTS = {
 }
 KEEP = "pretrain.keep_normalization=true"
 LINEAR = "learning_rate=lin_1e-4"
+KL = "target_kl=0.01"
+#: the recipe's distilled policy fine-tuned on its distilled normalization, the learning rate decaying to 0
+SETTLED = (*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KEEP, LINEAR)
 FORECAST = ("env_kwargs.forecast=[t_out, price, ghi_kw]", "env_kwargs.forecast_hours=[1, 3, 6, 12, 24]")
 #: variant -> (overrides, RL steps, the run it is read from: None, or (variant, checkpoint step))
 VARIANTS: dict[str, tuple[tuple[str, ...], int, tuple[str, int] | None]] = {
@@ -145,20 +151,12 @@ VARIANTS: dict[str, tuple[tuple[str, ...], int, tuple[str, int] | None]] = {
     "dagger_ppo_forecast": ((*TEACHER, "pretrain.rounds=3", FINE_TUNED, *FORECAST), 1_000_000, None),
     "dagger_ppo_2m": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED), 2_000_000, None),
     "pi_dagger_ppo": ((*PI_TEACHER, "pretrain.rounds=3", FINE_TUNED), 1_000_000, None),
-    "dagger_ppo_kl": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, "target_kl=0.01"), 1_000_000, None),
+    "dagger_ppo_kl": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KL), 1_000_000, None),
     "dagger_ppo_keep": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KEEP), 1_000_000, None),
     "dagger_ppo_lin": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, LINEAR), 1_000_000, None),
-    "dagger_ppo_settle": ((*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KEEP, LINEAR), 1_000_000, None),
-    "dagger_ppo_settle_kl": (
-        (*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KEEP, LINEAR, "target_kl=0.01"),
-        1_000_000,
-        None,
-    ),
-    "dagger_ppo_settle_smooth": (
-        (*TEACHER, "pretrain.from_run={dagger_ppo}", FINE_TUNED, KEEP, LINEAR, SMOOTH),
-        1_000_000,
-        None,
-    ),
+    "dagger_ppo_settle": (SETTLED, 1_000_000, None),
+    "dagger_ppo_settle_kl": ((*SETTLED, KL), 1_000_000, None),
+    "dagger_ppo_settle_smooth": ((*SETTLED, SMOOTH), 1_000_000, None),
 }
 QUICK = ("pretrain.steps=1024", "pretrain.rounds=2", "pretrain.buildings=8")
 KEYS = ("mean_return", "tdis_tot", "ener_tot", "switches_per_day", "jerk_rms")
